@@ -1,0 +1,1 @@
+"""crmflow's CRM domain: event-sourced aggregates and the command service."""

@@ -1,0 +1,341 @@
+"""The application service: runs catalogue commands against the event store.
+
+Load, call the aggregates, save everything touched in one transaction, with the
+command's metadata stamped on each event (tenant, caller, correlation and
+causation ids, idempotency key). Optimistic concurrency comes from the store:
+two writers of one aggregate version cannot both commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from pydantic import ValidationError
+
+from aggregates.base import TenantAggregate
+from aggregates.catalog import command_spec
+from aggregates.clock import pinned_event_time, system_clock
+from aggregates.commanding import CommandContext, Payload
+from aggregates.envelope import event_meta, jsonable, to_cloudevent_dict
+from aggregates.errors import (
+    AggregateNotFoundError,
+    ConcurrencyConflictError,
+    IdempotencyKeyReusedError,
+    InvalidCommandError,
+    InvalidValueError,
+)
+from aggregates.idempotency import IdempotencyRecord, idempotency_record_id
+from aggregates.store import persistence_env
+
+log = structlog.get_logger("crmflow.commands")
+
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """One command as a caller sends it."""
+
+    name: str
+    tenant: str
+    data: Mapping[str, Any]
+    caller: str = "anonymous"
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    idempotency_key: str | None = None
+    # What else caused it, e.g. {"process": ..., "version": ..., "step": ...}.
+    cause: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    tenant: str
+    aggregate_id: UUID
+    events: list[dict[str, Any]] = field(default_factory=list)  # CloudEvents
+    replayed: bool = False  # True when an idempotency key returned the first result
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One stored event of an aggregate and what caused it."""
+
+    version: int
+    type: str
+    time: datetime
+    data: dict[str, Any]
+    meta: dict[str, Any]
+
+
+class DateAsISO(Transcoding):
+    """Close dates and payment dates are calendar dates, stored as YYYY-MM-DD."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+def check_tenant(tenant: str) -> None:
+    if not TENANT_PATTERN.match(tenant or ""):
+        raise InvalidValueError(
+            f"tenant {tenant!r} is not a valid tenant id: use 1-63 lower-case letters, "
+            "digits, '-' or '_', starting with a letter or digit",
+            field="tenant",
+            value=tenant,
+        )
+
+
+class CrmApplication(Application[UUID]):
+    """crmflow's event store and command executor."""
+
+    name = "crmflow"
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        clock: Callable[[], datetime] = system_clock,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(env={**persistence_env(database_url), **(env or {})})
+        self.clock = clock
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:  # type: ignore[override]
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # Commands.
+
+    def execute(
+        self, request: CommandRequest, *, at: datetime | None = None, conflict_retries: int = 0
+    ) -> CommandResult:
+        """Run one command in its own transaction.
+
+        A concurrency conflict is retried against fresh state up to
+        ``conflict_retries`` times, then raised as ConcurrencyConflictError.
+        """
+        spec = command_spec(request.name)
+        check_tenant(request.tenant)
+        payload = _validate(spec.payload, request)
+        request_hash = _request_hash(request.name, payload)
+        attempt = 0
+        while True:
+            if request.idempotency_key:
+                first = self._recorded_result(request, request_hash)
+                if first is not None:
+                    return first
+            ctx = CommandContext(self.repository, request.tenant, at or self.clock())
+            with pinned_event_time(ctx.at):
+                primary = spec.handler(ctx, payload)
+                events = _stamp(ctx, request)
+                record = self._idempotency_record(request, request_hash, primary, events)
+            try:
+                self.save(*events, record)
+            except IntegrityError as error:
+                # Lost a race. With a key, the winner may have been this very
+                # request sent twice: replay its result instead of failing.
+                if request.idempotency_key:
+                    first = self._recorded_result(request, request_hash)
+                    if first is not None:
+                        return first
+                attempt += 1
+                if attempt > conflict_retries:
+                    raise _conflict(ctx, error) from None
+                continue
+            log.debug("command_executed", command=request.name, tenant=request.tenant,
+                      aggregate_id=str(primary.id), events=len(events))  # fmt: skip
+            return CommandResult(
+                request.name, request.tenant, primary.id, [to_cloudevent_dict(e) for e in events]
+            )
+
+    def execute_batch(
+        self, requests: Sequence[CommandRequest], *, at: datetime | None = None
+    ) -> list[CommandResult]:
+        """Run many commands in one transaction: all are stored, or none.
+
+        Later commands see what earlier ones created (a lead created and
+        assigned in one batch). Idempotency keys belong to single commands.
+        """
+        if any(r.idempotency_key for r in requests):
+            raise InvalidCommandError(
+                "idempotency keys are for single commands: send keyed commands one by one"
+            )
+        contexts: dict[str, CommandContext] = {}
+        planned: list[tuple[CommandRequest, TenantAggregate, list[Any]]] = []
+        moment = at or self.clock()
+        with pinned_event_time(moment):
+            for request in requests:
+                spec = command_spec(request.name)
+                check_tenant(request.tenant)
+                payload = _validate(spec.payload, request)
+                ctx = contexts.get(request.tenant)
+                if ctx is None:
+                    ctx = contexts[request.tenant] = CommandContext(self.repository, request.tenant, moment)
+                primary = spec.handler(ctx, payload)
+                planned.append((request, primary, _stamp(ctx, request)))
+        all_events = [e for _, _, events in planned for e in events]
+        try:
+            self.save(*all_events)
+        except IntegrityError as error:
+            raise _conflict(next(iter(contexts.values())), error) from None
+        return [
+            CommandResult(r.name, r.tenant, primary.id, [to_cloudevent_dict(e) for e in events])
+            for r, primary, events in planned
+        ]
+
+    # Queries: plain data, never aggregates.
+
+    def history(self, aggregate_id: UUID, tenant: str | None = None) -> list[HistoryEntry]:
+        """The aggregate's events with their causes; [] if unknown or another tenant's."""
+        events = list(self.events.get(aggregate_id))
+        if not events or (tenant is not None and events[0].tenant_id != tenant):
+            return []
+        entries = []
+        for event in events:
+            cloud = to_cloudevent_dict(event)
+            entries.append(
+                HistoryEntry(
+                    event.originator_version, cloud["type"], event.timestamp, cloud["data"],
+                    event_meta(event),
+                )
+            )  # fmt: skip
+        return entries
+
+    def state(self, aggregate_id: UUID, tenant: str) -> dict[str, Any]:
+        """The aggregate's current fields as plain data."""
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except StoreNotFound:
+            aggregate = None
+        if not isinstance(aggregate, TenantAggregate) or aggregate.tenant_id != tenant:
+            raise AggregateNotFoundError(
+                f"{aggregate_id} not found in tenant {tenant}", aggregate_id=str(aggregate_id)
+            )
+        fields = {k: jsonable(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
+        return {"id": str(aggregate.id), "kind": aggregate.kind, "version": aggregate.version,
+                "status": aggregate.status, **fields}  # fmt: skip
+
+    # Idempotency.
+
+    def _recorded_result(self, request: CommandRequest, request_hash: str) -> CommandResult | None:
+        assert request.idempotency_key
+        record_id = idempotency_record_id(request.tenant, request.idempotency_key)
+        try:
+            record = self.repository.get(record_id)
+        except StoreNotFound:
+            return None
+        assert isinstance(record, IdempotencyRecord)
+        if record.command != request.name or record.request_hash != request_hash:
+            raise IdempotencyKeyReusedError(
+                f"idempotency key {request.idempotency_key!r} was first used for "
+                f"{record.command} with a different payload; use a new key for a new request",
+                key=request.idempotency_key,
+                first_command=record.command,
+            )
+        events = [
+            to_cloudevent_dict(e)
+            for aggregate_id, version in record.events
+            for e in self.events.get(UUID(str(aggregate_id)), gt=int(version) - 1, lte=int(version))
+        ]
+        return CommandResult(request.name, request.tenant, record.aggregate_id, events, replayed=True)
+
+    @staticmethod
+    def _idempotency_record(
+        request: CommandRequest, request_hash: str, primary: TenantAggregate, events: list[Any]
+    ) -> Any:
+        if not request.idempotency_key:
+            return None
+        record = IdempotencyRecord(
+            tenant_id=request.tenant,
+            key=request.idempotency_key,
+            command=request.name,
+            request_hash=request_hash,
+            aggregate_id=primary.id,
+            events=[[str(e.originator_id), e.originator_version] for e in events],
+        )
+        return record.collect_events()[0]
+
+
+def _validate(model: type[Payload], request: CommandRequest) -> Payload:
+    try:
+        return model.model_validate(dict(request.data))
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in error.errors()
+        ]
+        raise InvalidCommandError(
+            f"{request.name} payload is invalid: " + "; ".join(problems),
+            command=request.name,
+            errors=problems,
+        ) from None
+
+
+def _request_hash(name: str, payload: Payload) -> str:
+    return hashlib.sha256(f"{name}\n{payload.model_dump_json()}".encode()).hexdigest()
+
+
+def _stamp(ctx: CommandContext, request: CommandRequest) -> list[Any]:
+    """Stamp the command's metadata on the events it produced, and collect them.
+
+    Events are frozen dataclasses; eventsourcing's mapper stores an event's
+    whole ``__dict__``, so the metadata is stored with the event and comes
+    back when it is read.
+    """
+    command_id = str(uuid4())
+    meta: dict[str, Any] = {
+        "tenant": request.tenant,
+        "command": request.name,
+        "command_id": command_id,
+        "caller": request.caller,
+        "correlation_id": request.correlation_id or command_id,
+        "causation_id": request.causation_id or command_id,
+    }
+    if request.idempotency_key:
+        meta["idempotency_key"] = request.idempotency_key
+    if request.cause:
+        meta["cause"] = dict(request.cause)
+    events = []
+    # Aggregates created by the command go first, so that a consumer reads
+    # AccountCreated before the LeadConverted that refers to it.
+    created_first = sorted(ctx.touched.values(), key=lambda a: a.version != len(a.pending_events))
+    for aggregate in created_first:
+        for event in aggregate.collect_events():
+            object.__setattr__(event, "meta", meta)
+            events.append(event)
+    return events
+
+
+def _conflict(ctx: CommandContext, error: Exception) -> ConcurrencyConflictError:
+    touched = ", ".join(f"{a.kind} {a.short_id}" for a in ctx.touched.values())
+    return ConcurrencyConflictError(
+        f"another writer changed {touched} since it was loaded; nothing was stored, "
+        "reload and try again",
+        aggregates=[str(a.id) for a in ctx.touched.values()],
+        cause=str(error),
+    )
+
+
+def iter_domain_events(app: CrmApplication, start: int = 1) -> Iterable[Any]:
+    """Every stored event in notification-log order (for tools that replay history)."""
+    while True:
+        notifications = app.recorder.select_notifications(start=start, limit=500)
+        if not notifications:
+            return
+        for notification in notifications:
+            yield app.mapper.to_domain_event(notification)
+        start = notifications[-1].id + 1

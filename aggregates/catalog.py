@@ -1,0 +1,108 @@
+"""The catalogue: every command and event type, with its JSON Schema.
+
+Event data schemas are derived from the event classes themselves (the
+annotations of their ``@event`` methods), so the catalogue cannot drift from
+what is stored and published.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+import aggregates.commands  # noqa: F401  (registers every command)
+from aggregates.account import Account
+from aggregates.article import Article
+from aggregates.base import TenantAggregate
+from aggregates.campaign import Campaign
+from aggregates.case import Case
+from aggregates.commanding import COMMANDS, CommandSpec
+from aggregates.contact import Contact
+from aggregates.envelope import ENVELOPE_FIELDS
+from aggregates.errors import UnknownCommandError
+from aggregates.lead import Lead
+from aggregates.opportunity import Opportunity
+
+AGGREGATES: tuple[type[TenantAggregate], ...] = (
+    Lead, Opportunity, Case, Account, Contact, Campaign, Article,
+)  # fmt: skip
+
+EVENT_CLASSES: dict[str, type] = {
+    cls.__name__: cls for aggregate in AGGREGATES for cls in aggregate.event_classes()
+}
+_AGGREGATE_OF_EVENT: dict[type, type[TenantAggregate]] = {
+    cls: aggregate for aggregate in AGGREGATES for cls in aggregate.event_classes()
+}
+
+
+class UnknownEventTypeError(LookupError):
+    """The event type is not a crmflow domain event."""
+
+
+def command_spec(name: str) -> CommandSpec:
+    try:
+        return COMMANDS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, COMMANDS, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise UnknownCommandError(
+            f"unknown command {name!r}{hint} (`crmflow catalog` lists all {len(COMMANDS)})",
+            command=name,
+            suggestions=close,
+        ) from None
+
+
+def command_specs() -> list[CommandSpec]:
+    return [COMMANDS[name] for name in sorted(COMMANDS)]
+
+
+def event_class(type_name: str) -> type:
+    try:
+        return EVENT_CLASSES[type_name]
+    except KeyError:
+        raise UnknownEventTypeError(f"unknown event type {type_name!r}") from None
+
+
+def aggregate_class_of(event_cls: type) -> type[TenantAggregate]:
+    return _AGGREGATE_OF_EVENT[event_cls]
+
+
+@cache
+def event_data_model(event_cls: type) -> type[BaseModel]:
+    """A pydantic model of the event's data (its fields less the envelope)."""
+    hints = typing.get_type_hints(event_cls)
+    fields: dict[str, Any] = {
+        name: (hint, ...)
+        for name, hint in hints.items()
+        if name not in ENVELOPE_FIELDS and typing.get_origin(hint) is not typing.ClassVar
+    }
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        event_cls.__name__, __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+def catalogue() -> dict[str, Any]:
+    """The whole catalogue as plain data (what `crmflow catalog --format json` prints)."""
+    return {
+        "commands": [
+            {
+                "name": spec.name,
+                "summary": spec.summary,
+                "emits": list(spec.emits),
+                "schema": spec.payload.model_json_schema(),
+            }
+            for spec in command_specs()
+        ],
+        "events": [
+            {
+                "type": name,
+                "aggregate": aggregate_class_of(cls).kind,
+                "schema": event_data_model(cls).model_json_schema(),
+            }
+            for name, cls in sorted(EVENT_CLASSES.items())
+        ],
+    }

@@ -1,0 +1,105 @@
+"""Commands: named ``aggregate.verb``, a pydantic payload each, one handler each.
+
+A handler loads what it needs through the CommandContext (which enforces the
+tenant), calls the aggregates' command methods, and returns the aggregate the
+command is about. The application saves everything the context touched in one
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Repository
+from eventsourcing.domain import Aggregate
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from pydantic import BaseModel, ConfigDict
+
+from aggregates.base import TenantAggregate
+from aggregates.errors import AggregateExistsError, AggregateNotFoundError
+
+A = TypeVar("A", bound=TenantAggregate)
+P = TypeVar("P", bound="Payload")
+
+
+class Payload(BaseModel):
+    """Base of every command payload: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+Handler = Callable[["CommandContext", Any], TenantAggregate]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    payload: type[Payload]
+    handler: Handler
+    summary: str
+    emits: tuple[str, ...]
+
+
+COMMANDS: dict[str, CommandSpec] = {}
+
+
+def command(name: str, payload: type[P], emits: tuple[str, ...]) -> Callable[[Handler], Handler]:
+    """Register a handler as the command ``name``; its docstring is the catalogue summary."""
+
+    def register(handler: Handler) -> Handler:
+        if name in COMMANDS:
+            raise ValueError(f"command {name} registered twice")
+        summary = (handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else name
+        COMMANDS[name] = CommandSpec(name, payload, handler, summary, emits)
+        return handler
+
+    return register
+
+
+class CommandContext:
+    """The unit of work of one command (or one batch): what it loaded and created."""
+
+    def __init__(self, repository: Repository[UUID], tenant: str, at: datetime) -> None:
+        self.repository = repository
+        self.tenant = tenant
+        self.at = at
+        self.touched: dict[UUID, TenantAggregate] = {}
+
+    def load(self, cls: type[A], aggregate_id: UUID) -> A:
+        """The tenant's aggregate of that kind, or AggregateNotFoundError."""
+        aggregate = self.touched.get(aggregate_id)
+        if aggregate is None:
+            try:
+                aggregate = self.repository.get(aggregate_id)
+            except StoreNotFound:
+                aggregate = None
+        if not isinstance(aggregate, cls) or aggregate.tenant_id != self.tenant:
+            raise AggregateNotFoundError(
+                f"{cls.kind} {aggregate_id} not found in tenant {self.tenant}",
+                kind=cls.kind,
+                aggregate_id=str(aggregate_id),
+                tenant=self.tenant,
+            )
+        self.touched[aggregate.id] = aggregate
+        return aggregate
+
+    def check_id_is_free(self, cls: type[TenantAggregate], aggregate_id: UUID | None) -> None:
+        if aggregate_id is None:
+            return
+        if aggregate_id in self.touched or aggregate_id in self.repository:
+            raise AggregateExistsError(
+                f"cannot create {cls.kind} {aggregate_id}: that id is already taken",
+                kind=cls.kind,
+                aggregate_id=str(aggregate_id),
+            )
+
+    def add(self, aggregate: A) -> A:
+        self.touched[aggregate.id] = aggregate
+        return aggregate
+
+    def pending_events(self) -> list[Aggregate.Event]:
+        return [e for agg in self.touched.values() for e in agg.pending_events]

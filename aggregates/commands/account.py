@@ -1,0 +1,114 @@
+"""account.* and contact.* commands."""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+from pydantic import Field
+
+from aggregates.account import Account
+from aggregates.commanding import CommandContext, Payload, command
+from aggregates.commands.fields import Currency, Email, Money, Name, Owner, Text
+from aggregates.contact import Contact
+
+
+class CreateAccount(Payload):
+    account_id: UUID | None = Field(None, description="choose the id (else one is made)")
+    name: Name
+    industry: Name | None = None
+    website: Name | None = None
+    owner: Owner | None = None
+
+
+class RecordPayment(Payload):
+    account_id: UUID
+    invoice_id: Name
+    amount: Money
+    currency: Currency = "EUR"
+    paid_on: date
+
+
+class RecordServiceCost(Payload):
+    account_id: UUID
+    amount: Money
+    category: Name = "support"
+    description: Text | None = None
+
+
+class AssignAccount(Payload):
+    account_id: UUID
+    owner: Owner
+
+
+class CreateContact(Payload):
+    contact_id: UUID | None = Field(None, description="choose the id (else one is made)")
+    account_id: UUID
+    name: Name
+    email: Email | None = None
+    phone: Name | None = None
+    title: Name | None = None
+
+
+class UpdateContact(Payload):
+    contact_id: UUID
+    email: Email | None = None
+    phone: Name | None = None
+    title: Name | None = None
+
+
+@command("account.create", CreateAccount, emits=("AccountCreated",))
+def create_account(ctx: CommandContext, p: CreateAccount) -> Account:
+    """Create a customer account."""
+    ctx.check_id_is_free(Account, p.account_id)
+    return ctx.add(
+        Account.construct(
+            p.account_id, tenant_id=ctx.tenant, name=p.name, industry=p.industry,
+            website=p.website, owner=p.owner,
+        )
+    )  # fmt: skip
+
+
+@command("account.record_payment", RecordPayment, emits=("AccountPaymentRecorded",))
+def record_payment(ctx: CommandContext, p: RecordPayment) -> Account:
+    """Record a paid invoice against the account (revenue)."""
+    account = ctx.load(Account, p.account_id)
+    account.record_payment(p.invoice_id, p.amount, p.currency, p.paid_on)
+    return account
+
+
+@command("account.record_cost", RecordServiceCost, emits=("AccountCostRecorded",))
+def record_service_cost(ctx: CommandContext, p: RecordServiceCost) -> Account:
+    """Record a cost of serving the account (support, onboarding, ...)."""
+    account = ctx.load(Account, p.account_id)
+    account.record_cost(p.amount, p.category, p.description)
+    return account
+
+
+@command("account.assign", AssignAccount, emits=("AccountAssigned",))
+def assign_account(ctx: CommandContext, p: AssignAccount) -> Account:
+    """Give the account a new owner."""
+    account = ctx.load(Account, p.account_id)
+    account.assign(p.owner)
+    return account
+
+
+@command("contact.create", CreateContact, emits=("ContactCreated",))
+def create_contact(ctx: CommandContext, p: CreateContact) -> Contact:
+    """Create a contact at an account of the tenant."""
+    ctx.check_id_is_free(Contact, p.contact_id)
+    ctx.load(Account, p.account_id)
+    return ctx.add(
+        Contact.construct(
+            p.contact_id, tenant_id=ctx.tenant, account_id=p.account_id, name=p.name,
+            email=p.email, phone=p.phone, title=p.title,
+        )
+    )  # fmt: skip
+
+
+@command("contact.update", UpdateContact, emits=("ContactUpdated",))
+def update_contact(ctx: CommandContext, p: UpdateContact) -> Contact:
+    """Change a contact's e-mail, phone or title."""
+    contact = ctx.load(Contact, p.contact_id)
+    contact.update(p.email, p.phone, p.title)
+    return contact

@@ -1,0 +1,56 @@
+"""Where events are stored: one database URL picks SQLite, PostgreSQL or memory.
+
+- unset / a file path / ``sqlite:///path``: SQLite (embedded default, ``./.crmflow/crmflow.db``)
+- ``postgresql://user:password@host:port/dbname[?schema=name]``: PostgreSQL
+- ``memory://``: eventsourcing's in-memory store, for unit tests and offline tools
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_SQLITE_PATH = Path(".crmflow") / "crmflow.db"
+
+
+class DatabaseUrlError(ValueError):
+    """The database URL names no store crmflow can use."""
+
+
+def persistence_env(database_url: str | None) -> dict[str, str]:
+    """eventsourcing's persistence settings for a database URL."""
+    url = (database_url or "").strip()
+    if url in ("memory://", "memory"):
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    if url.startswith(("postgresql://", "postgres://")):
+        return _postgres_env(url)
+    if url.startswith("sqlite:///"):
+        # sqlite:///relative/path and sqlite:////absolute/path, as in SQLAlchemy.
+        url = url[len("sqlite:///") :]
+    if "://" in url:
+        raise DatabaseUrlError(
+            f"unsupported database URL {url!r}: use a SQLite file path, sqlite:///PATH, "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB or memory://"
+        )
+    path = Path(url) if url else DEFAULT_SQLITE_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+
+
+def _postgres_env(url: str) -> dict[str, str]:
+    parts = urlsplit(url)
+    dbname = parts.path.lstrip("/")
+    if not dbname:
+        raise DatabaseUrlError(f"database URL {url!r} names no database: add /DBNAME")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(dbname),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+    }
+    schema = parse_qs(parts.query).get("schema")
+    if schema:
+        env["POSTGRES_SCHEMA"] = schema[0]
+    return env

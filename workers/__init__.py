@@ -1,0 +1,1 @@
+"""The runnable parts of crmflow: CLI, workers, HTTP API."""

@@ -1,0 +1,3 @@
+from workers.cli import entrypoint
+
+entrypoint()
