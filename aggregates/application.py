@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,7 +20,7 @@ from uuid import UUID, uuid4
 import structlog
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, InternalError, JSONTranscoder, Transcoding
 from pydantic import ValidationError
 
 from aggregates.base import TenantAggregate
@@ -112,7 +113,18 @@ class CrmApplication(Application[UUID]):
         clock: Callable[[], datetime] = system_clock,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(env={**persistence_env(database_url), **(env or {})})
+        settings = {**persistence_env(database_url), **(env or {})}
+        for attempt in range(5):
+            try:
+                super().__init__(env=settings)
+                break
+            except InternalError as error:
+                # Workers starting together all run CREATE TABLE IF NOT EXISTS;
+                # PostgreSQL lets one win and may fail the others with "tuple
+                # concurrently updated". The tables exist then: try again.
+                if "concurrently" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         self.clock = clock
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:  # type: ignore[override]
@@ -200,9 +212,9 @@ class CrmApplication(Application[UUID]):
 
     # Queries: plain data, never aggregates.
 
-    def history(self, aggregate_id: UUID, tenant: str | None = None) -> list[HistoryEntry]:
+    def history(self, aggregate_id: UUID | str, tenant: str | None = None) -> list[HistoryEntry]:
         """The aggregate's events with their causes; [] if unknown or another tenant's."""
-        events = list(self.events.get(aggregate_id))
+        events = list(self.events.get(UUID(str(aggregate_id))))
         if not events or (tenant is not None and events[0].tenant_id != tenant):
             return []
         entries = []
@@ -216,10 +228,10 @@ class CrmApplication(Application[UUID]):
             )  # fmt: skip
         return entries
 
-    def state(self, aggregate_id: UUID, tenant: str) -> dict[str, Any]:
+    def state(self, aggregate_id: UUID | str, tenant: str) -> dict[str, Any]:
         """The aggregate's current fields as plain data."""
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate = self.repository.get(UUID(str(aggregate_id)))
         except StoreNotFound:
             aggregate = None
         if not isinstance(aggregate, TenantAggregate) or aggregate.tenant_id != tenant:

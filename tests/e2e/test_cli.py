@@ -1,0 +1,77 @@
+"""A sales rep and an admin use the crmflow command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import Crmflow
+
+
+def test_a_rep_creates_and_works_a_lead_then_asks_why_it_is_assigned(crmflow: Crmflow) -> None:
+    created = json.loads(crmflow("command", "lead.create", "--tenant", "acme",
+                                 "--data", '{"name": "Ada", "company": "Analytical Engines"}').stdout)  # fmt: skip
+    lead = created["aggregate_id"]
+    assert created["events"][0]["type"] == "LeadCreated"
+
+    crmflow("command", "lead.assign", "--tenant", "acme", "--caller", "router-service",
+            "--data", json.dumps({"lead_id": lead, "owner": "maria"}))  # fmt: skip
+
+    history = json.loads(crmflow("explain", lead, "--tenant", "acme", "--format", "json").stdout)
+    assert [h["event"] for h in history] == ["LeadCreated", "LeadAssigned"]
+    assert history[0]["caused by"].startswith("command lead.create by cli:ada")
+    assert history[1]["caused by"].startswith("command lead.assign by router-service")
+    table = crmflow("explain", lead, "--tenant", "acme").stdout
+    assert "LeadAssigned" in table and "router-service" in table
+
+
+def test_a_retried_cli_command_with_the_same_key_acts_once(crmflow: Crmflow) -> None:
+    args = ("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada"}', "--idempotency-key", "form-1")
+    first, second = json.loads(crmflow(*args).stdout), json.loads(crmflow(*args).stdout)
+    assert (first["replayed"], second["replayed"]) == (False, True)
+    assert first["aggregate_id"] == second["aggregate_id"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("command", "lead.qualfy", "--tenant", "acme"), "unknown command 'lead.qualfy'; did you mean lead.qualify"),
+        (("command", "lead.create", "--tenant", "acme", "--data", "{name"), "--data is not readable JSON"),
+        (("command", "lead.create", "--tenant", "acme", "--data", '{"nam": "x"}'), "name: Field required"),
+        (("command", "lead.work", "--tenant", "acme", "--data", '{"lead_id": "00000000-0000-4000-8000-000000000001"}'),
+         "lead 00000000-0000-4000-8000-000000000001 not found in tenant acme"),
+        (("explain", "not-an-id"), "'not-an-id' is not an aggregate id"),
+    ],
+)
+def test_mistakes_exit_1_with_a_message_naming_what_is_wrong(crmflow: Crmflow, args: tuple[str, ...], message: str) -> None:
+    done = crmflow(*args, check=False)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_illegal_transition_is_refused_with_the_lifecycle(crmflow: Crmflow) -> None:
+    lead = json.loads(crmflow("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada"}').stdout)["aggregate_id"]
+    done = crmflow("command", "lead.qualify", "--tenant", "acme", "--data", json.dumps({"lead_id": lead}), check=False)
+    assert done.returncode == 1
+    assert f"cannot qualify lead {lead[:8]} from new: allowed from working" in done.stderr
+
+
+def test_the_catalogue_is_printed_for_people_and_for_machines(crmflow: Crmflow) -> None:
+    machine = json.loads(crmflow("catalog", "--format", "json").stdout)
+    assert "lead.convert" in {c["name"] for c in machine["commands"]}
+    assert machine["events"][0]["schema"]["type"] == "object"
+    people = crmflow("catalog").stdout
+    assert "opportunity.win" in people and "OpportunityWon" in people
+
+
+@pytest.mark.parametrize("sub", ["catalog", "command", "explain"])
+def test_every_subcommand_has_help_with_an_example(crmflow: Crmflow, sub: str) -> None:
+    done = crmflow(sub, "--help")
+    assert "example" in done.stdout and "crmflow " + sub in done.stdout
+
+
+def test_the_console_script_is_installed() -> None:
+    assert shutil.which("crmflow"), "pip install should put `crmflow` on PATH"
