@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from functools import cache
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -51,8 +52,7 @@ class TenantAggregate(Aggregate):
         """
         if aggregate_id is None:
             return cls(**kwargs)
-        created = next(c for c in cls.event_classes() if issubclass(c, Aggregate.Created))
-        return cls._create(created, id=aggregate_id, **kwargs)
+        return cls._create(_created_event_class(cls), id=aggregate_id, **kwargs)
 
     @property
     def short_id(self) -> str:
@@ -72,6 +72,11 @@ class TenantAggregate(Aggregate):
             target=target,
             allowed_from=allowed_from,
         )
+
+
+@cache
+def _created_event_class(cls: type[TenantAggregate]) -> type[Aggregate.Event]:
+    return next(c for c in cls.event_classes() if issubclass(c, Aggregate.Created))
 
 
 def check_one_of(field: str, value: str, allowed: Set[str] | tuple[str, ...]) -> None:

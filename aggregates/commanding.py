@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Repository
-from eventsourcing.domain import Aggregate
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from pydantic import BaseModel, ConfigDict
 
@@ -61,17 +60,30 @@ def command(name: str, payload: type[P], emits: tuple[str, ...]) -> Callable[[Ha
 
 
 class CommandContext:
-    """The unit of work of one command (or one batch): what it loaded and created."""
+    """The unit of work of one command: what it loaded and what it created.
 
-    def __init__(self, repository: Repository[UUID], tenant: str, at: datetime) -> None:
+    Commands of one batch share ``loaded`` (so a later command sees what an
+    earlier one created) but each keeps its own ``touched``, so each command's
+    events get that command's metadata.
+    """
+
+    def __init__(
+        self,
+        repository: Repository[UUID],
+        tenant: str,
+        at: datetime,
+        loaded: dict[UUID, TenantAggregate] | None = None,
+    ) -> None:
         self.repository = repository
         self.tenant = tenant
         self.at = at
+        self.loaded: dict[UUID, TenantAggregate] = {} if loaded is None else loaded
         self.touched: dict[UUID, TenantAggregate] = {}
+        self.chosen_ids: list[tuple[type[TenantAggregate], UUID]] = []
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         """The tenant's aggregate of that kind, or AggregateNotFoundError."""
-        aggregate = self.touched.get(aggregate_id)
+        aggregate = self.loaded.get(aggregate_id)
         if aggregate is None:
             try:
                 aggregate = self.repository.get(aggregate_id)
@@ -84,22 +96,37 @@ class CommandContext:
                 aggregate_id=str(aggregate_id),
                 tenant=self.tenant,
             )
-        self.touched[aggregate.id] = aggregate
+        self.loaded[aggregate.id] = self.touched[aggregate.id] = aggregate
         return aggregate
 
-    def check_id_is_free(self, cls: type[TenantAggregate], aggregate_id: UUID | None) -> None:
+    def claim_id(self, cls: type[TenantAggregate], aggregate_id: UUID | None) -> None:
+        """Note a caller-chosen id for a new aggregate.
+
+        No read here: the store's unique (id, version) constraint refuses a
+        taken id when the command is saved, and only then do we look up
+        whether it was the id (AggregateExistsError) or a concurrent writer.
+        """
         if aggregate_id is None:
             return
-        if aggregate_id in self.touched or aggregate_id in self.repository:
-            raise AggregateExistsError(
-                f"cannot create {cls.kind} {aggregate_id}: that id is already taken",
-                kind=cls.kind,
-                aggregate_id=str(aggregate_id),
-            )
+        if aggregate_id in self.loaded:
+            raise id_taken(cls, aggregate_id)
+        self.chosen_ids.append((cls, aggregate_id))
+
+    def taken_id_error(self) -> AggregateExistsError | None:
+        """After a refused save: the error if a chosen id was already taken."""
+        for cls, aggregate_id in self.chosen_ids:
+            if aggregate_id in self.repository:
+                return id_taken(cls, aggregate_id)
+        return None
 
     def add(self, aggregate: A) -> A:
-        self.touched[aggregate.id] = aggregate
+        self.loaded[aggregate.id] = self.touched[aggregate.id] = aggregate
         return aggregate
 
-    def pending_events(self) -> list[Aggregate.Event]:
-        return [e for agg in self.touched.values() for e in agg.pending_events]
+
+def id_taken(cls: type[TenantAggregate], aggregate_id: UUID) -> AggregateExistsError:
+    return AggregateExistsError(
+        f"cannot create {cls.kind} {aggregate_id}: that id is already taken",
+        kind=cls.kind,
+        aggregate_id=str(aggregate_id),
+    )

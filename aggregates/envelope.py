@@ -72,7 +72,11 @@ def event_data(domain_event: object) -> dict[str, Any]:
 
 
 def event_meta(domain_event: object) -> dict[str, Any]:
-    return getattr(domain_event, "meta", None) or {}
+    """The event's metadata; correlation and causation default to the command id."""
+    meta = getattr(domain_event, "meta", None) or {}
+    if "command_id" in meta and not ("correlation_id" in meta and "causation_id" in meta):
+        meta = {"correlation_id": meta["command_id"], "causation_id": meta["command_id"], **meta}
+    return meta
 
 
 def to_cloudevent_dict(domain_event: Any) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class UpdateContact(Payload):
 @command("account.create", CreateAccount, emits=("AccountCreated",))
 def create_account(ctx: CommandContext, p: CreateAccount) -> Account:
     """Create a customer account."""
-    ctx.check_id_is_free(Account, p.account_id)
+    ctx.claim_id(Account, p.account_id)
     return ctx.add(
         Account.construct(
             p.account_id, tenant_id=ctx.tenant, name=p.name, industry=p.industry,
@@ -96,7 +96,7 @@ def assign_account(ctx: CommandContext, p: AssignAccount) -> Account:
 @command("contact.create", CreateContact, emits=("ContactCreated",))
 def create_contact(ctx: CommandContext, p: CreateContact) -> Contact:
     """Create a contact at an account of the tenant."""
-    ctx.check_id_is_free(Contact, p.contact_id)
+    ctx.claim_id(Contact, p.contact_id)
     ctx.load(Account, p.account_id)
     return ctx.add(
         Contact.construct(

@@ -38,7 +38,7 @@ class RecordCampaignCost(Payload):
 @command("campaign.create", CreateCampaign, emits=("CampaignCreated",))
 def create_campaign(ctx: CommandContext, p: CreateCampaign) -> Campaign:
     """Plan a campaign with a channel and a budget (status planned)."""
-    ctx.check_id_is_free(Campaign, p.campaign_id)
+    ctx.claim_id(Campaign, p.campaign_id)
     return ctx.add(
         Campaign.plan(
             tenant_id=ctx.tenant, name=p.name, channel=p.channel, budget=p.budget,

@@ -58,7 +58,7 @@ class ResolveCase(Payload):
 @command("case.open", OpenCase, emits=("CaseOpened",))
 def open_case(ctx: CommandContext, p: OpenCase) -> Case:
     """Open a case; SLA due times default to the priority's first-response and resolution hours."""
-    ctx.check_id_is_free(Case, p.case_id)
+    ctx.claim_id(Case, p.case_id)
     if p.account_id is not None:
         ctx.load(Account, p.account_id)
     if p.contact_id is not None:

@@ -66,7 +66,7 @@ class ConvertLead(Payload):
 @command("lead.create", CreateLead, emits=("LeadCreated",))
 def create_lead(ctx: CommandContext, p: CreateLead) -> Lead:
     """Create a lead (status new)."""
-    ctx.check_id_is_free(Lead, p.lead_id)
+    ctx.claim_id(Lead, p.lead_id)
     return ctx.add(
         Lead.construct(
             p.lead_id, tenant_id=ctx.tenant, name=p.name, company=p.company, email=p.email,

@@ -63,7 +63,7 @@ class AssignOpportunity(Payload):
 @command("opportunity.create", CreateOpportunity, emits=("OpportunityCreated",))
 def create_opportunity(ctx: CommandContext, p: CreateOpportunity) -> Opportunity:
     """Open an opportunity for an account of the tenant."""
-    ctx.check_id_is_free(Opportunity, p.opportunity_id)
+    ctx.claim_id(Opportunity, p.opportunity_id)
     ctx.load(Account, p.account_id)
     return ctx.add(
         Opportunity.open(

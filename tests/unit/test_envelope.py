@@ -11,7 +11,7 @@ import pytest
 
 from aggregates.application import CommandRequest, CrmApplication
 from aggregates.catalog import EVENT_CLASSES, UnknownEventTypeError, catalogue
-from aggregates.envelope import CloudEvent, event_id, from_cloudevent, to_cloudevent_dict
+from aggregates.envelope import CloudEvent, event_id, event_meta, from_cloudevent, to_cloudevent_dict
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -61,8 +61,8 @@ def test_every_kind_of_value_survives_the_round_trip(app: CrmApplication) -> Non
         document = json.loads(json.dumps(to_cloudevent_dict(stored)))
         back = from_cloudevent(document)
         assert type(back) is type(stored)
-        assert vars(back) == {**vars(stored), "meta": {k: vars(stored)["meta"].get(k) for k in
-                                                       ("tenant", "correlation_id", "causation_id")}}
+        meta = event_meta(stored)
+        assert vars(back) == {**vars(stored), "meta": {k: meta[k] for k in ("tenant", "correlation_id", "causation_id")}}
     created = from_cloudevent(to_cloudevent_dict(next(iter(app.events.get(deal)))))
     assert (created.amount, created.close_date, created.account_id) == (Decimal("125000.50"), date(2026, 6, 30), account)
 
@@ -85,3 +85,11 @@ def test_the_catalogue_lists_every_command_and_event_with_a_schema() -> None:
     lead_create = next(c for c in data["commands"] if c["name"] == "lead.create")
     assert lead_create["schema"]["required"] == ["name"]
     assert lead_create["schema"]["additionalProperties"] is False
+
+
+def test_command_ids_are_distinct_version_4_uuids() -> None:
+    from aggregates.application import new_command_id
+
+    ids = [new_command_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 and str(uuid.UUID(i)) == i for i in ids)
