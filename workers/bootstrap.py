@@ -1,14 +1,44 @@
 """The composition root: builds the running parts from Settings.
 
 Tests build the same parts with a temporary SQLite file or a fresh PostgreSQL
-database; nothing else in the code constructs infrastructure.
+database and a broker on a free port; nothing else constructs infrastructure.
 """
 
 from __future__ import annotations
 
+import structlog
+
 from aggregates.application import CrmApplication
 from workers.config import Settings
+from workers.inbound_checks import InboundPolicy, load_schemas
+from workers.intake import Intake
+from workers.kafka import KafkaClients
+from workers.relay import Relay
+
+log = structlog.get_logger("crmflow.bootstrap")
 
 
 def build_application(settings: Settings) -> CrmApplication:
     return CrmApplication(settings.database_url)
+
+
+def build_kafka(settings: Settings, name: str) -> KafkaClients:
+    return KafkaClients(settings.kafka(), name=name)
+
+
+def inbound_policy(settings: Settings) -> InboundPolicy:
+    if settings.tenants is None:
+        log.warning("tenants_not_configured", detail="accepting any well-formed tenant id; set CRMFLOW_TENANTS")
+    return InboundPolicy(
+        tenants=frozenset(settings.tenants) if settings.tenants is not None else None,
+        max_bytes=settings.max_inbound_bytes,
+        schemas=load_schemas(settings.schema_dir),
+    )
+
+
+def build_relay(settings: Settings, app: CrmApplication, kafka: KafkaClients) -> Relay:
+    return Relay(app, kafka)
+
+
+def build_intake(settings: Settings, app: CrmApplication, kafka: KafkaClients) -> Intake:
+    return Intake(app, kafka, inbound_policy(settings))

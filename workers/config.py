@@ -1,17 +1,30 @@
 """Settings from the environment, validated by pydantic.
 
-CRMFLOW_DATABASE_URL    SQLite path or postgresql:// URL (default ./.crmflow/crmflow.db)
-KAFKA_BOOTSTRAP_SERVERS host:port[,host:port] of the Kafka cluster
-CRMFLOW_TOPIC_PREFIX    prefix of crmflow's topics (default crmflow)
-CRMFLOW_LOG_LEVEL       debug | info | warning | error (default info)
+CRMFLOW_DATABASE_URL      SQLite path or postgresql:// URL (default ./.crmflow/crmflow.db)
+KAFKA_BOOTSTRAP_SERVERS   host:port[,host:port] of the Kafka cluster
+CRMFLOW_TOPIC_PREFIX      prefix of crmflow's topics (default crmflow)
+CRMFLOW_PARTITIONS        partitions of the topics crmflow creates (default 6)
+CRMFLOW_TENANTS           comma-separated tenant ids the intake accepts (unset: any well-formed id)
+CRMFLOW_SCHEMA_DIR        folder of <Type>.json JSON Schemas for inbound event data
+CRMFLOW_MAX_INBOUND_BYTES largest inbound message accepted (default 262144)
+CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workers.kafka import KafkaSettings
+
+
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -23,4 +36,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "CRMFLOW_KAFKA_BOOTSTRAP_SERVERS"),
     )
     topic_prefix: str = Field("crmflow", pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(6, ge=1, le=1000)
+    tenants: Annotated[list[str] | None, NoDecode, BeforeValidator(_comma_separated)] = None
+    schema_dir: Path | None = None
+    max_inbound_bytes: int = Field(256 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            topic_prefix=self.topic_prefix,
+            partitions=self.partitions,
+        )

@@ -178,5 +178,5 @@ class KafkaClients:
             self._producer.close()
             self._producer = None
         for consumer in self._consumers:
-            consumer.close(autocommit=False)
+            consumer.close(autocommit=False)  # closing twice is harmless
         self._consumers.clear()

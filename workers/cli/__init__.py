@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from aggregates.errors import DomainError
-from workers.cli import domain
+from workers.cli import domain, kafka
 from workers.cli.output import fail
 from workers.config import Settings
 from workers.logging import configure_logging
 
-MODULES = (domain,)
+MODULES = (domain, kafka)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,94 @@
+"""Events from other services (a web form, billing, a webinar tool), accepted into the store.
+
+Each accepted CloudEvent becomes one aggregate whose id is derived from tenant,
+``source`` and ``id`` (what CloudEvents defines as unique), so the same event
+delivered twice cannot be stored twice: the second save is refused by the
+store's unique constraint. Stored, it is part of the history that processes
+react to and replay, and the relay publishes it to the events topic in its
+original form.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from aggregates.base import TenantAggregate
+
+INBOUND_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/inbound")
+# CloudEvents attributes kept in their own fields; every other attribute is an extension.
+CORE_ATTRIBUTES = frozenset(
+    {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "tenantid"}
+)
+
+
+def inbound_id(tenant_id: str, source: str, event_id: str) -> UUID:
+    return uuid5(INBOUND_NAMESPACE, f"{tenant_id}\n{source}\n{event_id}")
+
+
+class InboundEvent(TenantAggregate):
+    kind = "inbound"
+
+    @staticmethod
+    def create_id(tenant_id: str, event_source: str, event_id: str, **_: Any) -> UUID:
+        return inbound_id(tenant_id, event_source, event_id)
+
+    @event("InboundEventAccepted")
+    def __init__(
+        self,
+        tenant_id: str,
+        event_id: str,
+        event_source: str,
+        event_type: str,
+        subject: str | None,
+        event_time: datetime | None,
+        datacontenttype: str | None,
+        dataschema: str | None,
+        data: Any,
+        extensions: dict[str, Any],
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.event_id = event_id
+        self.event_source = event_source
+        self.event_type = event_type
+        self.subject = subject
+        self.status = "accepted"
+
+    @classmethod
+    def accept(cls, document: dict[str, Any], tenant_id: str) -> InboundEvent:
+        """Build from a checked CloudEvent document (see workers/inbound_checks.py)."""
+        time = document.get("time")
+        return cls(
+            tenant_id=tenant_id,
+            event_id=str(document["id"]),
+            event_source=str(document["source"]),
+            event_type=str(document["type"]),
+            subject=document.get("subject"),
+            event_time=datetime.fromisoformat(time) if isinstance(time, str) else time,
+            datacontenttype=document.get("datacontenttype"),
+            dataschema=document.get("dataschema"),
+            data=document.get("data"),
+            extensions={k: v for k, v in document.items() if k not in CORE_ATTRIBUTES},
+        )
+
+
+def inbound_cloudevent(accepted: Any) -> dict[str, Any]:
+    """The stored inbound event as the CloudEvent its producer sent (plus ``tenantid``)."""
+    document: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": accepted.event_id,
+        "source": accepted.event_source,
+        "type": accepted.event_type,
+        "subject": accepted.subject,
+        "time": accepted.event_time.isoformat() if accepted.event_time else None,
+        "datacontenttype": accepted.datacontenttype or "application/json",
+        "data": accepted.data,
+        "tenantid": accepted.tenant_id,
+        **accepted.extensions,
+    }
+    if accepted.dataschema:
+        document["dataschema"] = accepted.dataschema
+    return document

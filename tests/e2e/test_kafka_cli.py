@@ -1,0 +1,95 @@
+"""An operator runs the intake and relay, another service publishes, the operator handles dead letters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aggregates.application import CrmApplication
+from aggregates.inbound import inbound_id
+from tests.waiting import wait_until
+from workers.broker import LocalBroker, free_port
+
+GOOD = {"specversion": "1.0", "id": "form-1", "source": "/web/forms", "type": "FormSubmitted",
+        "tenantid": "acme", "data": {"email": "ada@ae.example"}}  # fmt: skip
+
+
+@pytest.fixture
+def env(broker: LocalBroker, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "CRMFLOW_DATABASE_URL": str(tmp_path / "crm.db"), "COLUMNS": "200",
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CRMFLOW_TOPIC_PREFIX": f"e{uuid.uuid4().hex[:8]}",
+            "CRMFLOW_TENANTS": "acme,globex"}  # fmt: skip
+
+
+def crmflow(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "workers", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, f"crmflow {' '.join(args)} failed:\n{done.stderr}"
+    return done
+
+
+def test_published_events_are_taken_in_and_failures_can_be_inspected_and_redriven(env: dict[str, str], tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([json.dumps(GOOD), "this is not json",
+                                 json.dumps({**GOOD, "id": "form-2", "tenantid": "initech"})]) + "\n")  # fmt: skip
+    intake = subprocess.Popen([sys.executable, "-m", "workers", "worker", "intake"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "intake.log").open("wb"))  # fmt: skip
+    try:
+        published = crmflow(env, "publish", str(events))
+        assert json.loads(published.stdout)["published"] == 3
+        assert "line(s) 2 are not JSON objects" in published.stderr
+
+        def dead_letters() -> list[dict[str, object]]:
+            return json.loads(crmflow(env, "deadletter", "list", "--format", "json").stdout)
+
+        letters = wait_until(lambda: len(dead_letters()) == 2 and dead_letters(), 60, interval_s=0.5,
+                             what="two dead letters")  # fmt: skip
+        assert sorted(d["error"] for d in letters) == ["not_json", "unknown_tenant"]
+        not_json = next(d for d in letters if d["error"] == "not_json")
+        shown = json.loads(crmflow(env, "deadletter", "show", str(not_json["position"])).stdout)
+        assert shown["value"] == "this is not json"
+        assert shown["headers"]["crmflow-original-topic"].endswith(".inbound")
+
+        app = CrmApplication(env["CRMFLOW_DATABASE_URL"])
+        wait_until(lambda: app.history(inbound_id("acme", "/web/forms", "form-1")), 30, what="the good event stored")
+
+        redriven = json.loads(crmflow(env, "deadletter", "redrive", "--error", "not_json").stdout)
+        assert redriven["count"] == 1
+        # Still not JSON: it comes back as a second attempt.
+        wait_until(lambda: any(d["attempts"] == 2 for d in dead_letters()), 60, interval_s=0.5, what="attempt 2")
+    finally:
+        intake.send_signal(signal.SIGTERM)
+        assert intake.wait(timeout=30) == 0, "the intake stops cleanly on SIGTERM"
+    assert '"intake_stopped"' in (tmp_path / "intake.log").read_text()
+
+
+def test_the_local_broker_command_starts_a_broker_with_the_topics(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "CRMFLOW_TOPIC_PREFIX": "localdev"}
+    broker = subprocess.Popen([sys.executable, "-m", "workers", "broker", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        from kafka import KafkaConsumer
+
+        def topics() -> set[str]:
+            try:
+                consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}")
+            except Exception:  # noqa: BLE001 - not listening yet
+                return set()
+            try:
+                return set(consumer.topics())
+            finally:
+                consumer.close()
+
+        wait_until(lambda: {"localdev.events", "localdev.inbound", "localdev.deadletter"} <= topics(), 30,
+                   interval_s=0.2, what="the broker's topics")  # fmt: skip
+    finally:
+        broker.send_signal(signal.SIGTERM)
+        assert broker.wait(timeout=30) == 0

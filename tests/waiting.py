@@ -1,0 +1,45 @@
+"""Waiting by polling with a deadline: no bare sleeps in the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka import TopicPartition
+
+from workers.kafka import KafkaClients
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.05, what: str = "") -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
+        time.sleep(interval_s)
+
+
+def read_topic(kafka: KafkaClients, topic: str, *, at_least: int = 0, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of a topic, from the beginning, once ``at_least`` have arrived."""
+    consumer = kafka.consumer(group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+
+        def enough() -> bool:
+            for batch in consumer.poll(timeout_ms=100).values():
+                records.extend(batch)
+            end = consumer.end_offsets(partitions)
+            caught_up = all(consumer.position(tp) >= end[tp] for tp in partitions)
+            return caught_up and len(records) >= at_least
+
+        wait_until(enough, timeout_s, interval_s=0, what=f"{at_least} records on {topic}")
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close()

@@ -1,0 +1,139 @@
+"""What the intake accepts from other services, and why it refuses the rest.
+
+Pure functions: bytes in, a checked CloudEvent document or a ``Rejected`` out.
+Every refusal has a stable code (for the dead-letter header and for metrics)
+and a sentence that names what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from aggregates.catalog import EVENT_CLASSES
+
+REQUIRED = ("specversion", "id", "source", "type")
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+JSON_CONTENT = re.compile(r"^application/([\w.+-]+\+)?json(\s*;.*)?$", re.IGNORECASE)
+# The store's JSON transcoder reads an object with exactly these keys as a
+# typed value; inbound data must not be able to smuggle one in.
+TRANSCODER_KEYS = frozenset({"_type_", "_data_"})
+INTERNAL_TYPES = frozenset({"InboundEventAccepted", "IdempotencyKeyRecorded"})
+
+
+@dataclass(frozen=True)
+class Rejected(Exception):
+    """A message the intake will not accept; it goes to the dead-letter topic."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InboundPolicy:
+    """What the intake accepts. ``tenants`` None means any well-formed tenant id."""
+
+    tenants: frozenset[str] | None = None
+    max_bytes: int = 256 * 1024
+    schemas: Mapping[str, Draft202012Validator] = field(default_factory=dict)
+
+
+def load_schemas(directory: Path | None) -> dict[str, Draft202012Validator]:
+    """One JSON Schema per inbound type: ``<directory>/<Type>.json`` checks that type's ``data``."""
+    if directory is None:
+        return {}
+    schemas = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            schema = json.loads(path.read_text())
+            Draft202012Validator.check_schema(schema)
+        except (json.JSONDecodeError, SchemaError) as error:
+            raise ValueError(f"{path}: not a valid JSON Schema: {error}") from None
+        schemas[path.stem] = Draft202012Validator(schema)
+    return schemas
+
+
+def check_inbound(value: bytes | None, policy: InboundPolicy) -> tuple[str, dict[str, Any]]:
+    """The tenant and the checked CloudEvent document, or Rejected."""
+    if not value:
+        raise Rejected("empty", "the message has no value (a tombstone or an empty body)")
+    if len(value) > policy.max_bytes:
+        raise Rejected("oversize", f"the message is {len(value):,} bytes; the limit is {policy.max_bytes:,}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Rejected("not_utf8", f"the message is not UTF-8 text: {error.reason} at byte {error.start}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise Rejected("not_json", f"the message is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    if not isinstance(document, dict):
+        raise Rejected("not_an_object", f"a CloudEvent is a JSON object, not a JSON {type(document).__name__}")
+    missing = [name for name in REQUIRED if name not in document]
+    if missing:
+        raise Rejected("missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}")
+    _check_attributes(document)
+    tenant = _check_tenant(document, policy)
+    event_type = document["type"]
+    if event_type in EVENT_CLASSES or event_type in INTERNAL_TYPES:
+        raise Rejected("reserved_type", f"type {event_type!r} is a crmflow domain event; other services cannot publish it")
+    if "data_base64" in document:
+        raise Rejected("bad_content_type", "binary data (data_base64) is not accepted; send JSON data")
+    content_type = document.get("datacontenttype")
+    if content_type is not None and not JSON_CONTENT.match(str(content_type)):
+        raise Rejected("bad_content_type", f"datacontenttype {content_type!r} is not JSON")
+    if _has_transcoder_keys(document.get("data")):
+        raise Rejected("reserved_keys", "data holds an object with exactly the keys _type_ and _data_, which crmflow reserves")
+    validator = policy.schemas.get(event_type)
+    if validator is not None:
+        errors = sorted(validator.iter_errors(document.get("data")), key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
+            raise Rejected("schema_violation", f"data does not match the {event_type} schema at {where}: {errors[0].message}")
+    return tenant, document
+
+
+def _check_attributes(document: dict[str, Any]) -> None:
+    if document["specversion"] != "1.0":
+        raise Rejected("bad_specversion", f"specversion {document['specversion']!r} is not supported; use \"1.0\"")
+    for name in ("id", "source", "type"):
+        if not isinstance(document[name], str) or not document[name].strip():
+            raise Rejected("bad_attribute", f"{name} must be a non-empty string")
+    for name in ("subject", "datacontenttype", "dataschema"):
+        if name in document and document[name] is not None and not isinstance(document[name], str):
+            raise Rejected("bad_attribute", f"{name} must be a string")
+    time = document.get("time")
+    if time is not None:
+        try:
+            parsed = datetime.fromisoformat(str(time))
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            raise Rejected("bad_attribute", f"time {time!r} is not an RFC 3339 timestamp with a time zone")
+
+
+def _check_tenant(document: dict[str, Any], policy: InboundPolicy) -> str:
+    tenant = document.get("tenantid")
+    if tenant is None:
+        raise Rejected("missing_tenant", "the tenantid extension is missing: say which tenant the event is for")
+    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+        raise Rejected("bad_tenant", f"tenantid {tenant!r} is not a valid tenant id")
+    if policy.tenants is not None and tenant not in policy.tenants:
+        raise Rejected("unknown_tenant", f"tenant {tenant!r} is not a tenant of this crmflow")
+    return tenant
+
+
+def _has_transcoder_keys(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == TRANSCODER_KEYS or any(_has_transcoder_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_transcoder_keys(v) for v in value)
+    return False

@@ -1,0 +1,132 @@
+"""The relay: publishes the event store's notification log to ``<prefix>.events``.
+
+The store is the outbox. The relay reads notifications in order from its
+tracked position, publishes each as a structured CloudEvent (key = subject, so
+one aggregate's events stay in one partition, in order), waits until Kafka has
+acknowledged them all, and only then advances its position, durably, in the
+store's tracking table. A crash at any moment therefore loses nothing: at
+worst it re-publishes events whose acknowledgement it had not yet recorded, and
+they keep their ``id``, so consumers drop the duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import Tracking
+
+from aggregates.application import CrmApplication
+from aggregates.envelope import to_cloudevent_dict
+from aggregates.inbound import InboundEvent, inbound_cloudevent
+from workers.kafka import KafkaClients
+from workers.shutdown import StopSignal
+
+log = structlog.get_logger("crmflow.relay")
+
+# Internal records that never leave the store.
+INTERNAL_TOPIC_PREFIXES = ("aggregates.idempotency:",)
+INBOUND_TOPIC = f"{InboundEvent.__module__}:{InboundEvent.__qualname__}.InboundEventAccepted"
+
+
+class RelayDeliveryError(RuntimeError):
+    """Kafka did not acknowledge every event of a batch; the position was not advanced."""
+
+
+def wire_document(domain_event: Any, topic: str) -> dict[str, Any]:
+    """What goes on the events topic for a stored event."""
+    if topic == INBOUND_TOPIC:
+        return inbound_cloudevent(domain_event)
+    return to_cloudevent_dict(domain_event)
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Relay:
+    """Publishes stored events to Kafka, in order, from a durably tracked position."""
+
+    def __init__(
+        self,
+        app: CrmApplication,
+        kafka: KafkaClients,
+        *,
+        name: str = "relay",
+        batch_size: int = 2000,
+        ack_timeout_s: float = 30.0,
+    ) -> None:
+        self.app = app
+        self.kafka = kafka
+        self.name = name
+        self.batch_size = batch_size
+        self.ack_timeout_s = ack_timeout_s
+        self.tracking = app.factory.tracking_recorder()
+        self._position: int | None = None
+
+    @property
+    def position(self) -> int:
+        """The id of the last notification Kafka acknowledged (0: none yet)."""
+        if self._position is None:
+            self._position = self.tracking.max_tracking_id(self.name) or 0
+        return self._position
+
+    def relay_once(self) -> int:
+        """Publish the next batch; return how many notifications it covered (0: caught up)."""
+        notifications = self.app.recorder.select_notifications(start=self.position + 1, limit=self.batch_size)
+        if not notifications:
+            return 0
+        producer = self.kafka.producer
+        topic = self.kafka.topics.events
+        futures = []
+        for notification in notifications:
+            if notification.topic.startswith(INTERNAL_TOPIC_PREFIXES):
+                continue
+            document = wire_document(self.app.mapper.to_domain_event(notification), notification.topic)
+            key = (document.get("subject") or document["id"]).encode()
+            futures.append(producer.send(topic, key=key, value=encode(document)))
+        producer.flush(timeout=self.ack_timeout_s)
+        failed = [f for f in futures if not f.succeeded()]
+        if failed:
+            reason = failed[0].exception if failed[0].is_done else "no acknowledgement in time"
+            raise RelayDeliveryError(
+                f"{len(failed)} of {len(futures)} events were not acknowledged by Kafka ({reason}); "
+                f"position stays at {self.position}"
+            )
+        last = notifications[-1].id
+        self.tracking.insert_tracking(Tracking(self.name, last))
+        self._position = last
+        return len(notifications)
+
+    def run(self, stop: StopSignal, *, idle_wait_s: float = 0.05, until_caught_up: bool = False) -> int:
+        """Relay until stopped (or, with ``until_caught_up``, until nothing is left); return the count."""
+        total = 0
+        failures = 0
+        log.info("relay_started", position=self.position, topic=self.kafka.topics.events)
+        while not stop.is_set():
+            try:
+                published = self.relay_once()
+                failures = 0
+            except RelayDeliveryError as error:
+                # Nothing was acknowledged for sure: the same batch is sent again.
+                failures += 1
+                log.warning("relay_delivery_failed", error=str(error), attempt=failures)
+                if failures > self.kafka.settings.retries:
+                    raise
+                stop.wait(self.kafka.settings.retry_backoff_s * 2**failures)
+                continue
+            total += published
+            if published:
+                log.debug("relay_published", count=published, position=self.position)
+            elif until_caught_up:
+                break
+            else:
+                stop.wait(idle_wait_s)
+        log.info("relay_stopped", position=self.position, published=total)
+        return total
+
+    def lag(self) -> int:
+        """Notifications stored but not yet acknowledged by Kafka."""
+        return max(0, (self.app.recorder.max_notification_id() or 0) - self.position)
+
