@@ -7,6 +7,9 @@ CRMFLOW_PARTITIONS        partitions of the topics crmflow creates (default 6)
 CRMFLOW_TENANTS           comma-separated tenant ids the intake accepts (unset: any well-formed id)
 CRMFLOW_SCHEMA_DIR        folder of <Type>.json JSON Schemas for inbound event data
 CRMFLOW_MAX_INBOUND_BYTES largest inbound message accepted (default 262144)
+CRMFLOW_KAFKA_CLIENT_ID   client id prefix (default crmflow; each worker adds its kind)
+CRMFLOW_KAFKA_SESSION_TIMEOUT_MS, CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS, CRMFLOW_KAFKA_REQUEST_TIMEOUT_MS
+                          consumer-group and request timeouts (defaults 10000, 10000, 30000)
 CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
 """
 
@@ -40,6 +43,10 @@ class Settings(BaseSettings):
     tenants: Annotated[list[str] | None, NoDecode, BeforeValidator(_comma_separated)] = None
     schema_dir: Path | None = None
     max_inbound_bytes: int = Field(256 * 1024, ge=1024)
+    kafka_client_id: str = "crmflow"
+    kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
+    kafka_max_poll_interval_ms: int = Field(10_000, ge=1_000)
+    kafka_request_timeout_ms: int = Field(30_000, ge=1_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def kafka(self) -> KafkaSettings:
@@ -47,4 +54,8 @@ class Settings(BaseSettings):
             bootstrap_servers=self.kafka_bootstrap_servers,
             topic_prefix=self.topic_prefix,
             partitions=self.partitions,
+            client_id=self.kafka_client_id,
+            session_timeout_ms=self.kafka_session_timeout_ms,
+            max_poll_interval_ms=self.kafka_max_poll_interval_ms,
+            request_timeout_ms=self.kafka_request_timeout_ms,
         )

@@ -75,3 +75,15 @@ def test_every_subcommand_has_help_with_an_example(crmflow: Crmflow, sub: str) -
 
 def test_the_console_script_is_installed() -> None:
     assert shutil.which("crmflow"), "pip install should put `crmflow` on PATH"
+
+
+def test_a_bad_setting_in_the_environment_is_named_without_a_traceback(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "workers", "catalog"], capture_output=True, text=True,
+                          env={**os.environ, "CRMFLOW_PARTITIONS": "0"}, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "invalid configuration: PARTITIONS: Input should be greater than or equal to 1" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from aggregates.errors import DomainError
 from workers.cli import domain, kafka
 from workers.cli.output import fail
@@ -36,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        return fail(f"invalid configuration: {problems}", code=2)
     if args.database_url:
         settings = settings.model_copy(update={"database_url": args.database_url})
     configure_logging(settings.log_level)
