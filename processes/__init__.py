@@ -1,0 +1,1 @@
+"""The YAML process language: schema, loader, expressions, calendars, validation, engine."""

@@ -1,0 +1,265 @@
+"""The process language as pydantic models: one model per document kind.
+
+``kind: Process`` (the automation), ``kind: Calendar`` (working hours and
+holidays for business-time timeouts) and ``kind: ProcessTest`` (a designer's
+own test of a process). Their JSON Schema is exported by
+``crmflow process schema`` so that editors can autocomplete definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from processes.durations import parse_duration
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="lower-case letters, digits, '-'")]
+StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="step id (or `end`)")]
+Cel = Annotated[str, Field(min_length=1, description="a CEL expression over event, vars, now, tenant")]
+EventType = Annotated[str, Field(min_length=1, max_length=200, description="a domain or inbound event type")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+IsoDuration = Annotated[str, Field(description="ISO 8601 duration (P2D, PT4H) or 8h / 90m / 2d")]
+
+
+class BusinessTime(Strict):
+    """Time that only runs within a calendar's working hours (SLA clocks)."""
+
+    business: IsoDuration
+    calendar: Slug
+
+    _duration = field_validator("business")(_check_duration)
+
+
+Timeout = Union[IsoDuration, BusinessTime]
+
+
+class Retry(Strict):
+    """Retry a refused command: up to ``max`` more attempts, waiting ``backoff`` doubled each time."""
+
+    max: int = Field(ge=0, le=20)
+    backoff: IsoDuration = "PT1M"
+
+    _duration = field_validator("backoff")(_check_duration)
+
+
+class StepBase(Strict):
+    id: StepId
+    next: StepId | None = Field(None, description="the step to go to next, or `end`; default: the next in the list")
+
+
+class DoStep(StepBase):
+    """Run a catalogue command; ``args`` are CEL expressions."""
+
+    do: str = Field(description="a command of the catalogue, e.g. lead.assign")
+    args: dict[str, Cel] = Field(default_factory=dict)
+    retry: Retry | None = None
+
+
+class EmitStep(StepBase):
+    """Publish a new event to the events topic; ``data`` values are CEL expressions."""
+
+    emit: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]+$", description="PascalCase event type")]
+    data: dict[str, Cel] = Field(default_factory=dict)
+
+
+class WaitFor(Strict):
+    on: list[EventType] = Field(min_length=1)
+    when: Cel | None = None
+
+
+class WaitForStep(StepBase):
+    """Wait for an event matching ``when``; optionally give up after ``timeout``."""
+
+    wait_for: WaitFor
+    timeout: Timeout | None = None
+    on_timeout: StepId | None = Field(None, description="the step to go to on timeout (default: fail)")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: Timeout | None) -> Timeout | None:
+        return _check_duration(value) if isinstance(value, str) else value
+
+
+class WaitStep(StepBase):
+    """Wait for a duration (calendar or business time)."""
+
+    wait: Timeout
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: Timeout) -> Timeout:
+        return _check_duration(value) if isinstance(value, str) else value
+
+
+class Branch(Strict):
+    when: Cel
+    next: StepId
+
+
+class ChoiceStep(StepBase):
+    """Go to the first branch whose ``when`` holds, else to ``otherwise`` (default: the next step)."""
+
+    choice: list[Branch] = Field(min_length=1)
+    otherwise: StepId | None = None
+
+
+class SetStep(StepBase):
+    """Set process variables from CEL expressions."""
+
+    set: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")], Cel] = Field(min_length=1)
+
+
+STEP_KINDS = ("do", "emit", "wait_for", "wait", "choice", "set")
+
+
+def step_kind(value: Any) -> str | None:
+    """Which kind of step a mapping is: the one step key it has."""
+    if isinstance(value, BaseModel):
+        return next(k for k in STEP_KINDS if k in type(value).model_fields)
+    if isinstance(value, dict):
+        present = [k for k in STEP_KINDS if k in value]
+        return present[0] if len(present) == 1 else None
+    return None
+
+
+Step = Annotated[
+    Union[
+        Annotated[DoStep, Tag("do")],
+        Annotated[EmitStep, Tag("emit")],
+        Annotated[WaitForStep, Tag("wait_for")],
+        Annotated[WaitStep, Tag("wait")],
+        Annotated[ChoiceStep, Tag("choice")],
+        Annotated[SetStep, Tag("set")],
+    ],
+    Discriminator(
+        step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step has exactly one of: do, emit, wait_for, wait, choice, set",
+    ),
+]
+
+
+class Trigger(Strict):
+    on: list[EventType] = Field(min_length=1, description="event types that start an instance")
+    when: Cel | None = Field(None, description="CEL condition on the trigger event")
+    key: Cel = Field("event.subject", description="instance correlation key (CEL)")
+
+
+class ProcessDefinition(Strict):
+    """``kind: Process``: an automation that reacts to events."""
+
+    api_version: Literal["crmflow/v1"] = Field(alias="apiVersion")
+    kind: Literal["Process"]
+    name: Slug
+    version: int = Field(ge=1, description="running instances keep the version they started on")
+    tenant: Annotated[str, Field(pattern=r"^(\*|[a-z0-9][a-z0-9_-]{0,62})$")] = "*"
+    description: str = ""
+    trigger: Trigger
+    vars: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")], Cel] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+
+
+class Calendar(Strict):
+    """``kind: Calendar``: when business time runs."""
+
+    api_version: Literal["crmflow/v1"] = Field(alias="apiVersion")
+    kind: Literal["Calendar"]
+    name: Slug
+    timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin")
+    hours: dict[Weekday, list[Annotated[str, Field(pattern=HOURS.pattern)]]] = Field(
+        description="working intervals per weekday, e.g. mon: ['09:00-12:00', '13:00-17:00']"
+    )
+    holidays: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _intervals(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for day, intervals in value.items():
+            for interval in intervals:
+                start, end = interval.split("-")
+                if start >= end:
+                    raise ValueError(f"{day} {interval}: the interval ends before it starts")
+        return value
+
+
+class GivenEvent(Strict):
+    type: EventType
+    subject: str | None = None
+    id: str | None = None
+    source: str = "/test"
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expectation(Strict):
+    commands: list[dict[str, Any]] | None = Field(None, description="[{do: NAME, args: {...}}] issued since the last expect")
+    emits: list[dict[str, Any]] | None = Field(None, description="[{emit: TYPE, data: {...}}] emitted since the last expect")
+    state: Literal["running", "waiting", "completed", "failed"] | None = None
+    step: StepId | None = None
+    vars: dict[str, Any] | None = None
+
+
+class TestAction(Strict):
+    """One line of a test: an event arrives, the clock moves, or an expectation."""
+
+    event: GivenEvent | None = None
+    advance: IsoDuration | None = None
+    expect: Expectation | None = None
+
+
+class ProcessTest(Strict):
+    """``kind: ProcessTest``: given events and clock moves, expected commands, emits and state."""
+
+    api_version: Literal["crmflow/v1"] = Field(alias="apiVersion")
+    kind: Literal["ProcessTest"]
+    name: str = Field(min_length=1)
+    process: Slug = Field(description="the name of the process under test")
+    tenant: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")] = "acme"
+    start: datetime = Field(description="the simulated clock's start, with a time zone")
+    steps: list[TestAction] = Field(min_length=1)
+
+
+DOCUMENT_KINDS: dict[str, type[Strict]] = {
+    "Process": ProcessDefinition,
+    "Calendar": Calendar,
+    "ProcessTest": ProcessTest,
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """One schema for every document kind (for `# yaml-language-server: $schema=...`)."""
+    schemas = {kind: model.model_json_schema(by_alias=True) for kind, model in DOCUMENT_KINDS.items()}
+    defs: dict[str, Any] = {}
+    for kind, schema in schemas.items():
+        defs.update(schema.pop("$defs", {}))
+        defs[kind] = schema
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "crmflow process documents",
+        "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in schemas],
+        "$defs": defs,
+    }

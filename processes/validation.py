@@ -1,0 +1,205 @@
+"""Catching a designer's mistakes before deployment, each pinned to file, line and field.
+
+The schema (processes/schema.py) checks shapes; this module checks meaning:
+commands and event types that exist, arguments that fit the command's
+payload, CEL that compiles and names only known variables, steps that exist
+and can be reached, waits that can tell their instance's events from others',
+and calendars that are defined.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+
+from aggregates.catalog import AGGREGATES, COMMANDS, EVENT_CLASSES
+from processes.expressions import ExpressionError, compile_expression, unknown_variables
+from processes.loader import Document, Issue
+from processes.schema import (
+    ChoiceStep,
+    DoStep,
+    EmitStep,
+    ProcessDefinition,
+    SetStep,
+    WaitForStep,
+    WaitStep,
+)
+
+END = "end"
+DOMAIN_PREFIXES = tuple(sorted({cls.__name__ for cls in AGGREGATES}, key=len, reverse=True))
+Path = tuple[str | int, ...]
+
+
+def validate(documents: list[Document]) -> list[Issue]:
+    """Every problem of every process in the documents (calendars and tests are checked for references)."""
+    calendars = {d.model.name for d in documents if d.kind == "Calendar"}  # type: ignore[attr-defined]
+    processes = [d for d in documents if d.kind == "Process"]
+    emitted = {step.emit for d in processes for step in d.model.steps if isinstance(step, EmitStep)}  # type: ignore[attr-defined]
+    issues: list[Issue] = []
+    for document in processes:
+        issues += list(_check_process(document, calendars, emitted))
+    names = {(d.model.name, d.model.tenant) for d in processes}  # type: ignore[attr-defined]
+    seen: dict[tuple[str, str, int], Document] = {}
+    for document in processes:
+        p: ProcessDefinition = document.model  # type: ignore[assignment]
+        key = (p.name, p.tenant, p.version)
+        if key in seen:
+            issues.append(document.issue(("version",), f"{p.name} version {p.version} is defined twice"))
+        seen[key] = document
+    for document in (d for d in documents if d.kind == "ProcessTest"):
+        process = document.model.process  # type: ignore[attr-defined]
+        if process not in {name for name, _ in names}:
+            issues.append(document.issue(("process",), f"no process named {process!r} in the files given"))
+    return issues
+
+
+def _check_process(document: Document, calendars: set[str], emitted: set[str]) -> Iterator[Issue]:
+    p: ProcessDefinition = document.model  # type: ignore[assignment]
+    declared = set(p.vars) | {name for step in p.steps if isinstance(step, SetStep) for name in step.set}
+    ids = [step.id for step in p.steps]
+
+    # Expressions: they compile, and name only what they can see.
+    yield from _expression(document, ("trigger", "when"), p.trigger.when, declared, vars_allowed=False)
+    yield from _expression(document, ("trigger", "key"), p.trigger.key, declared, vars_allowed=False)
+    for name, source in p.vars.items():
+        yield from _expression(document, ("vars", name), source, declared, vars_allowed=False)
+    for event_type in p.trigger.on:
+        yield from _event_type(document, ("trigger", "on", p.trigger.on.index(event_type)), event_type, emitted)
+
+    for i, step in enumerate(p.steps):
+        at: Path = ("steps", i)
+        if step.id in ids[:i]:
+            yield document.issue((*at, "id"), f"step id {step.id!r} is used twice")
+        if step.id == END:
+            yield document.issue((*at, "id"), "'end' is reserved: it means the process is finished")
+        for field, target in _targets(step):
+            if target != END and target not in ids:
+                yield document.issue((*at, *field), f"{target!r} is not a step of this process (steps: {', '.join(ids)}, end)")
+        if isinstance(step, DoStep):
+            yield from _command(document, at, step, declared)
+        elif isinstance(step, EmitStep):
+            if step.emit in EVENT_CLASSES:
+                yield document.issue((*at, "emit"), f"{step.emit} is a domain event that only its aggregate records; "
+                                                    "emit a new event type, or `do` the command that records it")  # fmt: skip
+            for name, source in step.data.items():
+                yield from _expression(document, (*at, "data", name), source, declared)
+        elif isinstance(step, WaitForStep):
+            for j, event_type in enumerate(step.wait_for.on):
+                yield from _event_type(document, (*at, "wait_for", "on", j), event_type, emitted)
+            if step.wait_for.when is not None:
+                yield from _expression(document, (*at, "wait_for", "when"), step.wait_for.when, declared)
+                yield from _correlated(document, at, step)
+            if step.on_timeout is not None and step.timeout is None:
+                yield document.issue((*at, "on_timeout"), "on_timeout needs a timeout")
+            yield from _calendar(document, (*at, "timeout"), step.timeout, calendars)
+        elif isinstance(step, WaitStep):
+            yield from _calendar(document, (*at, "wait"), step.wait, calendars)
+        elif isinstance(step, ChoiceStep):
+            for j, branch in enumerate(step.choice):
+                yield from _expression(document, (*at, "choice", j, "when"), branch.when, declared)
+        elif isinstance(step, SetStep):
+            for name, source in step.set.items():
+                yield from _expression(document, (*at, "set", name), source, declared)
+
+    for i in _unreachable(p):
+        yield document.issue(("steps", i, "id"), f"step {p.steps[i].id!r} can never be reached")
+
+
+def _targets(step: object) -> Iterator[tuple[Path, str]]:
+    if getattr(step, "next", None):
+        yield ("next",), step.next  # type: ignore[attr-defined]
+    if isinstance(step, WaitForStep) and step.on_timeout:
+        yield ("on_timeout",), step.on_timeout
+    if isinstance(step, ChoiceStep):
+        for j, branch in enumerate(step.choice):
+            yield ("choice", j, "next"), branch.next
+        if step.otherwise:
+            yield ("otherwise",), step.otherwise
+
+
+def successors(p: ProcessDefinition, i: int) -> list[str]:
+    """The step ids (or 'end') that step i can lead to."""
+    step = p.steps[i]
+    following = p.steps[i + 1].id if i + 1 < len(p.steps) else END
+    if isinstance(step, ChoiceStep):
+        return [b.next for b in step.choice] + [step.otherwise or following]
+    out = [step.next or following]
+    if isinstance(step, WaitForStep) and step.on_timeout:
+        out.append(step.on_timeout)
+    return out
+
+
+def _unreachable(p: ProcessDefinition) -> list[int]:
+    index = {step.id: i for i, step in enumerate(p.steps)}
+    seen, todo = {0}, [0]
+    while todo:
+        for target in successors(p, todo.pop()):
+            j = index.get(target)
+            if j is not None and j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return [i for i in range(len(p.steps)) if i not in seen]
+
+
+def _expression(document: Document, path: Path, source: str | None, declared: set[str],
+                *, vars_allowed: bool = True) -> Iterator[Issue]:  # fmt: skip
+    if source is None:
+        return
+    try:
+        expression = compile_expression(source)
+    except ExpressionError as error:
+        yield document.issue(path, str(error))
+        return
+    unknown = unknown_variables(expression)
+    if unknown:
+        yield document.issue(path, f"unknown variable(s) {', '.join(unknown)}: expressions see event, vars, now, tenant")
+    if "vars" in expression.variables and not vars_allowed:
+        yield document.issue(path, "cannot use vars here: they are computed from the trigger event, after this")
+        return
+    for name in sorted(expression.vars_fields - declared):
+        yield document.issue(path, f"vars.{name} is never set: declare it under vars or set it in a set step")
+
+
+def _command(document: Document, at: Path, step: DoStep, declared: set[str]) -> Iterator[Issue]:
+    spec = COMMANDS.get(step.do)
+    if spec is None:
+        close = difflib.get_close_matches(step.do, COMMANDS, n=2)
+        hint = f"; did you mean {' or '.join(close)}?" if close else " (see `crmflow catalog`)"
+        yield document.issue((*at, "do"), f"unknown command {step.do!r}{hint}")
+        return
+    fields = spec.payload.model_fields
+    for name in step.args:
+        if name not in fields:
+            yield document.issue((*at, "args", name), f"{step.do} has no argument {name!r}: it takes {', '.join(fields)}")
+    missing = [name for name, f in fields.items() if f.is_required() and name not in step.args]
+    if missing:
+        yield document.issue((*at, "args"), f"{step.do} needs {', '.join(missing)}")
+    for name, source in step.args.items():
+        yield from _expression(document, (*at, "args", name), source, declared)
+
+
+def _event_type(document: Document, path: Path, event_type: str, emitted: set[str]) -> Iterator[Issue]:
+    """A type that looks like a domain event must be one (inbound types are free-form)."""
+    if event_type in EVENT_CLASSES or event_type in emitted:
+        return
+    if event_type.startswith(DOMAIN_PREFIXES):
+        close = difflib.get_close_matches(event_type, list(EVENT_CLASSES), n=2)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        yield document.issue(path, f"unknown event type {event_type!r}{hint}")
+
+
+def _correlated(document: Document, at: Path, step: WaitForStep) -> Iterator[Issue]:
+    """A wait whose condition ignores vars would wake every instance waiting here."""
+    expression = compile_expression(step.wait_for.when or "true")
+    if "vars" not in expression.variables:
+        yield document.issue(
+            (*at, "wait_for", "when"),
+            "the condition never looks at vars, so it cannot tell this instance's events from any other's; "
+            "correlate it (e.g. event.subject == vars.lead), or leave out `when` to match the instance key",
+        )
+
+
+def _calendar(document: Document, path: Path, timeout: object, calendars: set[str]) -> Iterator[Issue]:
+    name = getattr(timeout, "calendar", None)
+    if name is not None and name not in calendars:
+        yield document.issue((*path, "calendar"), f"calendar {name!r} is not defined in the files given")

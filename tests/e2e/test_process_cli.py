@@ -1,0 +1,32 @@
+"""A process designer checks definitions from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.conftest import Crmflow
+
+DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
+
+
+def test_valid_definitions_pass_and_broken_ones_exit_1_with_file_line_and_field(crmflow: Crmflow, tmp_path: Path) -> None:
+    ok = crmflow("process", "validate", *map(str, sorted(DEFINITIONS.glob("*.yaml"))))
+    assert ok.stdout.startswith("valid:")
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text((DEFINITIONS / "web-lead-follow-up.yaml").read_text()
+                      .replace("do: lead.assign", "do: lead.asign").replace("on_timeout: escalate", "on_timeout: escalte"))  # fmt: skip
+    done = crmflow("process", "validate", str(broken), check=False)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert f"{broken}:16: steps[0].do: unknown command 'lead.asign'; did you mean lead.assign" in lines[0]
+    assert f"{broken}:23: steps[1].on_timeout: 'escalte' is not a step of this process" in lines[1]
+    # With the timeout pointing nowhere, the escalation step cannot be reached either.
+    assert f"{broken}:25: steps[2].id: step 'escalate' can never be reached" in lines[2]
+    assert lines[-1] == "3 problem(s) in 1 file(s)"
+
+
+def test_the_schema_is_printed_for_editors(crmflow: Crmflow) -> None:
+    schema = json.loads(crmflow("process", "schema").stdout)
+    assert "Process" in schema["$defs"]
