@@ -150,7 +150,7 @@ class CrmApplication(Application[UUID]):
         """
         spec = command_spec(request.name)
         check_tenant(request.tenant)
-        payload = _validate(spec.payload, request)
+        payload = validate_payload(spec.payload, request)
         request_hash = _request_hash(request.name, payload)
         attempt = 0
         while True:
@@ -201,7 +201,7 @@ class CrmApplication(Application[UUID]):
             for request in requests:
                 spec = command_spec(request.name)
                 check_tenant(request.tenant)
-                payload = _validate(spec.payload, request)
+                payload = validate_payload(spec.payload, request)
                 ctx = CommandContext(self.repository, request.tenant, moment,
                                      loaded.setdefault(request.tenant, {}))  # fmt: skip
                 primary = spec.handler(ctx, payload)
@@ -323,7 +323,7 @@ class CrmApplication(Application[UUID]):
         return record
 
 
-def _validate(model: type[Payload], request: CommandRequest) -> Payload:
+def validate_payload(model: type[Payload], request: CommandRequest) -> Payload:
     try:
         data = request.data
         return model.model_validate(data if isinstance(data, dict) else dict(data))

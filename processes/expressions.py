@@ -66,6 +66,7 @@ class Scope:
     """The variables one evaluation sees: event, vars, now, tenant."""
 
     def __init__(self, event: dict[str, Any], now: datetime, tenant: str, vars: dict[str, Any] | None = None) -> None:
+        self.event = event  # the Python dict too: reading it back from CEL would convert it again
         self.context = cel.Context(variables={"event": event, "now": now, "tenant": tenant, "vars": vars or {}})
 
     def with_vars(self, vars: dict[str, Any]) -> Scope:

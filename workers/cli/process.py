@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
 
-from processes.loader import DocumentsInvalid, load_files
+from processes.durations import parse_duration
+from processes.loader import Document, DocumentsInvalid, load_files
 from processes.schema import json_schema
+from processes.simulation import Simulation
+from processes.testing import run_tests
 from processes.validation import validate
-from workers.cli.output import print_json
+from workers.cli.output import fail, print_json, print_rows
 from workers.config import Settings
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -36,6 +41,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )  # fmt: skip
     schema.set_defaults(run=run_schema)
 
+    test = actions.add_parser(
+        "test", help="run the ProcessTest documents in the files against the processes in them",
+        formatter_class=RAW, epilog="example:\n  crmflow process test processes/definitions/*.yaml",
+    )  # fmt: skip
+    test.add_argument("files", nargs="+", type=Path, help="YAML files with processes, calendars and tests")
+    test.set_defaults(run=run_test)
+
+    simulate = actions.add_parser(
+        "simulate", help="replay events through definitions offline, timers included; print each step, write nothing",
+        formatter_class=RAW,
+        epilog="example:\n  crmflow process simulate web-lead.yaml calendars.yaml --events leads.jsonl --horizon P7D",
+    )  # fmt: skip
+    simulate.add_argument("files", nargs="+", type=Path, help="YAML files with the processes (and calendars)")
+    simulate.add_argument("--events", type=Path, required=True, help="CloudEvents, one JSON object per line")
+    simulate.add_argument("--start", type=datetime.fromisoformat, help="clock start (default: the first event's time)")
+    simulate.add_argument("--horizon", default="P30D", help="after the last event, run the clock this much longer")
+    simulate.add_argument("--format", choices=("table", "json"), default="table")
+    simulate.set_defaults(run=run_simulate)
+
 
 def run_validate(args: argparse.Namespace, settings: Settings) -> int:
     out, err = Console(soft_wrap=True, highlight=False), Console(stderr=True, soft_wrap=True, highlight=False)
@@ -52,6 +76,67 @@ def run_validate(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     kinds = ", ".join(f"{sum(d.kind == k for d in documents)} {k}" for k in ("Process", "Calendar", "ProcessTest"))
     out.print(f"valid: {len(args.files)} file(s), {kinds}")
+    return 0
+
+
+def _load_valid(files: list[Path]) -> list[Document] | None:
+    """The documents, or None after printing every problem (the caller exits 1)."""
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    try:
+        documents = load_files(files)
+        issues = validate(documents)
+    except DocumentsInvalid as invalid:
+        issues = invalid.issues
+    if not issues:
+        return documents
+    for issue in sorted(issues, key=lambda i: (i.file, i.line)):
+        err.print(str(issue), markup=False)
+    return None
+
+
+def run_test(args: argparse.Namespace, settings: Settings) -> int:
+    documents = _load_valid(args.files)
+    if documents is None:
+        return 1
+    results = run_tests(documents)
+    console = Console(soft_wrap=True, highlight=False)
+    for result in results:
+        mark = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {result.name} ({result.file})")
+        for failure in result.failures:
+            console.print(f"     {failure}", markup=False)
+    failed = sum(not r.passed for r in results)
+    console.print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed or not results else 0
+
+
+def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    documents = _load_valid(args.files)
+    if documents is None:
+        return 1
+    try:
+        events = [json.loads(line) for line in args.events.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as error:
+        return fail(f"cannot read events from {args.events}: {error}")
+    bad = [n for n, e in enumerate(events, 1) if not (isinstance(e, dict) and "type" in e)]
+    if bad:
+        return fail(f"{args.events}: line(s) {', '.join(map(str, bad[:10]))} are not events with a type")
+    times = [datetime.fromisoformat(e["time"]) for e in events if e.get("time")]
+    start = args.start or (min(times) if times else datetime.now(timezone.utc))
+    sim = Simulation(documents, start if start.tzinfo else start.replace(tzinfo=timezone.utc))
+    for n, event in enumerate(events):
+        event = {"specversion": "1.0", "source": "/simulate", "id": f"sim-{n + 1}", "tenantid": "acme", **event}
+        if event.get("time"):
+            sim.advance_to(datetime.fromisoformat(event["time"]))
+        sim.publish(event)
+    sim.advance(parse_duration(args.horizon))
+    rows = [{"time": at.isoformat(), "process": f"{e.process}@{e.version}", "instance": e.instance[:8], "step": e.step or "",
+             "what": e.kind, "detail": json.dumps(e.detail, default=str)} for at, e in sim.effects]  # fmt: skip
+    if args.format == "json":
+        print_json(rows)
+    else:
+        print_rows(rows, ("time", "process", "instance", "step", "what", "detail"), "table",
+                   title=f"{len(events)} events, {len(sim.commands.issued)} commands, {len(sim.emits.emitted)} emitted (nothing written)")  # fmt: skip
     return 0
 
 

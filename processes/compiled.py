@@ -1,0 +1,87 @@
+"""A definition ready to run: every CEL expression compiled once, steps indexed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from processes.calendar import BusinessCalendar
+from processes.durations import parse_duration
+from processes.expressions import Expression, Scope, compile_expression
+from processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep
+from processes.validation import END, successors
+
+
+class MissingCalendarError(LookupError):
+    """A business-time timeout names a calendar that is not loaded."""
+
+
+@dataclass
+class CompiledProcess:
+    definition: ProcessDefinition
+    calendars: dict[str, BusinessCalendar] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        d = self.definition
+        self.when = compile_expression(d.trigger.when) if d.trigger.when else None
+        self.key = compile_expression(d.trigger.key)
+        self.vars = {name: compile_expression(source) for name, source in d.vars.items()}
+        self.index = {step.id: i for i, step in enumerate(d.steps)}
+        # Every CEL string of every step, compiled now: a broken one fails at load, not at 3 a.m.
+        self.expressions: dict[str, Expression] = {}
+        for step in d.steps:
+            for source in _sources(step):
+                self.expressions.setdefault(source, compile_expression(source))
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def version(self) -> int:
+        return self.definition.version
+
+    def applies_to(self, tenant: str) -> bool:
+        return self.definition.tenant in ("*", tenant)
+
+    def triggered_by(self, scope: Scope) -> bool:
+        return self.when is None or self.when.evaluate(scope) is True
+
+    def step(self, step_id: str) -> Step:
+        return self.definition.steps[self.index[step_id]]
+
+    def first_step(self) -> str:
+        return self.definition.steps[0].id
+
+    def following(self, step_id: str) -> str:
+        """Where a step goes when it does not branch: its `next`, else the next in the list."""
+        return successors(self.definition, self.index[step_id])[0]
+
+    def evaluate(self, source: str, scope: Scope) -> Any:
+        return self.expressions[source].evaluate(scope)
+
+    def due(self, start: datetime, timeout: str | BusinessTime) -> datetime:
+        if isinstance(timeout, str):
+            return start + parse_duration(timeout)
+        calendar = self.calendars.get(timeout.calendar)
+        if calendar is None:
+            raise MissingCalendarError(f"calendar {timeout.calendar!r} is not loaded")
+        return calendar.add(start, parse_duration(timeout.business))
+
+    def retry_delay(self, backoff: str, attempt: int) -> timedelta:
+        return parse_duration(backoff) * (2 ** max(0, attempt - 1))
+
+    def is_end(self, step_id: str) -> bool:
+        return step_id == END
+
+
+def _sources(step: Step) -> list[str]:
+    out: list[str] = []
+    for attribute in ("args", "data", "set"):
+        out += list((getattr(step, attribute, None) or {}).values())
+    if isinstance(step, WaitForStep) and step.wait_for.when:
+        out.append(step.wait_for.when)
+    for branch in getattr(step, "choice", None) or []:
+        out.append(branch.when)
+    return out

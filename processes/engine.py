@@ -1,0 +1,321 @@
+"""The process engine: events in; instances started, advanced, waiting, completed or failed.
+
+Pure and deterministic: the time comes in with each call, commands go out
+through a ``CommandPort`` (the worker's runs them through the application
+service; the designer tools only record them), emitted events through an
+``EmitPort``, and instances live in an ``InstanceStore``. The same engine runs
+the live worker, ``process simulate``, ``process test`` and ``process whatif``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import NAMESPACE_URL, uuid5
+
+from aggregates.application import CommandRequest
+from aggregates.envelope import jsonable
+from aggregates.errors import DomainError
+from processes.compiled import CompiledProcess, MissingCalendarError
+from processes.expressions import ExpressionError, Scope
+from processes.instance import Instance, Waiting, instance_id
+from processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
+
+MAX_STEPS_PER_RUN = 500
+EMIT_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-emits")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One thing the engine did, in order: for logs, `simulate`, tests and the instance history."""
+
+    kind: str  # started | entered | command | refused | emitted | waiting | timeout | completed | failed
+    instance: str
+    process: str
+    version: int
+    step: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class CommandPort(Protocol):
+    def execute(self, request: CommandRequest) -> None:
+        """Run the command; raise DomainError if the domain refuses it."""
+
+
+class EmitPort(Protocol):
+    def emit(self, document: dict[str, Any]) -> None: ...
+
+
+class InstanceStore(Protocol):
+    def get(self, instance_id: str) -> Instance | None: ...
+    def save(self, instance: Instance) -> None: ...
+    def waiting_for(self, tenant: str, event_type: str) -> list[Instance]: ...
+    def due(self, now: datetime) -> list[Instance]: ...
+
+
+class MemoryInstances:
+    """Instances in memory, indexed by what they wait for (simulate, test, whatif)."""
+
+    def __init__(self) -> None:
+        self.instances: dict[str, Instance] = {}
+
+    def get(self, instance_id: str) -> Instance | None:
+        return self.instances.get(instance_id)
+
+    def save(self, instance: Instance) -> None:
+        self.instances[instance.id] = instance
+
+    def waiting_for(self, tenant: str, event_type: str) -> list[Instance]:
+        return [i for i in self.instances.values()
+                if i.tenant == tenant and i.waiting is not None and event_type in i.waiting.on]  # fmt: skip
+
+    def due(self, now: datetime) -> list[Instance]:
+        due = [i for i in self.instances.values() if i.waiting and i.waiting.due and i.waiting.due <= now]
+        return sorted(due, key=lambda i: (i.waiting.due, i.id))  # type: ignore[union-attr]
+
+    def next_due(self) -> datetime | None:
+        dues = [i.waiting.due for i in self.instances.values() if i.waiting and i.waiting.due]
+        return min(dues) if dues else None
+
+
+class Engine:
+    def __init__(self, processes: Iterable[CompiledProcess], instances: InstanceStore,
+                 commands: CommandPort, emits: EmitPort) -> None:  # fmt: skip
+        self.instances = instances
+        self.commands = commands
+        self.emits = emits
+        self.versions: dict[tuple[str, int], CompiledProcess] = {}
+        # (tenant or "*", event type) → the latest version of each process it triggers.
+        self.triggers: dict[tuple[str, str], list[CompiledProcess]] = defaultdict(list)
+        for process in processes:
+            self.deploy(process)
+
+    def deploy(self, process: CompiledProcess) -> None:
+        """Add a version: new instances start on the latest; running ones keep theirs."""
+        self.versions[(process.name, process.version)] = process
+        for event_type in process.definition.trigger.on:
+            slot = self.triggers[(process.definition.tenant, event_type)]
+            current = next((p for p in slot if p.name == process.name), None)
+            if current is None:
+                slot.append(process)
+            elif process.version > current.version:
+                slot[slot.index(current)] = process
+
+    # Inputs.
+
+    def handle(self, event: dict[str, Any], now: datetime) -> list[Effect]:
+        """Advance waiting instances that this event wakes, and start the processes it triggers."""
+        tenant, event_type, event_id = event.get("tenantid") or "", event["type"], str(event["id"])
+        scope = Scope(event, now, tenant)
+        effects: list[Effect] = []
+        for instance in self.instances.waiting_for(tenant, event_type):
+            if event_id in instance.seen:
+                continue
+            process = self.versions[(instance.definition, instance.version)]
+            if self._wakes(process, instance, event, scope):
+                instance.remember(event_id)
+                step = process.step(instance.waiting.step)  # type: ignore[union-attr]
+                instance.waiting = None
+                self._run(process, instance, process.following(step.id), scope, event_id, now, effects)
+        for process in self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), []):
+            self._maybe_start(process, event, scope, now, effects)
+        return effects
+
+    def fire_due(self, now: datetime) -> list[Effect]:
+        """Fire every timer due by ``now``, earliest first: timeouts, waits and retries."""
+        effects: list[Effect] = []
+        for instance in self.instances.due(now):
+            waiting = instance.waiting
+            assert waiting is not None and waiting.timer_id is not None and waiting.due is not None
+            process = self.versions[(instance.definition, instance.version)]
+            timer_event = {"specversion": "1.0", "id": waiting.timer_id, "type": "TimerFired", "source": "/crmflow/timers",
+                           "subject": instance.key, "tenantid": instance.tenant, "time": waiting.due.isoformat(),
+                           "data": {"step": waiting.step, "reason": waiting.reason}}  # fmt: skip
+            scope = Scope(timer_event, now, instance.tenant, instance.vars)
+            instance.waiting = None
+            step = process.step(waiting.step)
+            if waiting.reason == "retry":
+                target = step.id
+            elif waiting.reason == "timer":
+                target = process.following(step.id)
+            else:  # a wait_for timed out
+                effects.append(self._effect("timeout", instance, step.id, due=waiting.due.isoformat()))
+                target = getattr(step, "on_timeout", None)
+                if target is None:
+                    self._fail(instance, step.id, f"timed out waiting for {', '.join(waiting.on)}", effects)
+                    continue
+            self._run(process, instance, target, scope, waiting.timer_id, now, effects)
+        return effects
+
+    # Starting.
+
+    def _maybe_start(self, process: CompiledProcess, event: dict[str, Any], scope: Scope, now: datetime,
+                     effects: list[Effect]) -> None:  # fmt: skip
+        tenant = event.get("tenantid") or ""
+        if not process.applies_to(tenant):
+            return
+        try:
+            if not process.triggered_by(scope.with_vars({})):
+                return
+            key = str(process.key.evaluate(scope))
+        except ExpressionError as error:
+            effects.append(Effect("skipped", "", process.name, process.version, None, {"error": str(error)}))
+            return
+        iid = instance_id(tenant, process.name, key)
+        existing = self.instances.get(iid)
+        if existing is not None and (existing.status in ("running", "waiting") or event["id"] in existing.seen):
+            return  # one live instance per key; a redelivered trigger starts nothing
+        instance = Instance(iid, process.name, process.version, tenant, key, str(event["id"]))
+        instance.remember(str(event["id"]))
+        effects.append(self._effect("started", instance, None, key=key, trigger=event["type"], event=str(event["id"])))
+        try:
+            instance.vars = {name: jsonable(e.evaluate(scope)) for name, e in process.vars.items()}
+        except ExpressionError as error:
+            self._fail(instance, None, str(error), effects)
+            return
+        self._run(process, instance, process.first_step(), scope, str(event["id"]), now, effects)
+
+    # Running: step after step until the instance waits, ends or fails.
+
+    def _run(self, process: CompiledProcess, instance: Instance, step_id: str, scope: Scope, cause: str,
+             now: datetime, effects: list[Effect]) -> None:  # fmt: skip
+        visits: dict[str, int] = defaultdict(int)
+        instance.status = "running"
+        for _ in range(MAX_STEPS_PER_RUN):
+            if process.is_end(step_id):
+                instance.status, instance.step = "completed", None
+                effects.append(self._effect("completed", instance, None))
+                self.instances.save(instance)
+                return
+            step = process.step(step_id)
+            instance.step = step_id
+            visits[step_id] += 1
+            effects.append(self._effect("entered", instance, step_id))
+            scope.with_vars(instance.vars)
+            try:
+                next_step = self._execute(process, instance, step, scope, f"{cause}/{visits[step_id]}", now, effects)
+            except (ExpressionError, MissingCalendarError) as error:
+                self._fail(instance, step_id, str(error), effects)
+                return
+            if next_step is None:  # waiting, or failed
+                self.instances.save(instance)
+                return
+            step_id = next_step
+        self._fail(instance, step_id, f"ran {MAX_STEPS_PER_RUN} steps without waiting: a loop?", effects)
+
+    def _execute(self, process: CompiledProcess, instance: Instance, step: Any, scope: Scope, cause: str,
+                 now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
+        """Run one step; return the next step id, or None when the instance waits or failed."""
+        if isinstance(step, SetStep):
+            for name, source in step.set.items():
+                instance.vars[name] = jsonable(process.evaluate(source, scope))
+                scope.with_vars(instance.vars)
+            return process.following(step.id)
+        if isinstance(step, ChoiceStep):
+            for branch in step.choice:
+                if process.evaluate(branch.when, scope) is True:
+                    return branch.next
+            return step.otherwise or process.following(step.id)
+        if isinstance(step, DoStep):
+            return self._do(process, instance, step, scope, cause, now, effects)
+        if isinstance(step, EmitStep):
+            data = {name: jsonable(process.evaluate(source, scope)) for name, source in step.data.items()}
+            document = self._emitted(process, instance, step.emit, data, cause, now, scope)
+            self.emits.emit(document)
+            effects.append(self._effect("emitted", instance, step.id, type=step.emit, data=data, id=document["id"]))
+            return process.following(step.id)
+        if isinstance(step, WaitForStep):
+            due = process.due(now, step.timeout) if step.timeout is not None else None
+            self._wait(instance, Waiting(step.id, list(step.wait_for.on), _timer(instance, step.id, cause) if due else None,
+                                         due, "event"), effects)  # fmt: skip
+            return None
+        if isinstance(step, WaitStep):
+            self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"), effects)
+            return None
+        raise AssertionError(f"unknown step kind {type(step).__name__}")
+
+    def _do(self, process: CompiledProcess, instance: Instance, step: DoStep, scope: Scope, cause: str,
+            now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
+        args = {name: jsonable(process.evaluate(source, scope)) for name, source in step.args.items()}
+        event = scope.event
+        request = CommandRequest(
+            step.do, instance.tenant, args,
+            caller=f"process:{process.name}@{process.version}",
+            correlation_id=event.get("correlationid") or str(event.get("id")),
+            causation_id=str(event.get("id")),
+            # Derived from instance, step and cause: a redelivered event replays, never repeats.
+            idempotency_key=f"process/{instance.id}/{step.id}/{cause}",
+            cause={"process": process.name, "version": process.version, "step": step.id,
+                   "instance": instance.id, "trigger": event.get("type")},
+        )  # fmt: skip
+        try:
+            self.commands.execute(request)
+        except DomainError as error:
+            instance.attempt += 1
+            effects.append(self._effect("refused", instance, step.id, command=step.do, args=args,
+                                        error=error.message, attempt=instance.attempt))  # fmt: skip
+            if step.retry is not None and instance.attempt <= step.retry.max:
+                due = now + process.retry_delay(step.retry.backoff, instance.attempt)
+                self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, f"{cause}/retry{instance.attempt}"),
+                                             due, "retry"), effects)  # fmt: skip
+                return None
+            self._fail(instance, step.id, f"{step.do} refused: {error.message}", effects)
+            return None
+        instance.attempt = 0
+        effects.append(self._effect("command", instance, step.id, command=step.do, args=args))
+        return process.following(step.id)
+
+    # State changes.
+
+    def _wait(self, instance: Instance, waiting: Waiting, effects: list[Effect]) -> None:
+        instance.status, instance.waiting = "waiting", waiting
+        detail: dict[str, Any] = {"for": waiting.reason}
+        if waiting.on:
+            detail["on"] = waiting.on
+        if waiting.due:
+            detail["due"] = waiting.due.isoformat()
+        effects.append(self._effect("waiting", instance, waiting.step, **detail))
+
+    def _fail(self, instance: Instance, step: str | None, reason: str, effects: list[Effect]) -> None:
+        instance.status, instance.error, instance.waiting = "failed", reason, None
+        effects.append(self._effect("failed", instance, step, error=reason))
+        self.instances.save(instance)
+
+    def _wakes(self, process: CompiledProcess, instance: Instance, event: dict[str, Any], scope: Scope) -> bool:
+        step = process.step(instance.waiting.step)  # type: ignore[union-attr]
+        assert isinstance(step, WaitForStep)
+        if step.wait_for.when is None:
+            return event.get("subject") == instance.key  # no condition: the instance key correlates
+        try:
+            return process.evaluate(step.wait_for.when, scope.with_vars(instance.vars)) is True
+        except ExpressionError:
+            return False
+
+    @staticmethod
+    def _emitted(process: CompiledProcess, instance: Instance, event_type: str, data: dict[str, Any],
+                 cause: str, now: datetime, scope: Scope) -> dict[str, Any]:  # fmt: skip
+        event = scope.event
+        return {
+            "specversion": "1.0",
+            "id": str(uuid5(EMIT_NAMESPACE, f"{instance.id}/{event_type}/{cause}")),
+            "source": f"/crmflow/{instance.tenant}/process/{process.name}",
+            "type": event_type,
+            "subject": instance.key,
+            "time": now.isoformat(),
+            "datacontenttype": "application/json",
+            "data": data,
+            "tenantid": instance.tenant,
+            "correlationid": event.get("correlationid") or str(event.get("id")),
+            "causationid": str(event.get("id")),
+        }
+
+    @staticmethod
+    def _effect(kind: str, instance: Instance, step: str | None, **detail: Any) -> Effect:
+        return Effect(kind, instance.id, instance.definition, instance.version, step, detail)
+
+
+def _timer(instance: Instance, step: str, cause: str) -> str:
+    return str(uuid5(EMIT_NAMESPACE, f"timer/{instance.id}/{step}/{cause}"))

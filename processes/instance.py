@@ -1,0 +1,61 @@
+"""A process instance's state: where it stands, what it knows, what it waits for.
+
+Plain data (``to_dict``/``from_dict``), so that the engine stays pure: the
+worker stores it in the event store, the simulator keeps it in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+INSTANCE_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-instances")
+
+
+def instance_id(tenant: str, definition: str, key: str) -> str:
+    return str(uuid5(INSTANCE_NAMESPACE, f"{tenant}\n{definition}\n{key}"))
+
+
+@dataclass
+class Waiting:
+    """What a waiting instance needs to move on: an event of ``on``, or its timer."""
+
+    step: str
+    on: list[str] = field(default_factory=list)
+    timer_id: str | None = None
+    due: datetime | None = None
+    reason: str = "event"  # event | timer | retry
+
+
+@dataclass
+class Instance:
+    id: str
+    definition: str
+    version: int
+    tenant: str
+    key: str
+    trigger_event_id: str
+    status: str = "running"  # running | waiting | completed | failed
+    step: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    waiting: Waiting | None = None
+    attempt: int = 0
+    error: str | None = None
+    # Event ids already handled, so a redelivered event never acts twice.
+    seen: list[str] = field(default_factory=list)
+
+    SEEN_LIMIT = 200
+
+    def remember(self, event_id: str) -> None:
+        self.seen.append(event_id)
+        del self.seen[: -self.SEEN_LIMIT]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Instance:
+        waiting = data.get("waiting")
+        return cls(**{**data, "waiting": Waiting(**waiting) if waiting else None})
