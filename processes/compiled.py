@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,9 @@ from processes.durations import parse_duration
 from processes.expressions import Expression, Scope, compile_expression
 from processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep
 from processes.validation import END, successors
+
+
+SUBJECT_EQUALS_VAR = re.compile(r"event\.subject\s*==\s*vars\.(\w+)|vars\.(\w+)\s*==\s*event\.subject")
 
 
 class MissingCalendarError(LookupError):
@@ -71,6 +75,23 @@ class CompiledProcess:
 
     def retry_delay(self, backoff: str, attempt: int) -> timedelta:
         return parse_duration(backoff) * (2 ** max(0, attempt - 1))
+
+    def correlation(self, step: WaitForStep, vars: dict[str, Any], key: str) -> str | None:
+        """The subject an event must have to wake this wait, when the wait says so.
+
+        No condition: the instance key. A condition that requires
+        ``event.subject == vars.NAME`` (in a conjunction, never under ``||``):
+        that variable's value. Anything else: None, and every event of the
+        type is checked against the condition.
+        """
+        when = step.wait_for.when
+        if when is None:
+            return key
+        if "||" in when:
+            return None
+        match = SUBJECT_EQUALS_VAR.search(when)
+        value = vars.get(match.group(1) or match.group(2)) if match else None
+        return str(value) if value is not None else None
 
     def is_end(self, step_id: str) -> bool:
         return step_id == END

@@ -52,25 +52,41 @@ class EmitPort(Protocol):
 class InstanceStore(Protocol):
     def get(self, instance_id: str) -> Instance | None: ...
     def save(self, instance: Instance) -> None: ...
-    def waiting_for(self, tenant: str, event_type: str) -> list[Instance]: ...
+    def waiting_for(self, tenant: str, event_type: str, subject: str | None) -> list[Instance]:
+        """Instances waiting for this type in this tenant: those correlated to this subject, and the uncorrelated."""
     def due(self, now: datetime) -> list[Instance]: ...
 
 
 class MemoryInstances:
-    """Instances in memory, indexed by what they wait for (simulate, test, whatif)."""
+    """Instances in memory, indexed by what they wait for (simulate, test, whatif, benchmarks).
+
+    The index makes an event cost in proportion to the instances waiting for
+    its type in its tenant, not to every instance.
+    """
 
     def __init__(self) -> None:
         self.instances: dict[str, Instance] = {}
+        self._waiting: dict[tuple[str, str, str | None], dict[str, Instance]] = defaultdict(dict)
+        self._indexed: dict[str, list[tuple[str, str, str | None]]] = {}
 
     def get(self, instance_id: str) -> Instance | None:
         return self.instances.get(instance_id)
 
     def save(self, instance: Instance) -> None:
         self.instances[instance.id] = instance
+        for slot in self._indexed.pop(instance.id, []):
+            self._waiting[slot].pop(instance.id, None)
+        if instance.waiting is not None and instance.waiting.on:
+            slots = [(instance.tenant, event_type, instance.waiting.subject) for event_type in instance.waiting.on]
+            for slot in slots:
+                self._waiting[slot][instance.id] = instance
+            self._indexed[instance.id] = slots
 
-    def waiting_for(self, tenant: str, event_type: str) -> list[Instance]:
-        return [i for i in self.instances.values()
-                if i.tenant == tenant and i.waiting is not None and event_type in i.waiting.on]  # fmt: skip
+    def waiting_for(self, tenant: str, event_type: str, subject: str | None) -> list[Instance]:
+        # A copy: handling one instance may change the index.
+        found = list(self._waiting.get((tenant, event_type, subject), {}).values()) if subject is not None else []
+        found += self._waiting.get((tenant, event_type, None), {}).values()
+        return [i for i in found if i.waiting is not None]
 
     def due(self, now: datetime) -> list[Instance]:
         due = [i for i in self.instances.values() if i.waiting and i.waiting.due and i.waiting.due <= now]
@@ -111,7 +127,8 @@ class Engine:
         tenant, event_type, event_id = event.get("tenantid") or "", event["type"], str(event["id"])
         scope = Scope(event, now, tenant)
         effects: list[Effect] = []
-        for instance in self.instances.waiting_for(tenant, event_type):
+        subject = event.get("subject")
+        for instance in self.instances.waiting_for(tenant, event_type, str(subject) if subject is not None else None):
             if event_id in instance.seen:
                 continue
             process = self.versions[(instance.definition, instance.version)]
@@ -120,7 +137,10 @@ class Engine:
                 step = process.step(instance.waiting.step)  # type: ignore[union-attr]
                 instance.waiting = None
                 self._run(process, instance, process.following(step.id), scope, event_id, now, effects)
-        for process in self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), []):
+        candidates = self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), [])
+        if candidates:
+            scope.with_vars({})  # trigger conditions cannot use vars (validation), so one reset serves all
+        for process in candidates:
             self._maybe_start(process, event, scope, now, effects)
         return effects
 
@@ -158,7 +178,7 @@ class Engine:
         if not process.applies_to(tenant):
             return
         try:
-            if not process.triggered_by(scope.with_vars({})):
+            if not process.triggered_by(scope):
                 return
             key = str(process.key.evaluate(scope))
         except ExpressionError as error:
@@ -229,8 +249,9 @@ class Engine:
             return process.following(step.id)
         if isinstance(step, WaitForStep):
             due = process.due(now, step.timeout) if step.timeout is not None else None
-            self._wait(instance, Waiting(step.id, list(step.wait_for.on), _timer(instance, step.id, cause) if due else None,
-                                         due, "event"), effects)  # fmt: skip
+            timer = _timer(instance, step.id, cause) if due else None
+            subject = process.correlation(step, instance.vars, instance.key)
+            self._wait(instance, Waiting(step.id, list(step.wait_for.on), timer, due, "event", subject), effects)
             return None
         if isinstance(step, WaitStep):
             self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"), effects)

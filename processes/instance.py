@@ -27,6 +27,8 @@ class Waiting:
     timer_id: str | None = None
     due: datetime | None = None
     reason: str = "event"  # event | timer | retry
+    # Only events with this subject can wake the wait (None: any subject, checked by the condition).
+    subject: str | None = None
 
 
 @dataclass
