@@ -34,9 +34,12 @@ class CompiledProcess:
         self.index = {step.id: i for i, step in enumerate(d.steps)}
         # Every CEL string of every step, compiled now: a broken one fails at load, not at 3 a.m.
         self.expressions: dict[str, Expression] = {}
+        self.round_robin_steps: set[str] = set()
         for step in d.steps:
             for source in _sources(step):
                 self.expressions.setdefault(source, compile_expression(source))
+                if "round_robin(" in source:
+                    self.round_robin_steps.add(step.id)
 
     @property
     def name(self) -> str:
@@ -45,6 +48,9 @@ class CompiledProcess:
     @property
     def version(self) -> int:
         return self.definition.version
+
+    def uses_round_robin(self, step_id: str) -> bool:
+        return step_id in self.round_robin_steps
 
     def applies_to(self, tenant: str) -> bool:
         return self.definition.tenant in ("*", tenant)
@@ -68,10 +74,24 @@ class CompiledProcess:
     def due(self, start: datetime, timeout: str | BusinessTime) -> datetime:
         if isinstance(timeout, str):
             return start + parse_duration(timeout)
+        return self._calendar(timeout).add(start, parse_duration(timeout.business))
+
+    def remaining(self, now: datetime, due: datetime, timeout: str | BusinessTime) -> timedelta:
+        """How much of a timeout is left at ``now`` (in business time when it is business time)."""
+        if isinstance(timeout, str):
+            return max(due - now, timedelta(0))
+        return self._calendar(timeout).between(now, due)
+
+    def due_after(self, now: datetime, remaining: timedelta, timeout: str | BusinessTime) -> datetime:
+        if isinstance(timeout, str):
+            return now + remaining
+        return self._calendar(timeout).add(now, remaining)
+
+    def _calendar(self, timeout: BusinessTime) -> BusinessCalendar:
         calendar = self.calendars.get(timeout.calendar)
         if calendar is None:
             raise MissingCalendarError(f"calendar {timeout.calendar!r} is not loaded")
-        return calendar.add(start, parse_duration(timeout.business))
+        return calendar
 
     def retry_delay(self, backoff: str, attempt: int) -> timedelta:
         return parse_duration(backoff) * (2 ** max(0, attempt - 1))

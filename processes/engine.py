@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, uuid5
 
@@ -97,12 +97,33 @@ class MemoryInstances:
         return min(dues) if dues else None
 
 
+class Rotations:
+    """Round-robin positions per (tenant, process, step), in memory.
+
+    Each instance keeps the slot it was given, so a replayed step (a
+    redelivered event, a restarted worker) picks the same owner again.
+    """
+
+    def __init__(self) -> None:
+        self.positions: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.given: dict[tuple[str, str, str, str], int] = {}
+
+    def slot(self, tenant: str, process: str, step: str, instance: str, size: int) -> int:
+        key = (tenant, process, step, instance)
+        if key not in self.given:
+            rotation = (tenant, process, step)
+            self.given[key] = self.positions[rotation]
+            self.positions[rotation] += 1
+        return self.given[key] % size
+
+
 class Engine:
     def __init__(self, processes: Iterable[CompiledProcess], instances: InstanceStore,
-                 commands: CommandPort, emits: EmitPort) -> None:  # fmt: skip
+                 commands: CommandPort, emits: EmitPort, rotations: Rotations | None = None) -> None:  # fmt: skip
         self.instances = instances
         self.commands = commands
         self.emits = emits
+        self.rotations = rotations or Rotations()
         self.versions: dict[tuple[str, int], CompiledProcess] = {}
         # (tenant or "*", event type) → the latest version of each process it triggers.
         self.triggers: dict[tuple[str, str], list[CompiledProcess]] = defaultdict(list)
@@ -132,9 +153,14 @@ class Engine:
             if event_id in instance.seen:
                 continue
             process = self.versions[(instance.definition, instance.version)]
+            step = process.step(instance.waiting.step)  # type: ignore[union-attr]
+            if isinstance(step, WaitForStep) and event_type in (*step.pause_on, *step.resume_on):
+                if self._same_subject(instance, subject):
+                    instance.remember(event_id)
+                    self._pause_or_resume(process, instance, step, event_type in step.pause_on, now, effects)
+                continue
             if self._wakes(process, instance, event, scope):
                 instance.remember(event_id)
-                step = process.step(instance.waiting.step)  # type: ignore[union-attr]
                 instance.waiting = None
                 self._run(process, instance, process.following(step.id), scope, event_id, now, effects)
         candidates = self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), [])
@@ -229,6 +255,13 @@ class Engine:
     def _execute(self, process: CompiledProcess, instance: Instance, step: Any, scope: Scope, cause: str,
                  now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
         """Run one step; return the next step id, or None when the instance waits or failed."""
+        if process.uses_round_robin(step.id):
+            def round_robin(choices: list[Any]) -> Any:
+                if not choices:
+                    raise ExpressionError("round_robin() needs a non-empty list")
+                return choices[self.rotations.slot(instance.tenant, process.name, step.id, instance.id, len(choices))]
+
+            scope.context.add_function("round_robin", round_robin)
         if isinstance(step, SetStep):
             for name, source in step.set.items():
                 instance.vars[name] = jsonable(process.evaluate(source, scope))
@@ -251,7 +284,8 @@ class Engine:
             due = process.due(now, step.timeout) if step.timeout is not None else None
             timer = _timer(instance, step.id, cause) if due else None
             subject = process.correlation(step, instance.vars, instance.key)
-            self._wait(instance, Waiting(step.id, list(step.wait_for.on), timer, due, "event", subject), effects)
+            on = list(dict.fromkeys([*step.wait_for.on, *step.pause_on, *step.resume_on]))
+            self._wait(instance, Waiting(step.id, on, timer, due, "event", subject), effects)
             return None
         if isinstance(step, WaitStep):
             self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"), effects)
@@ -290,6 +324,27 @@ class Engine:
         return process.following(step.id)
 
     # State changes.
+
+    def _pause_or_resume(self, process: CompiledProcess, instance: Instance, step: WaitForStep, pause: bool,
+                         now: datetime, effects: list[Effect]) -> None:  # fmt: skip
+        """Stop the timeout clock (keeping what is left), or start it again from now."""
+        waiting = instance.waiting
+        assert waiting is not None and step.timeout is not None
+        if pause and waiting.due is not None:
+            left = process.remaining(now, waiting.due, step.timeout)
+            waiting.paused_remaining_s, waiting.due, waiting.timer_id = left.total_seconds(), None, None
+            effects.append(self._effect("paused", instance, step.id, remaining_s=waiting.paused_remaining_s))
+        elif not pause and waiting.paused_remaining_s is not None:
+            waiting.due = process.due_after(now, timedelta(seconds=waiting.paused_remaining_s), step.timeout)
+            waiting.timer_id = _timer(instance, step.id, f"resume/{now.isoformat()}")
+            waiting.paused_remaining_s = None
+            effects.append(self._effect("resumed", instance, step.id, due=waiting.due.isoformat()))
+        self.instances.save(instance)
+
+    @staticmethod
+    def _same_subject(instance: Instance, subject: Any) -> bool:
+        expected = instance.waiting.subject if instance.waiting and instance.waiting.subject else instance.key
+        return subject is not None and str(subject) == expected
 
     def _wait(self, instance: Instance, waiting: Waiting, effects: list[Effect]) -> None:
         instance.status, instance.waiting = "waiting", waiting

@@ -29,6 +29,8 @@ class Waiting:
     reason: str = "event"  # event | timer | retry
     # Only events with this subject can wake the wait (None: any subject, checked by the condition).
     subject: str | None = None
+    # While paused (pause_on), the timeout's remaining time in seconds, and no timer runs.
+    paused_remaining_s: float | None = None
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Instance:
     # Event ids already handled, so a redelivered event never acts twice.
     seen: list[str] = field(default_factory=list)
 
-    SEEN_LIMIT = 200
+    SEEN_LIMIT = 100
 
     def remember(self, event_id: str) -> None:
         self.seen.append(event_id)

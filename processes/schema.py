@@ -89,6 +89,8 @@ class WaitForStep(StepBase):
     wait_for: WaitFor
     timeout: Timeout | None = None
     on_timeout: StepId | None = Field(None, description="the step to go to on timeout (default: fail)")
+    pause_on: list[EventType] = Field(default_factory=list, description="events that stop the timeout clock (e.g. CaseOnHold)")
+    resume_on: list[EventType] = Field(default_factory=list, description="events that restart it (e.g. CaseResumed)")
 
     @field_validator("timeout")
     @classmethod

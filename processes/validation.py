@@ -91,6 +91,14 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
                 yield from _correlated(document, at, step)
             if step.on_timeout is not None and step.timeout is None:
                 yield document.issue((*at, "on_timeout"), "on_timeout needs a timeout")
+            if (step.pause_on or step.resume_on) and step.timeout is None:
+                yield document.issue((*at, "pause_on"), "pause_on/resume_on stop and restart the timeout: give a timeout")
+            if bool(step.pause_on) != bool(step.resume_on):
+                yield document.issue((*at, "pause_on" if step.pause_on else "resume_on"),
+                                     "a paused clock needs both pause_on and resume_on")  # fmt: skip
+            for field in ("pause_on", "resume_on"):
+                for j, event_type in enumerate(getattr(step, field)):
+                    yield from _event_type(document, (*at, field, j), event_type, emitted)
             yield from _calendar(document, (*at, "timeout"), step.timeout, calendars)
         elif isinstance(step, WaitStep):
             yield from _calendar(document, (*at, "wait"), step.wait, calendars)

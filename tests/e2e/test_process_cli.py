@@ -20,13 +20,30 @@ def test_valid_definitions_pass_and_broken_ones_exit_1_with_file_line_and_field(
     done = crmflow("process", "validate", str(broken), check=False)
     assert done.returncode == 1
     lines = done.stderr.splitlines()
-    assert f"{broken}:16: steps[0].do: unknown command 'lead.asign'; did you mean lead.assign" in lines[0]
-    assert f"{broken}:23: steps[1].on_timeout: 'escalte' is not a step of this process" in lines[1]
+    assert f"{broken}:20: steps[1].do: unknown command 'lead.asign'; did you mean lead.assign" in lines[0]
+    assert f"{broken}:27: steps[2].on_timeout: 'escalte' is not a step of this process" in lines[1]
     # With the timeout pointing nowhere, the escalation step cannot be reached either.
-    assert f"{broken}:25: steps[2].id: step 'escalate' can never be reached" in lines[2]
+    assert f"{broken}:29: steps[3].id: step 'escalate' can never be reached" in lines[2]
     assert lines[-1] == "3 problem(s) in 1 file(s)"
 
 
 def test_the_schema_is_printed_for_editors(crmflow: Crmflow) -> None:
     schema = json.loads(crmflow("process", "schema").stdout)
     assert "Process" in schema["$defs"]
+
+
+def test_the_shipped_process_tests_pass_through_the_designers_command(crmflow: Crmflow) -> None:
+    done = crmflow("process", "test", *map(str, sorted(DEFINITIONS.glob("*.yaml"))))
+    summary = done.stdout.strip().splitlines()[-1]
+    passed = int(summary.split()[0])
+    assert summary == f"{passed} passed, 0 failed" and passed >= 12
+    assert "FAIL" not in done.stdout
+
+
+def test_a_failing_process_test_exits_1_and_says_what_differed(crmflow: Crmflow, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text((DEFINITIONS / "invoice-paid.yaml").read_text().replace("currency: EUR", "currency: USD"))
+    done = crmflow("process", "test", str(wrong), check=False)
+    assert done.returncode == 1
+    assert "FAIL a paid invoice is booked once against its account" in done.stdout
+    assert "'currency': 'EUR'" in done.stdout  # what the process really did

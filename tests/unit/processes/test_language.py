@@ -51,10 +51,10 @@ def test_the_spec_example_reads_as_the_designer_wrote_it() -> None:
     (document,) = load_files([DEFINITIONS / "web-lead-follow-up.yaml"])
     process = document.model
     assert isinstance(process, ProcessDefinition)
-    assert (process.name, process.version, process.tenant) == ("web-lead-follow-up", 2, "*")
+    assert (process.name, process.version, process.tenant) == ("web-lead-follow-up", 3, "*")
     assert process.trigger.on == ["LeadCreated"]  # `on:` is a key, not YAML 1.1's True
-    assert isinstance(process.steps[0], DoStep) and process.steps[0].args["owner"] == '"web-team"'
-    wait = process.steps[1]
+    assert isinstance(process.steps[1], DoStep) and process.steps[1].args["owner"] == "vars.owner"
+    wait = process.steps[2]
     assert isinstance(wait, WaitForStep) and (wait.timeout, wait.on_timeout, wait.next) == ("P2D", "escalate", "end")
 
 
