@@ -39,6 +39,7 @@ class Document:
     file: str
     model: BaseModel
     node: yaml.Node
+    text: str = ""  # this document's own YAML, as written
 
     @property
     def kind(self) -> str:
@@ -134,7 +135,8 @@ def parse_documents(text: str, file: str) -> list[Document]:
             issues.append(Issue(file, line_of(node, ("kind",)), "kind", f"{data.get('kind')!r} is not a document kind: use one of {kinds}"))
             continue
         try:
-            documents.append(Document(file, model.model_validate(data), node))
+            own_text = text[node.start_mark.index : node.end_mark.index].strip() + "\n"
+            documents.append(Document(file, model.model_validate(data), node, own_text))
         except ValidationError as error:
             for path, e in _specific_errors(error):
                 issues.append(Issue(file, line_of(node, path), field_name(path), _message(e)))

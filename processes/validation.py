@@ -30,15 +30,20 @@ DOMAIN_PREFIXES = tuple(sorted({cls.__name__ for cls in AGGREGATES}, key=len, re
 Path = tuple[str | int, ...]
 
 
-def validate(documents: list[Document]) -> list[Issue]:
-    """Every problem of every process in the documents (calendars and tests are checked for references)."""
-    calendars = {d.model.name for d in documents if d.kind == "Calendar"}  # type: ignore[attr-defined]
+def validate(documents: list[Document], context: list[Document] = ()) -> list[Issue]:  # type: ignore[assignment]
+    """Every problem of every process in the documents (calendars and tests are checked for references).
+
+    ``context`` (e.g. what is deployed already) supplies calendars, emitted
+    event types and processes that the documents may refer to; it is not checked.
+    """
+    everything = [*documents, *context]
+    calendars = {d.model.name for d in everything if d.kind == "Calendar"}  # type: ignore[attr-defined]
     processes = [d for d in documents if d.kind == "Process"]
-    emitted = {step.emit for d in processes for step in d.model.steps if isinstance(step, EmitStep)}  # type: ignore[attr-defined]
+    emitted = {step.emit for d in everything if d.kind == "Process" for step in d.model.steps if isinstance(step, EmitStep)}  # type: ignore[attr-defined]
     issues: list[Issue] = []
     for document in processes:
         issues += list(_check_process(document, calendars, emitted))
-    names = {(d.model.name, d.model.tenant) for d in processes}  # type: ignore[attr-defined]
+    names = {(d.model.name, d.model.tenant) for d in everything if d.kind == "Process"}  # type: ignore[attr-defined]
     seen: dict[tuple[str, str, int], Document] = {}
     for document in processes:
         p: ProcessDefinition = document.model  # type: ignore[assignment]

@@ -26,7 +26,7 @@ from workers.shutdown import StopSignal
 log = structlog.get_logger("crmflow.relay")
 
 # Internal records that never leave the store.
-INTERNAL_TOPIC_PREFIXES = ("aggregates.idempotency:",)
+INTERNAL_TOPIC_PREFIXES = ("aggregates.idempotency:", "processes.registry:DefinitionIndex")
 INBOUND_TOPIC = f"{InboundEvent.__module__}:{InboundEvent.__qualname__}.InboundEventAccepted"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,10 +12,12 @@ from rich.console import Console
 
 from processes.durations import parse_duration
 from processes.loader import Document, DocumentsInvalid, load_files
+from processes.registry import DefinitionRegistry, DeployedVersion
 from processes.schema import json_schema
 from processes.simulation import Simulation
 from processes.testing import run_tests
 from processes.validation import validate
+from workers.bootstrap import build_application
 from workers.cli.output import fail, print_json, print_rows
 from workers.config import Settings
 
@@ -40,6 +43,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                "  # then, first line of a definition: # yaml-language-server: $schema=crmflow.schema.json",
     )  # fmt: skip
     schema.set_defaults(run=run_schema)
+
+    deploy = actions.add_parser(
+        "deploy", help="store new versions of processes and calendars; running workers pick them up",
+        formatter_class=RAW, epilog="example:\n  crmflow process deploy processes/definitions/*.yaml --by ada",
+    )  # fmt: skip
+    deploy.add_argument("files", nargs="+", type=Path)
+    deploy.add_argument("--by", default=f"cli:{os.environ.get('USER', 'unknown')}", help="who deploys (recorded)")
+    deploy.set_defaults(run=run_deploy)
+
+    listing = actions.add_parser(
+        "list", help="the deployed definitions: name, scope, versions, who deployed them and when",
+        formatter_class=RAW, epilog="example:\n  crmflow process list --all-versions",
+    )  # fmt: skip
+    listing.add_argument("--all-versions", action="store_true", help="every version, not just the latest")
+    listing.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    listing.set_defaults(run=run_list)
 
     test = actions.add_parser(
         "test", help="run the ProcessTest documents in the files against the processes in them",
@@ -79,12 +98,12 @@ def run_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _load_valid(files: list[Path]) -> list[Document] | None:
+def _load_valid(files: list[Path], context: list[Document] = ()) -> list[Document] | None:  # type: ignore[assignment]
     """The documents, or None after printing every problem (the caller exits 1)."""
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
         documents = load_files(files)
-        issues = validate(documents)
+        issues = validate(documents, context)
     except DocumentsInvalid as invalid:
         issues = invalid.issues
     if not issues:
@@ -92,6 +111,32 @@ def _load_valid(files: list[Path]) -> list[Document] | None:
     for issue in sorted(issues, key=lambda i: (i.file, i.line)):
         err.print(str(issue), markup=False)
     return None
+
+
+def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    registry = DefinitionRegistry(build_application(settings))
+    documents = _load_valid(args.files, registry.documents())
+    if documents is None:
+        return 1
+    outcomes = registry.deploy(documents, args.by)
+    rows = [{"kind": o.kind, "name": o.name, "scope": o.scope, "version": o.version,
+             "result": "deployed" if o.deployed else "unchanged (already deployed)"} for o in outcomes]  # fmt: skip
+    print_rows(rows, ("kind", "name", "scope", "version", "result"), "table", title=f"deployed by {args.by}")
+    return 0
+
+
+def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    versions = DefinitionRegistry(build_application(settings)).versions()
+    if not args.all_versions:
+        latest: dict[tuple[str, str, str], DeployedVersion] = {}
+        for v in versions:
+            latest[(v.kind, v.scope, v.name)] = max(v, latest.get((v.kind, v.scope, v.name), v), key=lambda x: x.version)
+        versions = sorted(latest.values(), key=lambda v: (v.kind, v.name))
+    rows = [{"kind": v.kind, "name": v.name, "scope": v.scope, "version": v.version, "deployed_by": v.deployed_by,
+             "deployed_at": v.deployed_at.isoformat(), "sha256": v.content_hash[:12]} for v in versions]  # fmt: skip
+    print_rows(rows, ("kind", "name", "scope", "version", "deployed_by", "deployed_at", "sha256"), args.format,
+               title="deployed definitions")  # fmt: skip
+    return 0
 
 
 def run_test(args: argparse.Namespace, settings: Settings) -> int:
