@@ -11,14 +11,14 @@ they keep their ``id``, so consumers drop the duplicates.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import structlog
 from eventsourcing.persistence import Tracking
 
 from aggregates.application import CrmApplication
-from aggregates.envelope import to_cloudevent_dict
+from aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict, to_cloudevent_dict
 from aggregates.inbound import InboundEvent, inbound_cloudevent
 from workers.kafka import KafkaClients
 from workers.shutdown import StopSignal
@@ -41,8 +41,19 @@ def wire_document(domain_event: Any, topic: str) -> dict[str, Any]:
     return to_cloudevent_dict(domain_event)
 
 
+def render(app: CrmApplication, notification: Any) -> dict[str, Any]:
+    """The wire document of a notification: from the stored JSON when it can, else via the domain event."""
+    if notification.topic != INBOUND_TOPIC and app.mapper.cipher is None and app.mapper.compressor is None:
+        try:
+            return stored_to_cloudevent_dict(notification.topic, notification.originator_id,
+                                             notification.originator_version, notification.state)  # fmt: skip
+        except NotPlainJson:
+            pass
+    return wire_document(app.mapper.to_domain_event(notification), notification.topic)
+
+
 def encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(document)
 
 
 class Relay:
@@ -83,7 +94,7 @@ class Relay:
         for notification in notifications:
             if notification.topic.startswith(INTERNAL_TOPIC_PREFIXES):
                 continue
-            document = wire_document(self.app.mapper.to_domain_event(notification), notification.topic)
+            document = render(self.app, notification)
             key = (document.get("subject") or document["id"]).encode()
             futures.append(producer.send(topic, key=key, value=encode(document)))
         producer.flush(timeout=self.ack_timeout_s)

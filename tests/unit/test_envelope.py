@@ -93,3 +93,27 @@ def test_command_ids_are_distinct_version_4_uuids() -> None:
     ids = [new_command_id() for _ in range(5000)]
     assert len(set(ids)) == len(ids)
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 and str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_the_relays_fast_path_renders_exactly_what_the_domain_event_path_renders() -> None:
+    from workers.relay import render, wire_document
+
+    app = CrmApplication("memory://", clock=lambda: AT)
+    # A bit of everything: ids, money, dates, times, lists, nulls, metadata with and without correlation.
+    campaign = app.execute(CommandRequest("campaign.create", "acme", {"name": "Spring", "channel": "webinar", "budget": "5000.50",
+                                                                      "start_date": "2026-03-01"})).aggregate_id  # fmt: skip
+    account = app.execute(CommandRequest("account.create", "acme", {"name": "Globex"}, correlation_id="c-9")).aggregate_id
+    deal = app.execute(CommandRequest("opportunity.create", "acme", {"account_id": str(account), "name": "Fleet",
+                                      "amount": "125000.50", "close_date": "2026-06-30", "campaign_id": str(campaign)})).aggregate_id  # fmt: skip
+    app.execute(CommandRequest("opportunity.win", "acme", {"opportunity_id": str(deal)}))
+    app.execute(CommandRequest("article.create", "acme", {"title": "T", "body": "B", "category": "c", "tags": ["a", "b"]}))
+    app.execute(CommandRequest("case.open", "acme", {"subject": "Help", "priority": "urgent"}))
+    notifications = app.recorder.select_notifications(start=1, limit=100)
+    assert len(notifications) >= 6
+    for n in notifications:
+        assert render(app, n) == wire_document(app.mapper.to_domain_event(n), n.topic), n.topic
+
+
+def test_event_ids_are_uuid5_of_aggregate_and_version() -> None:
+    aggregate = uuid.uuid4()
+    assert event_id(aggregate, 7) == str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "https://crmflow.dev/events"), f"{aggregate}/7"))
