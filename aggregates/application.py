@@ -408,14 +408,3 @@ def _conflict(ctx: CommandContext, error: Exception) -> ConcurrencyConflictError
         aggregates=[str(a.id) for a in ctx.touched.values()],
         cause=str(error),
     )
-
-
-def iter_domain_events(app: CrmApplication, start: int = 1) -> Iterable[Any]:
-    """Every stored event in notification-log order (for tools that replay history)."""
-    while True:
-        notifications = app.recorder.select_notifications(start=start, limit=500)
-        if not notifications:
-            return
-        for notification in notifications:
-            yield app.mapper.to_domain_event(notification)
-        start = notifications[-1].id + 1

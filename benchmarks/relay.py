@@ -19,7 +19,7 @@ and a fresh topic prefix (``bench<random>``, 6 partitions):
   fresh 6-partition topic, then ``flush()``. The ratio relay/bare is the cost of
   the relay's own work (reading the store, rendering, per-batch acks and tracking).
 - render: reading and rendering those envelopes (``select_notifications``,
-  ``mapper.to_domain_event``, ``wire_document``, ``encode``) without Kafka; the
+  ``workers.relay.render``, ``encode``) without Kafka; the
   untimed preparation of bare produce, timed anyway, as a breakdown of the relay.
 - intake: M valid inbound CloudEvents are published to ``<prefix>.inbound`` (not
   timed); then an ``Intake`` (consumer group ``<prefix>.intake``) polls until all
@@ -93,7 +93,7 @@ from workers.inbound_checks import InboundPolicy
 from workers.intake import Intake
 from workers.kafka import KafkaClients, KafkaSettings
 from workers.logging import configure_logging
-from workers.relay import Relay, encode, wire_document
+from workers.relay import Relay, encode, render
 from workers.shutdown import StopSignal
 
 TENANT = "acme"
@@ -301,7 +301,7 @@ def render_envelopes(app: CrmApplication, n: int) -> list[tuple[bytes, bytes]]:
         if not notifications:
             break
         for notification in notifications:
-            document = wire_document(app.mapper.to_domain_event(notification), notification.topic)
+            document = render(app, notification)
             envelopes.append(((document.get("subject") or document["id"]).encode(), encode(document)))
         position = notifications[-1].id
     return envelopes

@@ -47,3 +47,21 @@ def test_a_failing_process_test_exits_1_and_says_what_differed(crmflow: Crmflow,
     assert done.returncode == 1
     assert "FAIL a paid invoice is booked once against its account" in done.stdout
     assert "'currency': 'EUR'" in done.stdout  # what the process really did
+
+
+def test_a_designer_deploys_then_asks_what_a_change_would_do(crmflow: Crmflow, tmp_path: Path) -> None:
+    crmflow("process", "deploy", str(DEFINITIONS / "web-lead-follow-up.yaml"), str(DEFINITIONS / "calendars.yaml"), "--by", "ada")
+    for n in range(3):
+        crmflow("command", "lead.create", "--tenant", "acme", "--data", json.dumps({"name": f"L{n}", "source": "web"}))
+    listed = json.loads(crmflow("process", "list", "--format", "json").stdout)
+    assert {(d["name"], d["version"], d["deployed_by"]) for d in listed} >= {("web-lead-follow-up", 3, "ada")}
+
+    proposal = tmp_path / "web-v4.yaml"
+    proposal.write_text((DEFINITIONS / "web-lead-follow-up.yaml").read_text()
+                        .replace("version: 3", "version: 4").replace('"chen"])', '"chen", "dana"])'))  # fmt: skip
+    report = json.loads(crmflow("process", "whatif", str(proposal), "--format", "json").stdout)
+    rows = {r["measure"]: (r["deployed"], r["proposed"]) for r in report["rows"]}
+    assert report["events"] >= 3
+    assert rows["assignments"] == (3, 3)
+    assert rows["workload ana"] == (1, 1) and rows["workload chen"] == (1, 1)
+    assert report["running_now"] == {"web-lead-follow-up@3 at wait-contact": 3}

@@ -16,6 +16,8 @@ from processes.registry import DefinitionRegistry, DeployedVersion
 from processes.schema import json_schema
 from processes.simulation import Simulation
 from processes.testing import run_tests
+from processes.whatif import compare
+from workers.history import stored_history
 from processes.validation import validate
 from workers.bootstrap import build_application
 from workers.cli.output import fail, print_json, print_rows
@@ -59,6 +61,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.add_argument("--all-versions", action="store_true", help="every version, not just the latest")
     listing.add_argument("--format", choices=("table", "json", "csv"), default="table")
     listing.set_defaults(run=run_list)
+
+    whatif = actions.add_parser(
+        "whatif", help="replay stored history through a proposed definition and the deployed one; compare; write nothing",
+        formatter_class=RAW, epilog="example:\n  crmflow process whatif web-lead-v4.yaml --since 2026-01-01",
+    )  # fmt: skip
+    whatif.add_argument("files", nargs="+", type=Path, help="the proposed definitions (and calendars)")
+    whatif.add_argument("--since", type=datetime.fromisoformat, help="only history from this date (default: all)")
+    whatif.add_argument("--format", choices=("table", "json"), default="table")
+    whatif.set_defaults(run=run_whatif)
 
     test = actions.add_parser(
         "test", help="run the ProcessTest documents in the files against the processes in them",
@@ -136,6 +147,33 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
              "deployed_at": v.deployed_at.isoformat(), "sha256": v.content_hash[:12]} for v in versions]  # fmt: skip
     print_rows(rows, ("kind", "name", "scope", "version", "deployed_by", "deployed_at", "sha256"), args.format,
                title="deployed definitions")  # fmt: skip
+    return 0
+
+
+def run_whatif(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_application(settings)
+    registry = DefinitionRegistry(app)
+    deployed = registry.documents()
+    proposal = _load_valid(args.files, deployed)
+    if proposal is None:
+        return 1
+    since = args.since.replace(tzinfo=args.since.tzinfo or timezone.utc) if args.since else None
+    history = [e for e in stored_history(app) if since is None or datetime.fromisoformat(e["time"]) >= since]
+    result = compare(history, deployed, proposal, app.clock())
+    if args.format == "json":
+        print_json({"events": result.events, "changed": result.changed, "rows": result.rows(),
+                    "running_now": dict(result.running_now)})  # fmt: skip
+        return 0
+    print_rows(result.rows(), ("measure", "deployed", "proposed", "change"), "table",
+               title=f"what if {', '.join(result.changed)} changed: {result.events} stored events replayed, nothing written")  # fmt: skip
+    console = Console(soft_wrap=True, highlight=False)
+    if result.running_now:
+        console.print("Instances running now keep the version they started on:")
+        for where, count in sorted(result.running_now.items()):
+            console.print(f"  {count} × {where}")
+        console.print("New triggers after deployment start the proposed version.")
+    else:
+        console.print("No instance of the changed processes would be running now.")
     return 0
 
 
