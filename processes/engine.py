@@ -72,6 +72,11 @@ class MemoryInstances:
     def get(self, instance_id: str) -> Instance | None:
         return self.instances.get(instance_id)
 
+    def clear(self) -> None:
+        self.instances.clear()
+        self._waiting.clear()
+        self._indexed.clear()
+
     def save(self, instance: Instance) -> None:
         self.instances[instance.id] = instance
         for slot in self._indexed.pop(instance.id, []):
@@ -127,12 +132,16 @@ class Engine:
         self.versions: dict[tuple[str, int], CompiledProcess] = {}
         # (tenant or "*", event type) → the latest version of each process it triggers.
         self.triggers: dict[tuple[str, str], list[CompiledProcess]] = defaultdict(list)
+        self._waited: set[str] = set()
         for process in processes:
             self.deploy(process)
 
     def deploy(self, process: CompiledProcess) -> None:
         """Add a version: new instances start on the latest; running ones keep theirs."""
         self.versions[(process.name, process.version)] = process
+        for step in process.definition.steps:
+            if isinstance(step, WaitForStep):
+                self._waited.update(step.wait_for.on, step.pause_on, step.resume_on)
         for event_type in process.definition.trigger.on:
             slot = self.triggers[(process.definition.tenant, event_type)]
             current = next((p for p in slot if p.name == process.name), None)
@@ -140,6 +149,10 @@ class Engine:
                 slot.append(process)
             elif process.version > current.version:
                 slot[slot.index(current)] = process
+
+    def waited_types(self) -> set[str]:
+        """Event types some step of some deployed definition waits for."""
+        return self._waited
 
     # Inputs.
 

@@ -26,7 +26,12 @@ from workers.shutdown import StopSignal
 log = structlog.get_logger("crmflow.relay")
 
 # Internal records that never leave the store.
-INTERNAL_TOPIC_PREFIXES = ("aggregates.idempotency:", "processes.registry:DefinitionIndex")
+INTERNAL_TOPIC_PREFIXES = (
+    "aggregates.idempotency:",
+    "processes.registry:DefinitionIndex",
+    "processes.instance_record:ProcessInstanceRecord.ProcessStateSaved",  # the engine's snapshots
+)
+EMITTED_TOPIC = "processes.instance_record:ProcessInstanceRecord.ProcessEventEmitted"
 INBOUND_TOPIC = f"{InboundEvent.__module__}:{InboundEvent.__qualname__}.InboundEventAccepted"
 
 
@@ -38,12 +43,14 @@ def wire_document(domain_event: Any, topic: str) -> dict[str, Any]:
     """What goes on the events topic for a stored event."""
     if topic == INBOUND_TOPIC:
         return inbound_cloudevent(domain_event)
+    if topic == EMITTED_TOPIC:
+        return dict(domain_event.detail["document"])  # what the process emitted, as it emitted it
     return to_cloudevent_dict(domain_event)
 
 
 def render(app: CrmApplication, notification: Any) -> dict[str, Any]:
     """The wire document of a notification: from the stored JSON when it can, else via the domain event."""
-    if notification.topic != INBOUND_TOPIC and app.mapper.cipher is None and app.mapper.compressor is None:
+    if notification.topic not in (INBOUND_TOPIC, EMITTED_TOPIC) and app.mapper.cipher is None and app.mapper.compressor is None:
         try:
             return stored_to_cloudevent_dict(notification.topic, notification.originator_id,
                                              notification.originator_version, notification.state)  # fmt: skip

@@ -15,20 +15,25 @@ from workers.bootstrap import build_application, build_intake, build_kafka, buil
 from workers.broker import LocalBroker
 from workers.cli.output import fail, print_json, print_rows
 from workers.config import Settings
+from workers.process_worker import ProcessWorker, TimerWorker
 from workers.shutdown import StopSignal
 
 RAW = argparse.RawDescriptionHelpFormatter
 log = structlog.get_logger("crmflow.cli")
-WORKER_KINDS = ("relay", "intake")
+WORKER_KINDS = ("relay", "intake", "process", "timer")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     worker = sub.add_parser(
         "worker", help="run a long-running worker (stops gracefully on SIGTERM)", formatter_class=RAW,
         epilog="examples:\n  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 crmflow worker relay\n"
-               "  CRMFLOW_TENANTS=acme,globex crmflow worker intake",
+               "  CRMFLOW_TENANTS=acme,globex crmflow worker intake\n  crmflow worker process\n  crmflow worker timer",
     )  # fmt: skip
-    worker.add_argument("kind", choices=WORKER_KINDS, help="relay: store → events topic; intake: inbound topic → store")
+    worker.add_argument(
+        "kind", choices=WORKER_KINDS,
+        help="relay: store → events topic; intake: inbound topic → store; process: events → process instances; "
+             "timer: fires due process timers",
+    )  # fmt: skip
     worker.set_defaults(run=run_worker)
 
     broker = sub.add_parser(
@@ -68,12 +73,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     stop = StopSignal().install()
     app = build_application(settings)
+    if args.kind == "timer":
+        TimerWorker(app).run(stop)
+        app.close()
+        return 0
     with build_kafka(settings, args.kind) as kafka:
         kafka.ensure_topics()
         if args.kind == "relay":
             build_relay(settings, app, kafka).run(stop)
-        else:
+        elif args.kind == "intake":
             build_intake(settings, app, kafka).run(stop)
+        else:
+            ProcessWorker(app, kafka).run(stop)
     app.close()
     return 0
 

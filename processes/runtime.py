@@ -1,0 +1,180 @@
+"""The live engine: definitions from the registry, instances in the event store.
+
+Shared by the process worker (events from Kafka) and the timer worker (due
+timers). Instances are kept in memory, indexed by what they wait for, and
+refreshed from the store's notification log before each batch, so every
+worker sees what the others saved. Commands run through the application
+service with the engine's idempotency keys: a batch handled again after a
+crash replays their first results instead of acting twice. A batch's effects
+and instance states are saved in one transaction; a concurrent change of the
+same instance by another worker makes the save fail, and the caller handles
+the batch again on fresh state.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from eventsourcing.persistence import IntegrityError
+
+from aggregates.application import CommandRequest, CrmApplication
+from aggregates.clock import pinned_event_time
+from processes.calendar import BusinessCalendar
+from processes.compiled import CompiledProcess
+from processes.engine import Effect, Engine, MemoryInstances
+from processes.instance import Instance
+from processes.instance_record import STATE_TOPIC, ProcessInstanceRecord
+from processes.registry import DefinitionRegistry
+
+log = structlog.get_logger("crmflow.processes")
+
+
+class InstanceConflictError(RuntimeError):
+    """Another worker changed an instance of this batch first; handle the batch again."""
+
+
+class ServiceCommands:
+    """Commands through the application service: domain refusals raise DomainError."""
+
+    def __init__(self, app: CrmApplication) -> None:
+        self.app = app
+
+    def execute(self, request: CommandRequest) -> None:
+        self.app.execute(request, conflict_retries=3)
+
+
+class StoredEmits:
+    """Emitted events wait here until the batch is saved; the relay publishes them from the store."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict[str, Any]] = {}
+
+    def emit(self, document: dict[str, Any]) -> None:
+        self.documents[document["id"]] = document
+
+
+class StoredInstances(MemoryInstances):
+    """The memory index, kept in step with the instances saved in the store."""
+
+    def __init__(self, app: CrmApplication) -> None:
+        super().__init__()
+        self.app = app
+        self.position = 0
+        self.dirty: dict[str, Instance] = {}
+
+    def refresh(self) -> int:
+        """Read instance states saved since the last refresh (by this worker or any other)."""
+        read = 0
+        while True:
+            notifications = self.app.recorder.select_notifications(start=self.position + 1, limit=1000, topics=[STATE_TOPIC])
+            if not notifications:
+                return read
+            for notification in notifications:
+                state = self.app.mapper.to_domain_event(notification).state
+                if state["id"] not in self.dirty:
+                    super().save(Instance.from_dict(state))
+            read += len(notifications)
+            self.position = notifications[-1].id
+
+    def save(self, instance: Instance) -> None:
+        super().save(instance)
+        self.dirty[instance.id] = instance
+
+    def forget(self) -> None:
+        """Drop everything believed so far; the next refresh reads the store from the start."""
+        self.clear()
+        self.dirty.clear()
+        self.position = 0
+
+
+class ProcessRuntime:
+    def __init__(self, app: CrmApplication, clock: Callable[[], datetime] | None = None) -> None:
+        self.app = app
+        self.clock = clock or app.clock
+        self.registry = DefinitionRegistry(app)
+        self.instances = StoredInstances(app)
+        self.emits = StoredEmits()
+        self.engine = Engine([], self.instances, ServiceCommands(app), self.emits)
+        self.revision = -1
+
+    def refresh(self) -> int:
+        """New definition versions and instance changes, before each batch; return the states read."""
+        revision = self.registry.revision()
+        if revision != self.revision:
+            documents = self.registry.documents()
+            calendars = {d.model.name: BusinessCalendar(d.model) for d in documents if d.kind == "Calendar"}  # type: ignore[attr-defined, arg-type]
+            for document in documents:
+                if document.kind == "Process":
+                    self.engine.deploy(CompiledProcess(document.model, calendars))  # type: ignore[arg-type]
+            log.info("definitions_loaded", revision=revision, versions=len(self.engine.versions))
+            self.revision = revision
+        return self.instances.refresh()
+
+    def handle(self, events: list[dict[str, Any]]) -> tuple[list[Effect], list[dict[str, Any]]]:
+        """Run the events through the engine and save; return the effects and the events that had none."""
+        self.refresh()
+        effects: list[Effect] = []
+        idle = []
+        now = self.clock()
+        with pinned_event_time(now):
+            for event in events:
+                produced = self.engine.handle(event, now)
+                effects += produced
+                if not produced:
+                    idle.append(event)
+        self.save(effects)
+        return effects, idle
+
+    def fire_due(self) -> list[Effect]:
+        self.refresh()
+        now = self.clock()
+        with pinned_event_time(now):
+            effects = self.engine.fire_due(now)
+        self.save(effects)
+        return effects
+
+    def save(self, effects: list[Effect]) -> None:
+        """Every changed instance: its effects as events, then its state; one transaction."""
+        if not self.instances.dirty:
+            return
+        by_instance: dict[str, list[Effect]] = defaultdict(list)
+        for effect in effects:
+            by_instance[effect.instance].append(effect)
+        records = []
+        with pinned_event_time(self.clock()):
+            for instance in self.instances.dirty.values():
+                record = self._record(instance, by_instance.get(instance.id, []))
+                for effect in by_instance.get(instance.id, []):
+                    if effect.kind == "started":
+                        continue
+                    document = self.emits.documents.get(effect.detail.get("id", "")) if effect.kind == "emitted" else None
+                    record.record(effect, document)
+                record.save_state(instance.to_dict())
+                records.append(record)
+        try:
+            self.app.save(*records)
+        except IntegrityError:
+            # Another worker saved one of these instances first. Forget what we
+            # believed and read the store again; the caller handles the batch anew.
+            self.instances.forget()
+            raise InstanceConflictError("an instance changed under this batch") from None
+        finally:
+            self.emits.documents.clear()
+        self.instances.dirty.clear()
+
+    def _record(self, instance: Instance, effects: list[Effect]) -> ProcessInstanceRecord:
+        try:
+            record = self.app.repository.get(UUID(instance.id))
+        except StoreNotFound:
+            started = next((e for e in effects if e.kind == "started"), None)
+            record = ProcessInstanceRecord(
+                tenant_id=instance.tenant, instance_id=instance.id, definition=instance.definition,
+                version=instance.version, key=instance.key, detail=dict(started.detail) if started else {},
+            )  # fmt: skip
+        return record

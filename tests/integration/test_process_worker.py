@@ -1,0 +1,126 @@
+"""The engine, live: deployed definitions react to stored events through Kafka, durably."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aggregates.application import CommandRequest, CrmApplication
+from processes.loader import load_files, parse_documents
+from processes.registry import DefinitionRegistry
+from processes.runtime import ProcessRuntime, ServiceCommands
+from tests.conftest import Clock
+from tests.waiting import read_topic, wait_until
+from workers.cli.domain import describe_cause
+from workers.kafka import KafkaClients
+from workers.process_worker import ProcessWorker, TimerWorker
+from workers.relay import Relay
+from workers.shutdown import StopSignal
+
+DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
+
+
+@pytest.fixture
+def deployed(app: CrmApplication) -> DefinitionRegistry:
+    registry = DefinitionRegistry(app)
+    registry.deploy(load_files(sorted(DEFINITIONS.glob("*.yaml"))), "ada")
+    return registry
+
+
+@pytest.fixture
+def worker(app: CrmApplication, kafka: KafkaClients, clock: Clock, deployed: DefinitionRegistry) -> Iterator[ProcessWorker]:
+    running = ProcessWorker(app, kafka, ProcessRuntime(app, clock))
+    yield running
+    running.close()
+
+
+def relay(app: CrmApplication, kafka: KafkaClients) -> None:
+    Relay(app, kafka).run(StopSignal(), until_caught_up=True)
+
+
+def new_web_lead(app: CrmApplication, name: str = "Ada") -> str:
+    return str(app.execute(CommandRequest("lead.create", "acme", {"name": name, "source": "web"}, caller="web-form")).aggregate_id)
+
+
+def owner(app: CrmApplication, lead: str) -> Any:
+    return app.state(lead, "acme")["owner"]
+
+
+def test_a_web_lead_is_routed_by_the_deployed_process_and_explain_says_why(
+    app: CrmApplication, kafka: KafkaClients, worker: ProcessWorker
+) -> None:
+    lead = new_web_lead(app)
+    relay(app, kafka)
+
+    wait_until(lambda: worker.poll_once() >= 0 and owner(app, lead) == "ana", 60, interval_s=0, what="the lead assigned")
+
+    assigned = app.history(lead, "acme")[-1]
+    assert assigned.type == "LeadAssigned"
+    assert assigned.meta["caller"] == "process:web-lead-follow-up@3"
+    assert describe_cause(assigned).startswith("process web-lead-follow-up v3 step assign on event ")
+    (instance,) = worker.runtime.instances.instances.values()
+    assert (instance.status, instance.step) == ("waiting", "wait-contact")
+
+
+def test_a_lead_nobody_works_is_escalated_once_by_the_timer_even_across_a_restart(
+    app: CrmApplication, kafka: KafkaClients, worker: ProcessWorker, clock: Clock
+) -> None:
+    lead = new_web_lead(app)
+    relay(app, kafka)
+    wait_until(lambda: worker.poll_once() >= 0 and owner(app, lead) == "ana", 60, interval_s=0, what="routing")
+
+    clock.advance(days=2, minutes=1)
+    assert TimerWorker(app, ProcessRuntime(app, clock)).tick() > 0
+    assert TimerWorker(app, ProcessRuntime(app, clock)).tick() == 0, "a restarted timer worker fires nothing twice"
+
+    relay(app, kafka)
+    overdue = [json.loads(r.value) for r in read_topic(kafka, kafka.topics.events, at_least=3)
+               if json.loads(r.value)["type"] == "LeadFollowUpOverdue"]  # fmt: skip
+    assert [(m["subject"], m["data"]) for m in overdue] == [(lead, {"lead_id": lead, "owner": "ana"})]
+
+
+class CrashAfterCommand(ServiceCommands):
+    """Runs the command, then dies before the instance is saved: a worker killed mid-instance."""
+
+    def execute(self, request: CommandRequest) -> None:
+        super().execute(request)
+        raise SystemExit("killed between the command and saving the instance")
+
+
+def test_a_worker_killed_mid_instance_resumes_without_repeating_the_command(app: CrmApplication, clock: Clock,
+                                                                           deployed: DefinitionRegistry) -> None:  # fmt: skip
+    lead = new_web_lead(app)
+    (created,) = [e for e in app.history(lead, "acme")]
+    event = {"specversion": "1.0", "id": "evt-1", "type": "LeadCreated", "subject": lead, "tenantid": "acme",
+             "source": "/crmflow/acme/lead", "data": created.data}  # fmt: skip
+    doomed = ProcessRuntime(app, clock)
+    doomed.engine.commands = CrashAfterCommand(app)
+    with pytest.raises(SystemExit):
+        doomed.handle([event])
+
+    ProcessRuntime(app, clock).handle([event])  # the restarted worker gets the same event again
+
+    assert [h.type for h in app.history(lead, "acme")] == ["LeadCreated", "LeadAssigned"]
+    assert ProcessRuntime(app, clock).handle([event])[0] == [], "and a third delivery does nothing"
+
+
+def test_a_version_deployed_while_the_worker_runs_is_used_for_new_instances_only(
+    app: CrmApplication, kafka: KafkaClients, worker: ProcessWorker, deployed: DefinitionRegistry
+) -> None:
+    first = new_web_lead(app, "First")
+    relay(app, kafka)
+    wait_until(lambda: worker.poll_once() >= 0 and owner(app, first) == "ana", 60, interval_s=0, what="first routed")
+
+    v4 = (DEFINITIONS / "web-lead-follow-up.yaml").read_text().replace("version: 3", "version: 4") \
+        .replace('round_robin(["ana", "ben", "chen"])', 'round_robin(["zoe"])')  # fmt: skip
+    deployed.deploy(parse_documents(v4, "web-v4.yaml"), "ben")
+    second = new_web_lead(app, "Second")
+    relay(app, kafka)
+    wait_until(lambda: worker.poll_once() >= 0 and owner(app, second) == "zoe", 60, interval_s=0, what="second routed by v4")
+
+    versions = {i.key: i.version for i in worker.runtime.instances.instances.values()}
+    assert versions == {first: 3, second: 4}

@@ -1,0 +1,76 @@
+"""kill -9 the process worker while leads keep coming: every lead is assigned exactly once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from aggregates.application import CommandRequest, CrmApplication
+from processes.loader import load_files
+from processes.registry import DefinitionRegistry
+from tests.waiting import wait_until
+from workers.kafka import KafkaClients, KafkaSettings
+from workers.relay import Relay
+from workers.shutdown import StopSignal
+
+DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
+
+
+def start_worker(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CRMFLOW_DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+           "CRMFLOW_TOPIC_PREFIX": settings.topic_prefix, "CRMFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000",
+           "CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "6000"}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "workers", "worker", "process"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
+
+
+def assigned(app: CrmApplication, leads: list[str]) -> int:
+    return sum(1 for lead in leads if app.state(lead, "acme")["owner"] is not None)
+
+
+def test_killing_the_process_worker_repeatedly_assigns_every_lead_exactly_once(
+    app: CrmApplication, database_url: str, kafka: KafkaClients, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    DefinitionRegistry(app).deploy(load_files(sorted(DEFINITIONS.glob("*.yaml"))), "ada")
+    leads: list[str] = []
+    stop = threading.Event()
+
+    def sales_and_relay() -> None:
+        relay = Relay(app, kafka)
+        while not stop.is_set():
+            for _ in range(5):
+                leads.append(str(app.execute(CommandRequest("lead.create", "acme", {"name": "L", "source": "web"})).aggregate_id))
+            relay.run(StopSignal(), until_caught_up=True)
+            stop.wait(0.05)
+
+    feeder = threading.Thread(target=sales_and_relay)
+    feeder.start()
+    rng = random.Random(11)
+    try:
+        for _ in range(3):
+            worker = start_worker(database_url, kafka_settings, tmp_path / "worker.log")
+            before = assigned(app, list(leads))
+            wait_until(lambda: assigned(app, list(leads)) > before, 60, interval_s=0.1, what="the worker to assign leads")
+            threading.Event().wait(rng.uniform(0.1, 0.6))
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+    finally:
+        stop.set()
+        feeder.join(timeout=30)
+    Relay(app, kafka).run(StopSignal(), until_caught_up=True)
+
+    final = start_worker(database_url, kafka_settings, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: assigned(app, leads) == len(leads), 90, interval_s=0.2, what="every lead assigned")
+    finally:
+        final.send_signal(signal.SIGTERM)
+        assert final.wait(timeout=30) == 0
+
+    histories = [[h.type for h in app.history(lead, "acme")] for lead in leads]
+    assert len(leads) > 20
+    assert all(h.count("LeadAssigned") == 1 for h in histories), "no command was repeated"

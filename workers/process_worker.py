@@ -1,0 +1,118 @@
+"""The process worker and the timer worker: the engine, live.
+
+``crmflow worker process`` consumes ``<prefix>.events`` (domain events and
+accepted inbound events, as the relay publishes them) in the consumer group
+``<prefix>.process`` and runs them through the engine; offsets are committed
+after the batch's instance changes are stored. ``crmflow worker timer`` fires
+due timers. Both pick up newly deployed definitions without a restart.
+
+An event may arrive before the instance it concerns has been saved by another
+worker (another partition, another copy); such an event is held for a while
+(``hold_s``) and tried again after the next refresh, instead of being lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import orjson
+import structlog
+
+from aggregates.application import CrmApplication
+from processes.runtime import InstanceConflictError, ProcessRuntime
+from workers.kafka import KafkaClients
+from workers.shutdown import StopSignal
+
+log = structlog.get_logger("crmflow.process_worker")
+
+
+class ProcessWorker:
+    def __init__(self, app: CrmApplication, kafka: KafkaClients, runtime: ProcessRuntime | None = None,
+                 *, hold_s: float = 30.0, hold_max: int = 10_000) -> None:  # fmt: skip
+        self.runtime = runtime or ProcessRuntime(app)
+        self.kafka = kafka
+        self.hold_s = hold_s
+        self.held: deque[tuple[float, dict[str, Any]]] = deque(maxlen=hold_max)
+        self._consumer: Any = None
+
+    @property
+    def consumer(self) -> Any:
+        if self._consumer is None:
+            group = f"{self.kafka.settings.topic_prefix}.process"
+            self._consumer = self.kafka.consumer(self.kafka.topics.events, group_id=group)
+        return self._consumer
+
+    def poll_once(self, timeout_ms: int = 200) -> int:
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        records = [r for batch in batches.values() for r in batch]
+        events = []
+        for record in records:
+            try:
+                event = orjson.loads(record.value)
+            except orjson.JSONDecodeError:
+                log.warning("event_not_json", partition=record.partition, offset=record.offset)
+                continue
+            if isinstance(event, dict) and "type" in event and "id" in event:
+                events.append(event)
+        # Held events go first (they arrived earlier), but only when instances
+        # changed since: otherwise nothing new could match them. Each keeps its first deadline.
+        now = time.monotonic()
+        fresh_states = self.runtime.refresh()
+        live = [(deadline, e) for deadline, e in self.held if deadline > now]
+        retry = [e for _, e in live] if fresh_states else []
+        deadlines = {e["id"]: deadline for deadline, e in live}
+        self.held = deque(live if not fresh_states else [], maxlen=self.held.maxlen)
+        try:
+            _, idle = self.runtime.handle(retry + events)
+        except InstanceConflictError:
+            log.info("process_batch_conflict", events=len(events))
+            for partition, batch in batches.items():
+                self.consumer.seek(partition, batch[0].offset)
+            self.held.extend((deadlines[e["id"]], e) for e in retry)
+            return 0
+        waited = self.runtime.engine.waited_types()
+        for event in idle:
+            # Nothing happened, but some definition waits for this type: the
+            # instance may not be saved yet. Hold it for a later refresh.
+            if event["type"] in waited:
+                self.held.append((deadlines.get(event["id"], now + self.hold_s), event))
+        if records:
+            self.consumer.commit()
+        return len(records)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+            self._consumer = None
+
+    def run(self, stop: StopSignal) -> None:
+        log.info("process_worker_started", topic=self.kafka.topics.events)
+        try:
+            while not stop.is_set():
+                self.poll_once()
+        finally:
+            self.close()
+        log.info("process_worker_stopped")
+
+
+class TimerWorker:
+    def __init__(self, app: CrmApplication, runtime: ProcessRuntime | None = None, *, interval_s: float = 0.5) -> None:
+        self.runtime = runtime or ProcessRuntime(app)
+        self.interval_s = interval_s
+
+    def tick(self) -> int:
+        """Fire what is due now; return how many effects that had."""
+        try:
+            return len(self.runtime.fire_due())
+        except InstanceConflictError:
+            log.info("timer_conflict")  # another worker moved the instance: next tick sees it
+            return 0
+
+    def run(self, stop: StopSignal) -> None:
+        log.info("timer_worker_started")
+        while not stop.is_set():
+            self.tick()
+            stop.wait(self.interval_s)
+        log.info("timer_worker_stopped")
