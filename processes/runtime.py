@@ -67,6 +67,8 @@ class StoredInstances(MemoryInstances):
         self.app = app
         self.position = 0
         self.dirty: dict[str, Instance] = {}
+        # The record version each known state was read at: a save must build on it.
+        self.versions: dict[str, int] = {}
 
     def refresh(self) -> int:
         """Read instance states saved since the last refresh (by this worker or any other)."""
@@ -79,6 +81,7 @@ class StoredInstances(MemoryInstances):
                 state = self.app.mapper.to_domain_event(notification).state
                 if state["id"] not in self.dirty:
                     super().save(Instance.from_dict(state))
+                    self.versions[state["id"]] = notification.originator_version
             read += len(notifications)
             self.position = notifications[-1].id
 
@@ -90,7 +93,17 @@ class StoredInstances(MemoryInstances):
         """Drop everything believed so far; the next refresh reads the store from the start."""
         self.clear()
         self.dirty.clear()
+        self.versions.clear()
         self.position = 0
+
+
+def _stamp_cause(record: ProcessInstanceRecord, instance: Instance) -> None:
+    """Who did it, for `crmflow explain`: the process, its version, the step (as commands carry it)."""
+    for event in record.pending_events:
+        cause = {"process": instance.definition, "version": instance.version, "instance": instance.id,
+                 "step": getattr(event, "step", None) or instance.step or "-"}  # fmt: skip
+        meta = {"tenant": instance.tenant, "caller": f"process:{instance.definition}@{instance.version}", "cause": cause}
+        object.__setattr__(event, "meta", meta)
 
 
 class ProcessRuntime:
@@ -143,6 +156,21 @@ class ProcessRuntime:
         """Every changed instance: its effects as events, then its state; one transaction."""
         if not self.instances.dirty:
             return
+        try:
+            records = self._records(effects)
+            self.app.save(*records)
+        except (IntegrityError, InstanceConflictError):
+            # Another worker saved one of these instances first. Forget what we
+            # believed and read the store again; the caller handles the batch anew.
+            self.instances.forget()
+            raise InstanceConflictError("an instance changed under this batch") from None
+        finally:
+            self.emits.documents.clear()
+        for record in records:
+            self.instances.versions[str(record.id)] = record.version
+        self.instances.dirty.clear()
+
+    def _records(self, effects: list[Effect]) -> list[ProcessInstanceRecord]:
         by_instance: dict[str, list[Effect]] = defaultdict(list)
         for effect in effects:
             by_instance[effect.instance].append(effect)
@@ -156,22 +184,20 @@ class ProcessRuntime:
                     document = self.emits.documents.get(effect.detail.get("id", "")) if effect.kind == "emitted" else None
                     record.record(effect, document)
                 record.save_state(instance.to_dict())
+                _stamp_cause(record, instance)
                 records.append(record)
-        try:
-            self.app.save(*records)
-        except IntegrityError:
-            # Another worker saved one of these instances first. Forget what we
-            # believed and read the store again; the caller handles the batch anew.
-            self.instances.forget()
-            raise InstanceConflictError("an instance changed under this batch") from None
-        finally:
-            self.emits.documents.clear()
-        self.instances.dirty.clear()
+        return records
 
     def _record(self, instance: Instance, effects: list[Effect]) -> ProcessInstanceRecord:
+        """The instance's record, at the version its state was read at (else a conflict)."""
+        expected = self.instances.versions.get(instance.id)
         try:
             record = self.app.repository.get(UUID(instance.id))
         except StoreNotFound:
+            record = None
+        if (record.version if record is not None else None) != expected:
+            raise InstanceConflictError(f"instance {instance.id} moved on since it was read")
+        if record is None:
             started = next((e for e in effects if e.kind == "started"), None)
             record = ProcessInstanceRecord(
                 tenant_id=instance.tenant, instance_id=instance.id, definition=instance.definition,

@@ -124,3 +124,58 @@ def test_a_version_deployed_while_the_worker_runs_is_used_for_new_instances_only
 
     versions = {i.key: i.version for i in worker.runtime.instances.instances.values()}
     assert versions == {first: 3, second: 4}
+
+
+def test_an_instances_own_history_says_which_process_and_step_did_what(app: CrmApplication, clock: Clock,
+                                                                      deployed: DefinitionRegistry) -> None:  # fmt: skip
+    lead = new_web_lead(app)
+    event = {"specversion": "1.0", "id": "evt-7", "type": "LeadCreated", "subject": lead, "tenantid": "acme",
+             "source": "/crmflow/acme/lead", "data": {"source": "web", "name": "Ada"}}  # fmt: skip
+    runtime = ProcessRuntime(app, clock)
+    runtime.handle([event])
+    (instance,) = runtime.instances.instances.values()
+
+    history = app.history(instance.id, "acme")
+    assert [h.type for h in history] == [
+        "ProcessInstanceStarted", "ProcessStepEntered", "ProcessStepEntered", "ProcessCommandIssued",
+        "ProcessStepEntered", "ProcessInstanceWaiting", "ProcessStateSaved"]  # fmt: skip
+    assert [describe_cause(h).split(" on ")[0].split(" (")[0] for h in history[3:4]] == [
+        "process web-lead-follow-up v3 step assign"]  # fmt: skip
+    assert history[5].data["detail"]["on"] == ["LeadStatusChanged"]
+    assert app.history(instance.id, "globex") == []
+
+
+class RacedRuntime(ProcessRuntime):
+    """Lets a rival worker save between this worker's refresh and its save."""
+
+    def __init__(self, app: CrmApplication, clock: Clock, rival: Any) -> None:
+        super().__init__(app, clock)
+        self.rivals = [rival]
+
+    def save(self, effects: Any) -> None:
+        if self.rivals and self.instances.dirty:
+            self.rivals.pop()()
+        super().save(effects)
+
+
+def test_two_workers_changing_one_instance_do_not_both_win(app: CrmApplication, clock: Clock,
+                                                          deployed: DefinitionRegistry) -> None:  # fmt: skip
+    from processes.runtime import InstanceConflictError
+
+    lead = new_web_lead(app)
+    created = {"specversion": "1.0", "id": "evt-1", "type": "LeadCreated", "subject": lead, "tenantid": "acme",
+               "source": "/s", "data": {"source": "web"}}  # fmt: skip
+    worked = {**created, "id": "evt-2", "type": "LeadStatusChanged", "data": {"status": "working"}}
+    one = ProcessRuntime(app, clock)
+    one.handle([created])
+    two = RacedRuntime(app, clock, rival=lambda: one.handle([worked]))
+
+    with pytest.raises(InstanceConflictError):
+        two.handle([worked])  # the rival completed the instance first; this save must not overwrite it
+    assert two.handle([worked]) == ([], [worked]), "on fresh state the event was already handled"
+
+    fresh = ProcessRuntime(app, clock)
+    fresh.refresh()
+    assert [i.status for i in fresh.instances.instances.values()] == ["completed"]
+    instance_id = next(iter(fresh.instances.instances))
+    assert [h.type for h in app.history(instance_id, "acme")].count("ProcessInstanceCompleted") == 1

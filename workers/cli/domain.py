@@ -138,6 +138,8 @@ def describe_cause(entry: HistoryEntry) -> str:
         text = f"process {cause['process']} v{cause.get('version', '?')} step {cause.get('step', '?')}"
         if meta.get("causation_id"):
             text += f" on event {meta['causation_id']}"
+    elif not meta:
+        text = "(no metadata recorded)"
     else:
         text = f"command {meta.get('command', '?')} by {meta.get('caller', '?')}"
     if meta.get("correlation_id"):
