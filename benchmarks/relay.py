@@ -63,27 +63,20 @@ import json
 import os
 import platform
 import pstats
-import resource
-import secrets
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
-import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -92,6 +85,7 @@ from workers.broker import LocalBroker
 from workers.inbound_checks import InboundPolicy
 from workers.intake import Intake
 from workers.kafka import KafkaClients, KafkaSettings
+from common import PostgresStores, SqliteStores, peak_rss_mib, percentile, verdict
 from workers.logging import configure_logging
 from workers.relay import Relay, encode, render
 from workers.shutdown import StopSignal
@@ -167,20 +161,6 @@ class Figures:
         }  # fmt: skip
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile: no interpolation, so p99 is a latency that happened."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
-
-def peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS); the peak only ever grows.
-    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
 class Clock:
     """Wall and process CPU time of one timed section."""
 
@@ -193,72 +173,6 @@ class Clock:
 
 
 # Stores: every run gets a fresh one (as in store.py).
-
-
-class SqliteStores:
-    name = "sqlite"
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.count = 0
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        self.count += 1
-        path = self.directory / f"bench-{self.count}.db"
-        try:
-            yield str(path)
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-    def describe(self) -> str:
-        return f"SQLite {sqlite3.sqlite_version} (file in {self.directory})"
-
-    def close(self) -> None:
-        pass
-
-
-class PostgresStores:
-    name = "postgres"
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        # Autocommit: CREATE/DROP DATABASE cannot run inside a transaction.
-        self.admin = psycopg.connect(admin_url, autocommit=True)
-        self.server_version = self.admin.execute("SHOW server_version").fetchone()[0]
-        self.created: list[str] = []
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        dbname = f"crmflow_bench_{secrets.token_hex(6)}"
-        self.admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-        self.created.append(dbname)
-        try:
-            yield urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{dbname}", query=""))
-        finally:
-            self.drop(dbname)
-
-    def checkpoint(self) -> None:
-        # Write back the pages the untimed fill dirtied now, not during the timed run.
-        try:
-            self.admin.execute("CHECKPOINT")
-        except psycopg.errors.InsufficientPrivilege:
-            pass
-
-    def drop(self, dbname: str) -> None:
-        # FORCE: a connection the pool failed to close must not leave the database behind.
-        self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        self.created.remove(dbname)
-
-    def close(self) -> None:
-        for dbname in list(self.created):
-            self.drop(dbname)
-        self.admin.close()
-
-    def describe(self) -> str:
-        parts = urlsplit(self.admin_url)
-        return f"PostgreSQL {self.server_version} at {parts.hostname}:{parts.port or 5432}"
 
 
 def settle(stores: Any) -> None:
@@ -622,12 +536,6 @@ def comparisons(figures: list[Figures]) -> list[dict[str, Any]]:
 
 
 # Output.
-
-
-def verdict(passed: bool | None) -> str:
-    if passed is None:
-        return "[dim]–[/dim]"
-    return "[bold green]PASS[/bold green]" if passed else "[bold red]FAIL[/bold red]"
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
