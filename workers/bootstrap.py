@@ -9,6 +9,8 @@ from __future__ import annotations
 import structlog
 
 from aggregates.application import CrmApplication
+from projections.db import Database, reports_url
+from projections.projector import create_tables
 from workers.config import Settings
 from workers.inbound_checks import InboundPolicy, load_schemas
 from workers.intake import Intake
@@ -20,6 +22,12 @@ log = structlog.get_logger("crmflow.bootstrap")
 
 def build_application(settings: Settings) -> CrmApplication:
     return CrmApplication(settings.database_url)
+
+
+def build_reports_db(settings: Settings) -> Database:
+    db = Database(settings.reports_database_url or reports_url(settings.database_url))
+    create_tables(db)
+    return db
 
 
 def build_kafka(settings: Settings, name: str) -> KafkaClients:

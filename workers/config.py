@@ -10,6 +10,8 @@ CRMFLOW_MAX_INBOUND_BYTES largest inbound message accepted (default 262144)
 CRMFLOW_KAFKA_CLIENT_ID   client id prefix (default crmflow; each worker adds its kind)
 CRMFLOW_KAFKA_SESSION_TIMEOUT_MS, CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS, CRMFLOW_KAFKA_REQUEST_TIMEOUT_MS
                           consumer-group and request timeouts (defaults 10000, 10000, 30000)
+CRMFLOW_REPORTS_DATABASE_URL  read models: SQLite path or postgresql:// URL (default: reports.db beside the
+                          SQLite store, or the same PostgreSQL database)
 CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
 """
 
@@ -34,6 +36,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CRMFLOW_", extra="ignore")
 
     database_url: str | None = Field(None, description="SQLite path or postgresql:// URL")
+    reports_database_url: str | None = Field(None, description="read models: SQLite path or postgresql:// URL")
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "CRMFLOW_KAFKA_BOOTSTRAP_SERVERS"),

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from aggregates.errors import DomainError
-from workers.cli import domain, kafka, process
+from workers.cli import domain, kafka, process, reports
 from workers.cli.output import fail
 from workers.config import Settings
 from workers.logging import configure_logging
 
-MODULES = (domain, kafka, process)
+MODULES = (domain, kafka, process, reports)
 
 
 def build_parser() -> argparse.ArgumentParser:

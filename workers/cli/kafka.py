@@ -11,16 +11,17 @@ import structlog
 from rich.console import Console
 
 from workers import deadletters
-from workers.bootstrap import build_application, build_intake, build_kafka, build_relay
+from workers.bootstrap import build_application, build_intake, build_kafka, build_relay, build_reports_db
 from workers.broker import LocalBroker
 from workers.cli.output import fail, print_json, print_rows
 from workers.config import Settings
 from workers.process_worker import ProcessWorker, TimerWorker
+from workers.projection_worker import ProjectionWorker
 from workers.shutdown import StopSignal
 
 RAW = argparse.RawDescriptionHelpFormatter
 log = structlog.get_logger("crmflow.cli")
-WORKER_KINDS = ("relay", "intake", "process", "timer")
+WORKER_KINDS = ("relay", "intake", "process", "timer", "projection")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     worker.add_argument(
         "kind", choices=WORKER_KINDS,
         help="relay: store → events topic; intake: inbound topic → store; process: events → process instances; "
-             "timer: fires due process timers",
+             "timer: fires due process timers; projection: events → read models",
     )  # fmt: skip
     worker.set_defaults(run=run_worker)
 
@@ -83,6 +84,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             build_relay(settings, app, kafka).run(stop)
         elif args.kind == "intake":
             build_intake(settings, app, kafka).run(stop)
+        elif args.kind == "projection":
+            ProjectionWorker(build_reports_db(settings), kafka).run(stop)
         else:
             ProcessWorker(app, kafka).run(stop)
     app.close()

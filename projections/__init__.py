@@ -1,0 +1,1 @@
+"""Read models for analysts: SQL tables kept exactly once per event, and the reports over them."""

@@ -1,0 +1,298 @@
+"""How each event changes the read-model tables: one small function per event type.
+
+Each runs inside the projector's transaction, with the table prefix ``p``
+(``rm_``, or ``rmb_`` during a rebuild). Events of types no report needs
+change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from projections.db import Cursor
+
+Handler = Callable[[Cursor, str, dict[str, Any]], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def on(*types: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for event_type in types:
+            HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+def _set(cur: Cursor, p: str, table: str, key: str, event: dict[str, Any], **values: Any) -> None:
+    assignments = ", ".join(f"{column} = %({column})s" for column in values)
+    cur.execute(f"UPDATE {p}{table} SET {assignments} WHERE {key} = %(id)s AND tenant = %(tenant)s",
+                {**values, "id": event["subject"], "tenant": event["tenantid"]})  # fmt: skip
+
+
+def _insert(cur: Cursor, p: str, table: str, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    cur.execute(f"INSERT INTO {p}{table} ({columns}) VALUES ({', '.join(f'%({c})s' for c in row)}) ON CONFLICT DO NOTHING", row)
+
+
+def _money(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# Leads.
+
+@on("LeadCreated")
+def lead_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "leads", {"tenant": e["tenantid"], "lead_id": e["subject"], "name": d.get("name"),
+                              "company": d.get("company"), "source": d.get("source"), "campaign_id": d.get("campaign_id"),
+                              "owner": d.get("owner"), "status": "new", "score": d.get("score", 0), "created_at": e["time"]})  # fmt: skip
+
+
+@on("LeadAssigned")
+def lead_assigned(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "leads", "lead_id", e, owner=e["data"]["owner"])
+
+
+@on("LeadStatusChanged")
+def lead_worked(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "leads", "lead_id", e, status=e["data"]["status"], worked_at=e["time"])
+
+
+@on("LeadScoreChanged")
+def lead_scored(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "leads", "lead_id", e, score=e["data"]["score"])
+
+
+@on("LeadQualified")
+def lead_qualified(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "leads", "lead_id", e, status="qualified", qualified_at=e["time"])
+
+
+@on("LeadDisqualified")
+def lead_disqualified(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "leads", "lead_id", e, status="disqualified", disqualified_at=e["time"])
+
+
+@on("LeadConverted")
+def lead_converted(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _set(cur, p, "leads", "lead_id", e, status="converted", converted_at=e["time"], account_id=d["account_id"],
+         opportunity_id=d.get("opportunity_id"))  # fmt: skip
+
+
+# Opportunities.
+
+@on("OpportunityCreated")
+def opportunity_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "opportunities", {"tenant": e["tenantid"], "opportunity_id": e["subject"], "account_id": d["account_id"],
+                                      "name": d["name"], "amount": _money(d["amount"]), "currency": d["currency"],
+                                      "close_date": d["close_date"], "owner": d.get("owner"), "stage": d["stage"],
+                                      "probability": d["probability"], "campaign_id": d.get("campaign_id"),
+                                      "lead_id": d.get("lead_id"), "created_at": e["time"]})  # fmt: skip
+    _touch_account(cur, p, e, d["account_id"])
+
+
+@on("OpportunityStageChanged", "OpportunityReopened")
+def opportunity_stage(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "opportunities", "opportunity_id", e, stage=e["data"]["stage"], probability=e["data"]["probability"],
+         closed_at=None)  # fmt: skip
+
+
+@on("OpportunityWon")
+def opportunity_won(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _set(cur, p, "opportunities", "opportunity_id", e, stage="closed_won", probability=100, amount=_money(d["amount"]),
+         closed_at=d["closed_at"])  # fmt: skip
+
+
+@on("OpportunityLost")
+def opportunity_lost(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "opportunities", "opportunity_id", e, stage="closed_lost", probability=0, closed_at=e["data"]["closed_at"])
+
+
+@on("OpportunityUpdated")
+def opportunity_updated(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _set(cur, p, "opportunities", "opportunity_id", e, amount=_money(d["amount"]), close_date=d["close_date"], name=d["name"])
+
+
+@on("OpportunityAssigned")
+def opportunity_assigned(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "opportunities", "opportunity_id", e, owner=e["data"]["owner"])
+
+
+# Campaigns.
+
+@on("CampaignCreated")
+def campaign_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "campaigns", {"tenant": e["tenantid"], "campaign_id": e["subject"], "name": d["name"],
+                                  "channel": d["channel"], "budget": _money(d["budget"]), "actual_cost": 0.0,
+                                  "currency": d["currency"], "status": "planned", "created_at": e["time"]})  # fmt: skip
+
+
+@on("CampaignActivated", "CampaignCompleted")
+def campaign_status(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "campaigns", "campaign_id", e, status=e["data"]["status"])
+
+
+@on("CampaignCostRecorded")
+def campaign_cost(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "campaigns", "campaign_id", e, actual_cost=_money(e["data"]["actual_cost"]))
+
+
+# Accounts.
+
+@on("AccountCreated")
+def account_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "accounts", {"tenant": e["tenantid"], "account_id": e["subject"], "name": d["name"],
+                                 "industry": d.get("industry"), "owner": d.get("owner"), "revenue": 0.0,
+                                 "cost_to_serve": 0.0, "created_at": e["time"], "last_activity_at": e["time"]})  # fmt: skip
+
+
+@on("AccountPaymentRecorded")
+def account_paid(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    cur.execute(f"UPDATE {p}accounts SET revenue = revenue + %(amount)s, last_activity_at = %(at)s "
+                "WHERE account_id = %(id)s AND tenant = %(tenant)s",
+                {"amount": _money(e["data"]["amount"]), "at": e["time"], "id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
+
+
+@on("AccountCostRecorded")
+def account_cost(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    cur.execute(f"UPDATE {p}accounts SET cost_to_serve = cost_to_serve + %(amount)s, last_activity_at = %(at)s "
+                "WHERE account_id = %(id)s AND tenant = %(tenant)s",
+                {"amount": _money(e["data"]["amount"]), "at": e["time"], "id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
+
+
+@on("AccountAssigned")
+def account_assigned(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "accounts", "account_id", e, owner=e["data"]["owner"], last_activity_at=e["time"])
+
+
+def _touch_account(cur: Cursor, p: str, e: dict[str, Any], account_id: str | None) -> None:
+    if account_id:
+        cur.execute(f"UPDATE {p}accounts SET last_activity_at = %(at)s WHERE account_id = %(id)s AND tenant = %(tenant)s",
+                    {"at": e["time"], "id": account_id, "tenant": e["tenantid"]})  # fmt: skip
+
+
+# Cases.
+
+@on("CaseOpened")
+def case_opened(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "cases", {"tenant": e["tenantid"], "case_id": e["subject"], "account_id": d.get("account_id"),
+                              "subject": d["subject"], "category": d.get("category"), "priority": d["priority"],
+                              "channel": d["channel"], "owner": d.get("owner"), "status": "new", "opened_at": d["opened_at"],
+                              "first_response_due": d["first_response_due"], "resolution_due": d["resolution_due"],
+                              "escalations": 0})  # fmt: skip
+    _touch_account(cur, p, e, d.get("account_id"))
+
+
+@on("CaseAssigned")
+def case_assigned(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "cases", "case_id", e, owner=e["data"]["owner"])
+
+
+@on("CaseResponded")
+def case_responded(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    if d["first_response"]:
+        _set(cur, p, "cases", "case_id", e, status=d["status"], first_responded_at=d["responded_at"],
+             first_response_within_sla=int(bool(d["within_sla"])))  # fmt: skip
+    else:
+        _set(cur, p, "cases", "case_id", e, status=d["status"])
+
+
+@on("CaseEscalated")
+def case_escalated(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    cur.execute(f"UPDATE {p}cases SET status = 'escalated', escalations = escalations + 1 "
+                "WHERE case_id = %(id)s AND tenant = %(tenant)s", {"id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
+
+
+@on("CaseOnHold", "CaseClosed", "CaseReopened")
+def case_status(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "cases", "case_id", e, status=e["data"]["status"])
+
+
+@on("CaseResumed", "CaseSlaSet")
+def case_due(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    values = {"first_response_due": d["first_response_due"], "resolution_due": d["resolution_due"]}
+    if "status" in d:
+        values["status"] = d["status"]
+    _set(cur, p, "cases", "case_id", e, **values)
+
+
+@on("CaseResolved")
+def case_resolved(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _set(cur, p, "cases", "case_id", e, status="resolved", resolved_at=d["resolved_at"],
+         resolution_within_sla=int(bool(d["within_sla"])), article_id=d.get("article_id"))  # fmt: skip
+
+
+# Knowledge articles.
+
+@on("ArticleCreated")
+def article_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "articles", {"tenant": e["tenantid"], "article_id": e["subject"], "title": d["title"],
+                                 "category": d["category"], "status": "draft"})  # fmt: skip
+
+
+@on("ArticlePublished", "ArticleArchived")
+def article_status(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "articles", "article_id", e, status=e["data"]["status"])
+
+
+@on("ArticleRevised")
+def article_revised(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "articles", "article_id", e, title=e["data"]["title"])
+
+
+# Process instances.
+
+@on("ProcessInstanceStarted")
+def instance_started(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "instances", {"tenant": e["tenantid"], "instance_id": e["subject"], "definition": d["definition"],
+                                  "version": d["version"], "key": d["key"], "status": "running",
+                                  "started_at": e["time"], "updated_at": e["time"]})  # fmt: skip
+
+
+@on("ProcessStepEntered")
+def instance_step(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "instances", "instance_id", e, status="running", step=e["data"]["step"], waiting_on=None, due_at=None,
+         updated_at=e["time"])  # fmt: skip
+
+
+@on("ProcessInstanceWaiting")
+def instance_waiting(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    detail = e["data"]["detail"]
+    _set(cur, p, "instances", "instance_id", e, status="waiting", step=e["data"]["step"],
+         waiting_on=",".join(detail.get("on", [])) or None, due_at=detail.get("due"), updated_at=e["time"])  # fmt: skip
+
+
+@on("ProcessClockPaused")
+def instance_paused(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "instances", "instance_id", e, due_at=None, updated_at=e["time"])
+
+
+@on("ProcessClockResumed")
+def instance_resumed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "instances", "instance_id", e, due_at=e["data"]["detail"]["due"], updated_at=e["time"])
+
+
+@on("ProcessInstanceCompleted")
+def instance_completed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "instances", "instance_id", e, status="completed", step=None, waiting_on=None, due_at=None,
+         updated_at=e["time"])  # fmt: skip
+
+
+@on("ProcessInstanceFailed")
+def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "instances", "instance_id", e, status="failed", step=e["data"]["step"], waiting_on=None, due_at=None,
+         error=e["data"]["detail"].get("error"), updated_at=e["time"])  # fmt: skip
