@@ -213,9 +213,16 @@ def case_escalated(cur: Cursor, p: str, e: dict[str, Any]) -> None:
                 "WHERE case_id = %(id)s AND tenant = %(tenant)s", {"id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
 
 
-@on("CaseOnHold", "CaseClosed", "CaseReopened")
+@on("CaseOnHold", "CaseClosed")
 def case_status(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "cases", "case_id", e, status=e["data"]["status"])
+
+
+@on("CaseReopened")
+def case_reopened(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    # As on the aggregate: a reopened case is open again, and its old resolution no longer counts.
+    _set(cur, p, "cases", "case_id", e, status=e["data"]["status"], resolved_at=None, resolution_within_sla=None,
+         article_id=None)  # fmt: skip
 
 
 @on("CaseResumed", "CaseSlaSet")

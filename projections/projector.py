@@ -8,7 +8,7 @@ recorded, in the same transaction as the rows it changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from projections.db import Cursor, Database
@@ -51,14 +51,37 @@ def _apply_batch(db: Database, events: list[dict[str, Any]], prefix: str) -> int
         return sum(apply(cur, event, prefix) for event in events)
 
 
-def rebuild(db: Database, events: Iterable[dict[str, Any]]) -> int:
-    """Fill fresh ``rmb_`` tables from the history, then swap them in at once: no half-built report is ever seen."""
+def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str, Any]]]]) -> int:
+    """Rebuild every read model from the store's history, then swap them in at once.
+
+    ``history(after)`` yields (position, event) of the events stored after a
+    position. The bulk of the history goes into fresh ``rmb_`` tables while
+    the live projector keeps working; then, holding the write lock (so the
+    live projector waits), the rebuild catches up with what was stored
+    meanwhile and renames the tables into place in the same transaction. No
+    half-built report is ever seen, and no event applied by the live
+    projector during the rebuild is lost.
+    """
+    create_tables(db)
     with db.transaction() as cur:
         for name in MODEL_TABLES:
             cur.execute(f"DROP TABLE IF EXISTS rmb_{name}")
     create_tables(db, "rmb_")
-    applied = apply_all(db, events, prefix="rmb_")
+    applied, last, pending = 0, 0, []
+    for position, event in history(0):
+        pending.append(event)
+        last = position
+        if len(pending) >= 2000:
+            applied += _apply_batch(db, pending, "rmb_")
+            pending = []
+    applied += _apply_batch(db, pending, "rmb_")
     with db.transaction() as cur:
+        if db.postgres:
+            # rm_seen first: the live projector touches it first, so neither waits on the other in a cycle.
+            tables = ", ".join(f"rm_{name}" for name in ["seen", *[n for n in MODEL_TABLES if n != "seen"], "positions"])
+            cur.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+        for _, event in history(last):
+            applied += apply(cur, event, "rmb_")
         for name in MODEL_TABLES:
             cur.execute(f"DROP TABLE IF EXISTS rm_{name}")
             cur.execute(f"ALTER TABLE rmb_{name} RENAME TO rm_{name}")

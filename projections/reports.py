@@ -154,7 +154,7 @@ def campaigns(db: Database, tenant: str, since: str | None = None, until: str | 
         "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.status = 'converted') AS converted, "
         "(SELECT COALESCE(SUM(o.amount), 0) FROM rm_opportunities o WHERE o.campaign_id = c.campaign_id "
         " AND o.stage = 'closed_won') AS won_revenue "
-        f"FROM rm_campaigns c WHERE c.tenant = %(tenant)s{_between('c.created_at', since, until)} ORDER BY c.name",
+        f"FROM rm_campaigns c WHERE c.tenant = %(tenant)s{_between('c.created_at', since, until)} ORDER BY c.name, c.campaign_id",
         {"tenant": tenant, "since": since, "until": until},
     )  # fmt: skip
     for r in rows:
@@ -233,7 +233,7 @@ def segment(revenue: float) -> str:
         ("account", "revenue", "cost_to_serve", "profit", "segment", "open_cases", "last_activity_at"))  # fmt: skip
 def accounts(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
     rows = db.query(
-        "SELECT a.name AS account, a.revenue, a.cost_to_serve, a.last_activity_at, "
+        "SELECT a.name AS account, a.account_id, a.revenue, a.cost_to_serve, a.last_activity_at, "
         "(SELECT COUNT(*) FROM rm_cases c WHERE c.account_id = a.account_id "
         " AND c.status NOT IN ('resolved', 'closed')) AS open_cases "
         f"FROM rm_accounts a WHERE a.tenant = %(tenant)s{_between('a.last_activity_at', since, until)} ORDER BY a.name",
@@ -243,7 +243,11 @@ def accounts(db: Database, tenant: str, since: str | None = None, until: str | N
         revenue, cost = float(r["revenue"] or 0), float(r["cost_to_serve"] or 0)
         r.update(revenue=round(revenue, 2), cost_to_serve=round(cost, 2), profit=round(revenue - cost, 2),
                  segment=segment(revenue))  # fmt: skip
-    return sorted(rows, key=lambda r: (-r["profit"], r["account"]))
+    # The id breaks ties, so that the order is the same on every database and every rebuild.
+    rows.sort(key=lambda r: (-r["profit"], r["account"], r["account_id"]))
+    for row in rows:
+        del row["account_id"]
+    return rows
 
 
 @report("instances", "process instances by definition, version, state and step; stuck: waiting with nothing to wake them",

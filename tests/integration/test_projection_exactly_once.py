@@ -13,7 +13,7 @@ from projections.db import Database
 from projections.projector import create_tables, rebuild
 from projections.reports import REPORTS
 from tests.waiting import wait_until
-from workers.history import stored_history
+from workers.history import history_source, stored_history
 from workers.kafka import KafkaClients
 from workers.projection_worker import ProjectionWorker, stored_positions
 from workers.relay import Relay
@@ -47,7 +47,7 @@ def all_reports(db: Database) -> list[Any]:
 def rebuilt_reports(app: CrmApplication, tmp_path: Path, name: str) -> list[Any]:
     fresh = Database(str(tmp_path / f"{name}.db"))
     create_tables(fresh)
-    rebuild(fresh, stored_history(app))
+    rebuild(fresh, history_source(app))
     return all_reports(fresh)
 
 

@@ -13,7 +13,7 @@ from projections.db import Database
 from projections.projector import apply_all, create_tables, rebuild
 from projections.reports import campaigns, forecast, funnel, pipeline, win_rate
 from tests.conftest import Clock, Run
-from workers.history import stored_history
+from workers.history import history_source, stored_history
 
 
 @pytest.fixture
@@ -134,5 +134,5 @@ def test_reports_never_show_another_tenants_rows(projected: Database) -> None:
 
 def test_a_rebuild_gives_the_same_reports_as_the_incremental_projection(app: CrmApplication, projected: Database) -> None:
     before = [report(projected, "acme") for report in (pipeline, forecast, win_rate, funnel, campaigns)]
-    rebuild(projected, stored_history(app))
+    rebuild(projected, history_source(app))
     assert [report(projected, "acme") for report in (pipeline, forecast, win_rate, funnel, campaigns)] == before

@@ -11,7 +11,7 @@ from projections.reports import REPORTS
 from workers.bootstrap import build_application, build_kafka, build_reports_db
 from workers.cli.output import FORMATS, fail, print_rows
 from workers.config import Settings
-from workers.history import stored_history
+from workers.history import history_source
 from workers.projection_worker import ProjectionWorker
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -49,7 +49,7 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     with Console(stderr=True).status("rebuilding the read models from the event store"):
-        applied = rebuild(build_reports_db(settings), stored_history(build_application(settings)))
+        applied = rebuild(build_reports_db(settings), history_source(build_application(settings)))
     Console(stderr=True).print(f"rebuilt: {applied} events applied; the new tables are in place")
     return 0
 

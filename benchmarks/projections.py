@@ -1,0 +1,462 @@
+"""Read-model projection speed: crmflow's projector (``projections.projector``) against a bare SQL loop.
+
+Inputs are synthetic CloudEvents, generated (before any clock starts) in exactly
+the shape ``workers.history.stored_history`` yields and the relay publishes: a
+CRM history of tenant ``acme``, one stored event per step, about 30% lead
+events (create, assign, work, rescore, qualify / disqualify), 30% opportunity
+events (create, advance, assign, update, win / lose), 25% case events (open,
+assign, respond, escalate, resolve, close) and 15% account events (create,
+payments, service costs, assign); every aggregate's created event comes before
+its later events, every later event is a transition the domain allows, event
+times advance 5-55 s per event. Each event is kept as its JSON bytes (orjson),
+as the projection worker receives it from Kafka: every timed pass, crmflow's
+and the bare one alike, decodes with ``orjson.loads`` as it goes (the "decode"
+row times that alone).
+
+Before timing, the script checks the generator and the baseline: a small
+history (``--check-events``, default 3,000) is also *executed* as the
+equivalent commands on a memory ``CrmApplication`` (same ids, same event
+times), and ``stored_history`` of that store must equal the synthetic events
+field for field (but the random correlation/causation ids); both histories,
+projected by crmflow, must give the same rows in every read-model table and the
+same output from every report in ``projections.reports``; and the bare loop
+must write the same rows as crmflow, on every backend measured.
+
+Measured per backend (SQLite: a file in a fresh temp dir; PostgreSQL: a fresh
+``crmflow_bench_<random>`` database, dropped afterwards), each run on a fresh
+database with fresh tables:
+
+- incremental: ``apply_all(db, events, batch=500)`` over N events (``--events``,
+  default 100,000): one transaction per 500 events, each event deduplicated
+  through the ``seen`` table, then its handler; what the projection worker
+  does per polled batch (``max_poll_records`` is 500).
+- rebuild: ``rebuild(db, events)`` over M events (``--rebuild-events``, default
+  1,000,000 on SQLite; ``--postgres-rebuild-events``, default 200,000): fill
+  fresh ``rmb_`` tables in transactions of 2,000 (``apply_all``'s default) and
+  swap them in. The ``rm_`` tables it replaces are empty (created, not filled:
+  dropping full old tables is not part of the figure).
+- bare: the same rows written with the same driver and connection (sqlite3 /
+  psycopg, through ``Database.connection``), in transactions of the same size:
+  per event the ``seen`` insert (rowcount checked) and the one INSERT or UPDATE
+  it implies (two for OpportunityCreated and CaseOpened, which also touch the
+  account), hand-written SQL with positional parameters, no crmflow code. The
+  bare rebuild also fills ``rmb_`` tables and swaps them in. crmflow/bare is the
+  cost of crmflow's handler layer (dict parameters, SQL built per call,
+  ``%(name)s`` → ``:name`` rewriting on SQLite).
+- latency (SQLite only, like a local deployment): the real broker
+  (``workers.broker.LocalBroker``), a ``Relay`` (thread, ``Relay.run``: loops
+  ``relay_once``, 50 ms idle wait when caught up, as deployed) and a
+  ``ProjectionWorker`` (thread, looping ``poll_once``) into a sibling reports
+  file. Once the worker's consumer is assigned its partitions (the group join,
+  ~5 s on this broker, is left out) and 20 warm-up events went through, the
+  main thread stores ``opportunity.create`` commands (one ``execute`` each, a
+  unique name and id each) at a paced 1,000 events/s for ``--latency-seconds``
+  (default 10), noting when each ``execute`` returned; a reader thread polls
+  the reports file every millisecond (``SELECT rowid, opportunity_id FROM
+  rm_opportunities WHERE rowid > ?``) and notes when each row appears. Latency
+  is the difference: p50, p99 and max.
+- peak memory: ``ru_maxrss`` of the whole run (it includes the input events,
+  held as bytes; their size is printed).
+
+``--rounds`` rounds of incremental on SQLite (default 3), ``--postgres-rounds``
+on PostgreSQL (default 1), ``--rebuild-rounds`` of rebuild (default 1); medians;
+crmflow and bare swap who goes first each round.
+
+Targets (marked PASS/FAIL): incremental >= 10,000 events/s on SQLite; rebuild
+of 1,000,000 events in <= 60 s on SQLite (judged only when at least 1,000,000
+events were rebuilt; otherwise the time is printed without a verdict);
+latency p99 < 200 ms at 1,000 events/s.
+
+Run it from the repository root, with the project installed:
+
+    python benchmarks/projections.py                  # both backends, defaults: about 3.5 min on 2 cores
+    python benchmarks/projections.py --backends sqlite --events 20000 --rebuild-events 100000 --latency-seconds 3 --rounds 1
+    python benchmarks/projections.py --json           # figures as JSON on stdout, progress on stderr
+    python benchmarks/projections.py --profile --backends sqlite   # + cProfile of apply_all on SQLite
+
+PostgreSQL is reached through ``--postgres-url`` (an admin connection, default
+``postgresql://postgres@127.0.0.1:5432/postgres``, or
+``$CRMFLOW_BENCH_POSTGRES_URL``); the user must be allowed to create databases.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This script is named like crmflow's ``projections`` package, and a script's
+# directory comes first on sys.path: take it off, so that ``import projections``
+# finds the package, and import the benchmarks' ``common`` from it explicitly.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE))
+import common  # noqa: E402
+
+sys.path.remove(str(_HERE))
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import gc  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import pstats  # noqa: E402
+import random  # noqa: E402
+import sqlite3  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from datetime import date, datetime, timedelta, timezone  # noqa: E402
+from importlib.metadata import version  # noqa: E402
+from typing import Any  # noqa: E402
+from uuid import uuid4  # noqa: E402
+
+import orjson  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from aggregates.application import CommandRequest, CrmApplication  # noqa: E402
+from aggregates.envelope import event_id  # noqa: E402
+from projections.db import Database  # noqa: E402
+from projections.projector import apply_all, create_tables, rebuild  # noqa: E402
+from projections.reports import REPORTS  # noqa: E402
+from projections.tables import MODEL_TABLES  # noqa: E402
+from workers.broker import LocalBroker  # noqa: E402
+from workers.history import stored_history  # noqa: E402
+from workers.kafka import KafkaClients, KafkaSettings  # noqa: E402
+from workers.logging import configure_logging  # noqa: E402
+from workers.projection_worker import ProjectionWorker  # noqa: E402
+from workers.relay import Relay  # noqa: E402
+from workers.shutdown import StopSignal  # noqa: E402
+
+PostgresStores, SqliteStores = common.PostgresStores, common.SqliteStores
+peak_rss_mib, percentile, verdict = common.peak_rss_mib, common.percentile, common.verdict
+
+TENANT = "acme"
+CALLER = "bench"
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PARTITIONS = 6
+INCREMENTAL_BATCH = 500  # the worker's batch: max_poll_records
+REBUILD_BATCH = 2000  # apply_all's default, which rebuild uses
+
+# Targets from the brief: all on SQLite.
+SQLITE_INCREMENTAL_EVENTS_PER_S = 10_000
+SQLITE_REBUILD_EVENTS = 1_000_000
+SQLITE_REBUILD_MAX_S = 60.0
+LATENCY_RATE = 1_000  # events/s
+LATENCY_P99_MAX_MS = 200.0
+
+UTC = timezone.utc
+loads = orjson.loads
+
+
+# The synthetic history.
+
+OWNERS = tuple(f"rep-{i}" for i in range(25))
+SOURCES = ("web", "webinar", "email", "event", "referral", "partner", "phone", "social", "other")
+INDUSTRIES = ("retail", "software", "manufacturing", "finance", "health", "logistics", "energy", "media")
+CHANNELS = ("email", "phone", "web", "chat", "social", "other")
+CATEGORIES = ("billing", "login", "shipping", "bug", "how-to", "outage", "refund", "onboarding")
+SUBJECTS = ("Cannot log in", "Invoice is wrong", "Parcel is late", "Export fails", "How do I ...", "Site is down")
+COST_CATEGORIES = ("support", "onboarding", "training")
+OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
+PROBABILITY = {"prospecting": 10, "qualification": 20, "proposal": 50, "negotiation": 75}
+PRIORITIES = ("low", "medium", "medium", "high", "urgent", "low", "medium", "high", "medium", "low")
+SLA_HOURS = {"urgent": (1, 8), "high": (4, 24), "medium": (8, 72), "low": (24, 120)}
+LIVE = {"lead": 400, "opportunity": 400, "case": 300}  # aggregates in flight per kind
+MIN_ACCOUNTS = 20
+
+
+class SyntheticHistory:
+    """A CRM history of one tenant, one stored event per ``step()``.
+
+    Returns the event (the CloudEvent dict ``stored_history`` would yield) and,
+    with ``commands=True``, the command that stores the same event when run
+    with ``execute(request, at=<the event's time>)``: the checks run both.
+    Deterministic for a seed.
+    """
+
+    def __init__(self, seed: int = 2026, *, commands: bool = False) -> None:
+        self.rng = random.Random(seed)
+        self.commands = commands
+        self.at = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+        self.iso = self.at.isoformat()
+        self.accounts: list[list[Any]] = []  # [id, version, owner], all of them (accounts never close)
+        self.live: dict[str, list[list[Any]]] = {kind: [] for kind in LIVE}
+        self.created = {"lead": 0, "opportunity": 0, "case": 0, "account": 0}
+        self.serial = 0
+        self.sources = {kind: f"/crmflow/{TENANT}/{kind}" for kind in ("lead", "opportunity", "case", "account")}
+
+    def events(self, n: int) -> Iterator[dict[str, Any]]:
+        for _ in range(n):
+            yield self.step()[0]
+
+    # Helpers.
+
+    def _uuid(self) -> str:
+        h = f"{(self.rng.getrandbits(128) & ~(0xF << 76) | (0x4 << 76)) & ~(0x3 << 62) | (0x2 << 62):032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def _event(self, kind: str, type_: str, subject: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        correlation = self._uuid()
+        return {
+            "specversion": "1.0", "id": event_id(subject, version), "source": self.sources[kind], "type": type_,
+            "subject": subject, "time": self.iso, "datacontenttype": "application/json", "data": data,
+            "tenantid": TENANT, "sequence": version, "correlationid": correlation, "causationid": correlation,
+        }  # fmt: skip
+
+    def _money(self, low: int, high: int) -> str:
+        return f"{self.rng.randint(low, high)}.{self.rng.randrange(100):02d}"
+
+    def _take(self, pool: list[list[Any]], i: int) -> None:
+        """Remove pool[i] (order does not matter): swap with the last."""
+        pool[i] = pool[-1]
+        pool.pop()
+
+    def step(self) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+        rng = self.rng
+        self.at += timedelta(seconds=rng.randint(5, 55))
+        self.iso = self.at.isoformat()
+        self.serial += 1
+        r = rng.random()
+        if r < 0.85 and len(self.accounts) < MIN_ACCOUNTS and r >= 0.30:
+            return self._account()  # opportunities and cases need accounts
+        if r < 0.30:
+            return self._lead()
+        if r < 0.60:
+            return self._opportunity()
+        if r < 0.85:
+            return self._case()
+        return self._account()
+
+    # Leads: new → working → qualified | disqualified.
+
+    def _lead(self) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+        rng, pool = self.rng, self.live["lead"]
+        if len(pool) < LIVE["lead"]:
+            lead_id, n = self._uuid(), self.serial
+            owner = rng.choice(OWNERS) if rng.random() < 0.3 else None
+            data = {"tenant_id": TENANT, "name": f"Lead {n}", "company": f"Company {n % 5000}",
+                    "email": f"lead{n}@example.com", "source": rng.choice(SOURCES), "campaign_id": None,
+                    "owner": owner, "score": rng.randrange(0, 60, 5)}  # fmt: skip
+            pool.append([lead_id, 1, "new", owner, data["score"]])
+            self.created["lead"] += 1
+            command = ("lead.create", {"lead_id": lead_id, **{k: data[k] for k in
+                       ("name", "company", "email", "source", "owner", "score")}})  # fmt: skip
+            return self._event("lead", "LeadCreated", lead_id, 1, data), command
+        i = rng.randrange(len(pool))
+        lead = pool[i]
+        lead_id, version, status, owner, score = lead
+        version += 1
+        lead[1] = version
+        x = rng.random()
+        if status == "new":
+            if owner is None and x < 0.5:
+                lead[3] = rng.choice(OWNERS)
+                data, command = {"owner": lead[3], "previous_owner": owner}, ("lead.assign", {"owner": lead[3]})
+                type_ = "LeadAssigned"
+            elif x < 0.7:
+                lead[2] = "working"
+                data, command, type_ = {"status": "working", "previous_status": "new"}, ("lead.work", {}), "LeadStatusChanged"
+            else:
+                type_, data, command = self._rescore(lead)
+        elif x < 0.25:
+            type_, data, command = self._rescore(lead)
+        elif x < 0.70:
+            self._take(pool, i)
+            data, command, type_ = {"status": "qualified", "previous_status": "working"}, ("lead.qualify", {}), "LeadQualified"
+        else:
+            self._take(pool, i)
+            data = {"status": "disqualified", "previous_status": "working", "reason": "no budget"}
+            command, type_ = ("lead.disqualify", {"reason": "no budget"}), "LeadDisqualified"
+        command[1]["lead_id"] = lead_id
+        return self._event("lead", type_, lead_id, version, data), command
+
+    def _rescore(self, lead: list[Any]) -> tuple[str, dict[str, Any], tuple[str, dict[str, Any]]]:
+        points = self.rng.randrange(-20, 45, 5)
+        lead[4] = max(0, lead[4] + points)
+        data = {"score": lead[4], "points": points, "reason": "engagement"}
+        return "LeadScoreChanged", data, ("lead.score", {"points": points, "reason": "engagement"})
+
+    # Opportunities: prospecting → ... → negotiation → closed_won | closed_lost.
+
+    def _opportunity(self) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+        rng, pool = self.rng, self.live["opportunity"]
+        if len(pool) < LIVE["opportunity"]:
+            opportunity_id, account_id = self._uuid(), rng.choice(self.accounts)[0]
+            name, amount = f"Deal {self.serial}", self._money(500, 90_000)
+            close_date = (self.at.date() + timedelta(days=rng.randint(14, 180))).isoformat()
+            owner = rng.choice(OWNERS)
+            data = {"tenant_id": TENANT, "account_id": account_id, "name": name, "amount": amount, "currency": "EUR",
+                    "close_date": close_date, "owner": owner, "stage": "prospecting", "probability": 10,
+                    "lead_id": None, "campaign_id": None}  # fmt: skip
+            pool.append([opportunity_id, 1, 0, amount, close_date, name, owner])
+            self.created["opportunity"] += 1
+            command = ("opportunity.create", {"opportunity_id": opportunity_id, "account_id": account_id, "name": name,
+                       "amount": amount, "currency": "EUR", "close_date": close_date, "owner": owner})  # fmt: skip
+            return self._event("opportunity", "OpportunityCreated", opportunity_id, 1, data), command
+        i = rng.randrange(len(pool))
+        opp = pool[i]
+        opportunity_id, version, stage, amount, close_date, name, owner = opp
+        version += 1
+        opp[1] = version
+        x = rng.random()
+        if x < 0.10:
+            opp[6] = rng.choice(OWNERS)
+            type_, data, command = "OpportunityAssigned", {"owner": opp[6], "previous_owner": owner}, (
+                "opportunity.assign", {"owner": opp[6]})  # fmt: skip
+        elif x < 0.18:
+            opp[3] = self._money(500, 90_000)
+            type_, data = "OpportunityUpdated", {"amount": opp[3], "close_date": close_date, "name": name}
+            command = ("opportunity.update", {"amount": opp[3]})
+        elif stage < 3 and x < 0.70:
+            opp[2] = stage + 1
+            to, frm = OPEN_STAGES[stage + 1], OPEN_STAGES[stage]
+            type_, data = "OpportunityStageChanged", {"stage": to, "previous_stage": frm, "probability": PROBABILITY[to]}
+            command = ("opportunity.advance", {})
+        elif rng.random() < 0.45:
+            self._take(pool, i)
+            type_ = "OpportunityWon"
+            data = {"stage": "closed_won", "previous_stage": OPEN_STAGES[stage], "probability": 100, "amount": amount,
+                    "closed_at": self.iso}  # fmt: skip
+            command = ("opportunity.win", {})
+        else:
+            self._take(pool, i)
+            type_ = "OpportunityLost"
+            data = {"stage": "closed_lost", "previous_stage": OPEN_STAGES[stage], "probability": 0,
+                    "reason": "went with a competitor", "closed_at": self.iso}  # fmt: skip
+            command = ("opportunity.lose", {"reason": "went with a competitor"})
+        command[1]["opportunity_id"] = opportunity_id
+        return self._event("opportunity", type_, opportunity_id, version, data), command
+
+    # Cases: new → working → escalated → resolved → closed.
+
+    def _case(self) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+        rng, pool = self.rng, self.live["case"]
+        if len(pool) < LIVE["case"]:
+            case_id = self._uuid()
+            account_id = rng.choice(self.accounts)[0] if rng.random() < 0.7 else None
+            priority, channel = rng.choice(PRIORITIES), rng.choice(CHANNELS)
+            owner = rng.choice(OWNERS) if rng.random() < 0.3 else None
+            subject, category = rng.choice(SUBJECTS), rng.choice(CATEGORIES)
+            respond_h, resolve_h = SLA_HOURS[priority]
+            first_due, resolution_due = self.at + timedelta(hours=respond_h), self.at + timedelta(hours=resolve_h)
+            data = {"tenant_id": TENANT, "account_id": account_id, "contact_id": None, "subject": subject,
+                    "description": None, "category": category, "priority": priority, "channel": channel,
+                    "owner": owner, "opened_at": self.iso, "first_response_due": first_due.isoformat(),
+                    "resolution_due": resolution_due.isoformat()}  # fmt: skip
+            # [id, version, status, owner, responded, first response due, resolution due, escalation level]
+            pool.append([case_id, 1, "new", owner, False, first_due, resolution_due, 0])
+            self.created["case"] += 1
+            command = ("case.open", {"case_id": case_id, "account_id": account_id, "subject": subject,
+                       "category": category, "priority": priority, "channel": channel, "owner": owner})  # fmt: skip
+            return self._event("case", "CaseOpened", case_id, 1, data), command
+        i = rng.randrange(len(pool))
+        case = pool[i]
+        case_id, version, status, owner, responded, first_due, resolution_due, level = case
+        version += 1
+        case[1] = version
+        x = rng.random()
+        if status == "resolved":
+            self._take(pool, i)
+            type_, data, command = "CaseClosed", {"status": "closed"}, ("case.close", {})
+        elif status == "new" and owner is None and x < 0.25:
+            case[3] = rng.choice(OWNERS)
+            type_, data, command = "CaseAssigned", {"owner": case[3], "previous_owner": None}, (
+                "case.assign", {"owner": case[3]})  # fmt: skip
+        elif (status == "new" and x < 0.85) or (status != "new" and x < 0.30):
+            after = "working" if status == "new" else status
+            case[2], case[4] = after, True
+            data = {"message": "Looking into it", "responded_at": self.iso, "first_response": not responded,
+                    "within_sla": None if responded else self.at <= first_due, "status": after}  # fmt: skip
+            type_, command = "CaseResponded", ("case.respond", {"message": "Looking into it"})
+        elif status == "new" or x < 0.40:
+            case[2], case[7] = "escalated", level + 1
+            data = {"status": "escalated", "previous_status": status, "reason": "customer waiting", "level": level + 1,
+                    "escalated_at": self.iso}  # fmt: skip
+            type_, command = "CaseEscalated", ("case.escalate", {"reason": "customer waiting"})
+        else:
+            case[2] = "resolved"
+            data = {"status": "resolved", "previous_status": status, "solution": "Fixed", "article_id": None,
+                    "resolved_at": self.iso, "within_sla": self.at <= resolution_due}  # fmt: skip
+            type_, command = "CaseResolved", ("case.resolve", {"solution": "Fixed"})
+        command[1]["case_id"] = case_id
+        return self._event("case", type_, case_id, version, data), command
+
+    # Accounts: created, then payments, costs and new owners, forever.
+
+    def _account(self) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+        rng, accounts = self.rng, self.accounts
+        x = rng.random()
+        if len(accounts) < MIN_ACCOUNTS or x < 0.2:
+            account_id, owner = self._uuid(), rng.choice(OWNERS)
+            name, industry = f"Account {self.serial}", rng.choice(INDUSTRIES)
+            accounts.append([account_id, 1, owner])
+            self.created["account"] += 1
+            data = {"tenant_id": TENANT, "name": name, "industry": industry, "website": None, "owner": owner}
+            command = ("account.create", {"account_id": account_id, "name": name, "industry": industry, "owner": owner})
+            return self._event("account", "AccountCreated", account_id, 1, data), command
+        account = rng.choice(accounts)
+        account_id, version, owner = account
+        version += 1
+        account[1] = version
+        if x < 0.6:
+            amount, paid_on = self._money(100, 20_000), (self.at.date() - timedelta(days=rng.randint(0, 5))).isoformat()
+            data = {"invoice_id": f"INV-{self.serial}", "amount": amount, "currency": "EUR", "paid_on": paid_on}
+            type_, command = "AccountPaymentRecorded", ("account.record_payment", dict(data))
+        elif x < 0.85:
+            data = {"amount": self._money(10, 2_000), "category": rng.choice(COST_CATEGORIES), "description": None}
+            type_, command = "AccountCostRecorded", ("account.record_cost", {"amount": data["amount"],
+                                                                             "category": data["category"]})  # fmt: skip
+        else:
+            account[2] = rng.choice(OWNERS)
+            type_, data, command = "AccountAssigned", {"owner": account[2], "previous_owner": owner}, (
+                "account.assign", {"owner": account[2]})  # fmt: skip
+        command[1]["account_id"] = account_id
+        return self._event("account", type_, account_id, version, data), command
+
+
+@dataclass
+class Input:
+    """The encoded events, generated once and shared by every run."""
+
+    blobs: list[bytes]
+    types: dict[str, int]  # events per type
+    rows_at: dict[int, dict[str, int]]  # rows per table after the first k events, per checkpoint k
+    generate_s: float
+
+    @property
+    def megabytes(self) -> float:
+        return sum(len(b) for b in self.blobs) / 2**20
+
+
+CREATED_TABLE = {"LeadCreated": "leads", "OpportunityCreated": "opportunities", "CaseOpened": "cases",
+                 "AccountCreated": "accounts"}  # fmt: skip
+
+
+def generate(n: int, checkpoints: Iterable[int], seed: int = 2026) -> Input:
+    """n events as JSON bytes, and the row counts each table must have after the first k, for each checkpoint k."""
+    history = SyntheticHistory(seed)
+    wanted = set(checkpoints)
+    dumps = orjson.dumps
+    blobs: list[bytes] = []
+    types: dict[str, int] = {}
+    rows = dict.fromkeys(CREATED_TABLE.values(), 0)
+    rows_at: dict[int, dict[str, int]] = {}
+    clock = time.perf_counter()
+    step = history.step
+    append = blobs.append
+    for i in range(1, n + 1):
+        event = step()[0]
+        append(dumps(event))
+        t = event["type"]
+        types[t] = types.get(t, 0) + 1
+        if t in CREATED_TABLE:
+            rows[CREATED_TABLE[t]] += 1
+        if i in wanted:
+            rows_at[i] = {**rows, "seen": i}
+    return Input(blobs, types, rows_at, time.perf_counter() - clock)
