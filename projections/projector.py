@@ -51,8 +51,12 @@ def _apply_batch(db: Database, events: list[dict[str, Any]], prefix: str) -> int
         return sum(apply(cur, event, prefix) for event in events)
 
 
-def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str, Any]]]]) -> int:
-    """Rebuild every read model from the store's history, then swap them in at once.
+def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str, Any]]]],
+            tables: Iterable[str] | None = None) -> int:  # fmt: skip
+    """Rebuild the read models (all, or the given tables) from the store's history, then swap them in at once.
+
+    A partial rebuild dedupes with a scratch ``rmb_seen`` and keeps ``rm_seen``,
+    which the live projector goes on using.
 
     ``history(after)`` yields (position, event) of the events stored after a
     position. The bulk of the history goes into fresh ``rmb_`` tables while
@@ -63,6 +67,9 @@ def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str,
     projector during the rebuild is lost.
     """
     create_tables(db)
+    # A partial rebuild still fills every rmb_ table (each handler writes where it writes) but swaps
+    # in only the chosen ones; its rmb_seen is scratch.
+    swapped = list(MODEL_TABLES) if tables is None else sorted(set(tables) - {"seen"})
     with db.transaction() as cur:
         for name in MODEL_TABLES:
             cur.execute(f"DROP TABLE IF EXISTS rmb_{name}")
@@ -78,11 +85,13 @@ def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str,
     with db.transaction() as cur:
         if db.postgres:
             # rm_seen first: the live projector touches it first, so neither waits on the other in a cycle.
-            tables = ", ".join(f"rm_{name}" for name in ["seen", *[n for n in MODEL_TABLES if n != "seen"], "positions"])
-            cur.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+            order = ["seen", *[n for n in MODEL_TABLES if n != "seen"], "positions"]
+            cur.execute(f"LOCK TABLE {', '.join(f'rm_{n}' for n in order)} IN ACCESS EXCLUSIVE MODE")
         for _, event in history(last):
             applied += apply(cur, event, "rmb_")
-        for name in MODEL_TABLES:
+        for name in swapped:
             cur.execute(f"DROP TABLE IF EXISTS rm_{name}")
             cur.execute(f"ALTER TABLE rmb_{name} RENAME TO rm_{name}")
+        for name in MODEL_TABLES:
+            cur.execute(f"DROP TABLE IF EXISTS rmb_{name}")  # the scratch tables of a partial rebuild
     return applied

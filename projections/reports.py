@@ -26,14 +26,20 @@ class Report:
     summary: str
     columns: tuple[str, ...]
     run: Callable[..., list[dict[str, Any]]]
+    tables: tuple[str, ...] = ()  # the read-model tables it reads (what `projections rebuild NAME` rebuilds)
 
 
 REPORTS: dict[str, Report] = {}
+READS = {
+    "pipeline": ("opportunities",), "forecast": ("opportunities",), "win-rate": ("opportunities",),
+    "funnel": ("leads", "campaigns", "opportunities"), "campaigns": ("campaigns", "leads", "opportunities"),
+    "sla": ("cases",), "faq": ("cases", "articles"), "accounts": ("accounts", "cases"), "instances": ("instances",),
+}  # fmt: skip
 
 
 def report(name: str, summary: str, columns: tuple[str, ...]) -> Callable[[Callable[..., list[dict[str, Any]]]], Any]:
     def register(run: Callable[..., list[dict[str, Any]]]) -> Any:
-        REPORTS[name] = Report(name, summary, columns, run)
+        REPORTS[name] = Report(name, summary, columns, run, READS[name])
         return run
 
     return register

@@ -136,3 +136,18 @@ def test_a_rebuild_gives_the_same_reports_as_the_incremental_projection(app: Crm
     before = [report(projected, "acme") for report in (pipeline, forecast, win_rate, funnel, campaigns)]
     rebuild(projected, history_source(app))
     assert [report(projected, "acme") for report in (pipeline, forecast, win_rate, funnel, campaigns)] == before
+
+
+def test_rebuilding_one_report_replaces_only_its_tables(app: CrmApplication, projected: Database) -> None:
+    from projections.reports import REPORTS, accounts
+
+    # Someone damaged a funnel table (leads) and an accounts table by hand.
+    with projected.transaction() as cur:
+        cur.execute("DELETE FROM rm_leads")
+        cur.execute("UPDATE rm_accounts SET name = 'damaged'")
+
+    rebuild(projected, history_source(app), REPORTS["funnel"].tables)  # leads, campaigns, opportunities
+
+    assert sum(r["leads"] for r in funnel(projected, "acme")) == 6, "the funnel's tables are whole again"
+    assert {r["account"] for r in accounts(projected, "acme")} == {"damaged"}, "rm_accounts was not rebuilt"
+    assert projected.query("SELECT COUNT(*) AS n FROM rm_seen")[0]["n"] > 0, "the live dedupe table stays"

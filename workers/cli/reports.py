@@ -12,7 +12,7 @@ from workers.bootstrap import build_application, build_kafka, build_reports_db
 from workers.cli.output import FORMATS, fail, print_rows
 from workers.config import Settings
 from workers.history import history_source
-from workers.projection_worker import ProjectionWorker
+from workers.projection_worker import ProjectionWorker, stored_positions
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -35,8 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         formatter_class=RAW, epilog="examples:\n  crmflow projections rebuild\n  crmflow projections status",
     )  # fmt: skip
     actions = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("rebuild", help="rebuild every read model from the store, then swap them in at once").set_defaults(
-        run=run_rebuild)  # fmt: skip
+    rebuild_parser = actions.add_parser("rebuild", help="rebuild read models from the store, then swap them in at once")
+    rebuild_parser.add_argument("name", nargs="?", choices=sorted(REPORTS), metavar="NAME",
+                                help="only the tables this report reads (default: every read model)")  # fmt: skip
+    rebuild_parser.set_defaults(run=run_rebuild)
     actions.add_parser("status", help="each partition's stored position and lag").set_defaults(run=run_status)
 
 
@@ -48,18 +50,23 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    with Console(stderr=True).status("rebuilding the read models from the event store"):
-        applied = rebuild(build_reports_db(settings), history_source(build_application(settings)))
-    Console(stderr=True).print(f"rebuilt: {applied} events applied; the new tables are in place")
+    tables = REPORTS[args.name].tables if args.name else None
+    what = f"the tables of {args.name} ({', '.join(tables)})" if tables else "every read model"
+    with Console(stderr=True).status(f"rebuilding {what} from the event store"):
+        applied = rebuild(build_reports_db(settings), history_source(build_application(settings)), tables)
+    Console(stderr=True).print(f"rebuilt {what}: {applied} events applied; the new tables are in place")
     return 0
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    db = build_reports_db(settings)
     with build_kafka(settings, "status") as kafka:
         try:
-            lag = ProjectionWorker(build_reports_db(settings), kafka).lag()
+            worker = ProjectionWorker(db, kafka)
+            lag = worker.lag()
         except Exception as error:  # noqa: BLE001 - Kafka unreachable: say so
             return fail(f"cannot read the topic positions from Kafka: {error}")
-    rows = [{"partition": p, "lag": n} for p, n in sorted(lag.items())]
-    print_rows(rows, ("partition", "lag"), "table", title=f"projection lag: {sum(lag.values())} events behind")
+        positions = stored_positions(db, worker.topic)
+    rows = [{"partition": p, "position": positions.get(p, 0), "lag": n} for p, n in sorted(lag.items())]
+    print_rows(rows, ("partition", "position", "lag"), "table", title=f"projection lag: {sum(lag.values())} events behind")
     return 0
