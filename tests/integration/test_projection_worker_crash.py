@@ -1,0 +1,84 @@
+"""kill -9 the projection worker mid-stream, again and again: the reports still equal a rebuild."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from aggregates.application import CommandRequest, CrmApplication
+from projections.db import Database
+from projections.projector import create_tables, rebuild
+from projections.reports import REPORTS
+from tests.waiting import wait_until
+from workers.history import history_source, stored_history
+from workers.kafka import KafkaClients, KafkaSettings
+from workers.projection_worker import stored_positions
+from workers.relay import Relay
+from workers.shutdown import StopSignal
+
+
+def start_worker(database_url: str, reports_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CRMFLOW_DATABASE_URL": database_url, "CRMFLOW_REPORTS_DATABASE_URL": reports_url,
+           "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CRMFLOW_TOPIC_PREFIX": settings.topic_prefix,
+           "CRMFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000", "CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "6000"}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "workers", "worker", "projection"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
+
+
+def test_killing_the_projection_worker_repeatedly_changes_no_report(
+    app: CrmApplication, database_url: str, kafka: KafkaClients, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    reports_url = database_url if database_url.startswith("postgresql") else str(tmp_path / "reports.db")
+    reports = Database(reports_url)
+    create_tables(reports)
+    account = str(app.execute(CommandRequest("account.create", "acme", {"name": "Globex"})).aggregate_id)
+    stop = threading.Event()
+
+    def sell() -> None:
+        relay, i = Relay(app, kafka), 0
+        while not stop.is_set():
+            requests = [CommandRequest("opportunity.create", "acme", {"account_id": account, "name": f"D{i + k}",
+                        "amount": str(100 + i + k), "close_date": "2026-06-30", "owner": ["ana", "ben"][k % 2]})
+                        for k in range(20)]  # fmt: skip
+            app.execute_batch(requests)
+            i += 20
+            relay.run(StopSignal(), until_caught_up=True)
+            stop.wait(0.02)
+
+    def projected() -> int:
+        return sum(stored_positions(reports, kafka.topics.events).values())
+
+    seller = threading.Thread(target=sell)
+    seller.start()
+    rng = random.Random(3)
+    try:
+        for _ in range(3):
+            worker = start_worker(database_url, reports_url, kafka_settings, tmp_path / "projection.log")
+            before = projected()
+            wait_until(lambda: projected() > before, 60, interval_s=0.1, what="the worker to project")
+            threading.Event().wait(rng.uniform(0.05, 0.4))
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+    finally:
+        stop.set()
+        seller.join(timeout=30)
+
+    total = sum(1 for _ in stored_history(app))
+    final = start_worker(database_url, reports_url, kafka_settings, tmp_path / "projection.log")
+    try:
+        wait_until(lambda: projected() >= total, 90, interval_s=0.2, what="everything projected")
+    finally:
+        final.send_signal(signal.SIGTERM)
+        assert final.wait(timeout=30) == 0
+
+    fresh = Database(str(tmp_path / "rebuilt.db"))
+    create_tables(fresh)
+    rebuild(fresh, history_source(app))
+    assert total > 100
+    for name in ("pipeline", "forecast", "accounts"):
+        assert REPORTS[name].run(reports, "acme") == REPORTS[name].run(fresh, "acme"), name
