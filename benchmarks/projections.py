@@ -99,6 +99,7 @@ import cProfile  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import pstats  # noqa: E402
@@ -859,53 +860,104 @@ def new_settings(bootstrap_servers: str) -> KafkaSettings:
                          partitions=PARTITIONS)  # fmt: skip
 
 
-class Visibility(threading.Thread):
-    """Polls the reports file every millisecond and notes when each opportunity row appears."""
+class TunedKafkaClients(KafkaClients):
+    """KafkaClients whose consumers get extra options (``--fetch-max-wait-ms``): a what-if, not the default."""
 
-    def __init__(self, path: Path, stop: threading.Event) -> None:
-        super().__init__(name="bench-reader", daemon=True)
-        self.path = path
-        self.stop = stop
-        self.seen: dict[str, float] = {}
-        self.polls = 0
+    def __init__(self, settings: KafkaSettings, *, name: str, consumer_options: dict[str, Any]) -> None:
+        super().__init__(settings, name=name)
+        self.consumer_options = consumer_options
 
-    def run(self) -> None:
-        connection = sqlite3.connect(str(self.path), isolation_level=None)
-        last = 0
-        try:
-            while not self.stop.is_set():
-                rows = connection.execute(
-                    "SELECT rowid, opportunity_id FROM rm_opportunities WHERE rowid > ? ORDER BY rowid", (last,)
-                ).fetchall()
-                now = time.perf_counter()
-                self.polls += 1
-                for rowid, opportunity_id in rows:
-                    self.seen[opportunity_id] = now
-                    last = rowid
-                time.sleep(0.001)
-        finally:
-            connection.close()
+    def consumer(self, *topics: str, group_id: str | None, **overrides: Any) -> Any:
+        return super().consumer(*topics, group_id=group_id, **{**self.consumer_options, **overrides})
 
 
-def measure_latency(broker: LocalBroker, seconds: float, rate: int, progress: Console) -> dict[str, Any]:
+def paced_writer(store_path: str, account_id: str, n: int, rate: int, pipe: Any) -> None:
+    """In its own process (as the API would be): n opportunity.create at ``rate``/s, one execute each.
+
+    Sends back (opportunity id, time.monotonic() when execute returned) per event;
+    CLOCK_MONOTONIC is one clock for all processes of the machine.
+    """
+    configure_logging("warning")
+    app = CrmApplication(store_path)
+    requests = []
+    for i in range(n):
+        opportunity_id = str(uuid4())
+        requests.append((opportunity_id, CommandRequest("opportunity.create", TENANT, {
+            "opportunity_id": opportunity_id, "account_id": account_id, "name": f"Latency deal {i}",
+            "amount": "1000.00", "close_date": "2027-01-31"}, caller=CALLER)))  # fmt: skip
+    pipe.send("ready")
+    t0 = pipe.recv()
+    stored = []
+    execute, monotonic, sleep = app.execute, time.monotonic, time.sleep
+    for i, (opportunity_id, request) in enumerate(requests):
+        delay = t0 + i / rate - monotonic()
+        if delay > 0:
+            sleep(delay)
+        execute(request)
+        stored.append((opportunity_id, monotonic()))
+    app.close()
+    pipe.send(stored)
+
+
+def visibility_reader(reports_path: str, stop: Any, pipe: Any) -> None:
+    """In its own process (as an analyst would be): poll the reports file every millisecond, note when rows appear."""
+    connection = sqlite3.connect(reports_path, isolation_level=None)
+    seen: dict[str, float] = {}
+    last, polls = 0, 0
+    query = "SELECT rowid, opportunity_id FROM rm_opportunities WHERE rowid > ? ORDER BY rowid"
+    while not stop.is_set():
+        rows = connection.execute(query, (last,)).fetchall()
+        now = time.monotonic()
+        polls += 1
+        for rowid, opportunity_id in rows:
+            seen[opportunity_id] = now
+            last = rowid
+        time.sleep(0.001)
+    connection.close()
+    pipe.send((seen, polls))
+
+
+def measure_latency(broker: LocalBroker, seconds: float, rate: int, fetch_max_wait_ms: int | None,
+                    progress: Console) -> dict[str, Any]:  # fmt: skip
     settings = new_settings(broker.bootstrap_servers)
+    n = int(seconds * rate)
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process with Kafka threads
     with tempfile.TemporaryDirectory(prefix="crmflow-bench-latency-") as tmp:
-        store_path, reports_path = Path(tmp) / "crmflow.db", Path(tmp) / "reports.db"
-        app = CrmApplication(str(store_path))
-        db = Database(str(reports_path))
-        relay_kafka, worker_kafka = KafkaClients(settings, name="bench-relay"), KafkaClients(settings, name="bench-projection")
+        store_path, reports_path = str(Path(tmp) / "crmflow.db"), str(Path(tmp) / "reports.db")
+        app = CrmApplication(store_path)
+        db = Database(reports_path)
+        relay_kafka = KafkaClients(settings, name="bench-relay")
+        options = {} if fetch_max_wait_ms is None else {"fetch_max_wait_ms": fetch_max_wait_ms}
+        worker_kafka = TunedKafkaClients(settings, name="bench-projection", consumer_options=options)
         relay_kafka.ensure_topics()
         relay = Relay(app, relay_kafka)
         worker = ProjectionWorker(db, worker_kafka)  # creates the rm_ tables
-        stop, halt = StopSignal(), threading.Event()
-        assigned = threading.Event()
+        account_id = str(app.execute(CommandRequest("account.create", TENANT, {"name": "Latency Ltd"},
+                                                    caller=CALLER)).aggregate_id)  # fmt: skip
+        stop, assigned = StopSignal(), threading.Event()
         errors: list[BaseException] = []
+        # Breakdown, from the worker's polls: when the relay sent each record (its Kafka CreateTime, ms) and
+        # when the worker's poll returned it.
+        wall_minus_monotonic = time.time() - time.monotonic()
+        polled: dict[str, tuple[float, float]] = {}
 
         def work() -> None:
             try:
+                consumer = worker.consumer
+                poll = consumer.poll
+
+                def noted_poll(*args: Any, **kwargs: Any) -> Any:
+                    batches = poll(*args, **kwargs)
+                    now = time.monotonic()
+                    for records in batches.values():
+                        for r in records:
+                            polled[r.key.decode()] = (r.timestamp / 1000 - wall_minus_monotonic, now)
+                    return batches
+
+                consumer.poll = noted_poll  # poll_once calls it once per batch
                 while not stop.is_set():
                     worker.poll_once()
-                    if not assigned.is_set() and worker.consumer.assignment():
+                    if not assigned.is_set() and consumer.assignment():
                         assigned.set()
             except BaseException as error:  # noqa: BLE001 - reported by the main thread
                 errors.append(error)
@@ -918,76 +970,93 @@ def measure_latency(broker: LocalBroker, seconds: float, rate: int, progress: Co
             except BaseException as error:  # noqa: BLE001
                 errors.append(error)
 
-        reader = Visibility(reports_path, halt)
-        threads = [threading.Thread(target=work, name="bench-worker", daemon=True),
-                   threading.Thread(target=relay_loop, name="bench-relay", daemon=True), reader]  # fmt: skip
-        account = app.execute(CommandRequest("account.create", TENANT, {"name": "Latency Ltd"}, caller=CALLER))
-        account_id = str(account.aggregate_id)
-        stored: dict[str, float] = {}
+        def visible_rows() -> int:
+            return int(db.query("SELECT COUNT(*) AS n FROM rm_opportunities")[0]["n"])
 
-        def store(i: int) -> None:
-            opportunity_id = str(uuid4())
-            app.execute(CommandRequest("opportunity.create", TENANT, {
-                "opportunity_id": opportunity_id, "account_id": account_id, "name": f"Latency deal {i}",
-                "amount": "1000.00", "close_date": "2027-01-31"}, caller=CALLER))  # fmt: skip
-            stored[opportunity_id] = time.perf_counter()
-
-        def wait_visible(ids: Iterable[str], timeout_s: float) -> bool:
-            deadline = time.perf_counter() + timeout_s
-            ids = list(ids)
-            while time.perf_counter() < deadline and not errors:
-                if all(i in reader.seen for i in ids):
+        def wait_rows(count: int, timeout_s: float) -> bool:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and not errors:
+                if visible_rows() >= count:
                     return True
-                time.sleep(0.01)
+                time.sleep(0.02)
             return False
 
+        threads = [threading.Thread(target=work, name="bench-worker", daemon=True),
+                   threading.Thread(target=relay_loop, name="bench-relay", daemon=True)]  # fmt: skip
+        writer_pipe, writer_end = spawn.Pipe()
+        reader_pipe, reader_end = spawn.Pipe()
+        halt = spawn.Event()
+        writer = spawn.Process(target=paced_writer, args=(store_path, account_id, n, rate, writer_end), daemon=True)
+        reader = spawn.Process(target=visibility_reader, args=(reports_path, halt, reader_end), daemon=True)
         try:
-            started = time.perf_counter()
+            writer.start()
+            reader.start()
+            started = time.monotonic()
             for thread in threads:
                 thread.start()
             if not assigned.wait(60):
                 raise RuntimeError(f"the projection worker was not assigned partitions within 60 s ({errors})")
-            join_s = time.perf_counter() - started
-            for i in range(20):  # warm-up: producer connected, first fetches done
-                store(-i - 1)
-            if not wait_visible(stored, 30):
+            join_s = time.monotonic() - started
+            warmup = 20  # producer connected, first fetches done
+            for i in range(warmup):
+                app.execute(CommandRequest("opportunity.create", TENANT, {
+                    "account_id": account_id, "name": f"Warm-up {i}", "amount": "1.00", "close_date": "2027-01-31"},
+                    caller=CALLER))  # fmt: skip
+            if not wait_rows(warmup, 30):
                 raise RuntimeError(f"warm-up events did not become visible within 30 s ({errors})")
-            warmup = set(stored)
-            n = int(seconds * rate)
+            if not writer_pipe.poll(60) or writer_pipe.recv() != "ready":
+                raise RuntimeError("the writer process did not start")
             cpu = time.process_time()
-            t0 = time.perf_counter()
-            for i in range(n):
-                delay = t0 + i / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                store(i)
-            paced_s = time.perf_counter() - t0
-            cpu_share = (time.process_time() - cpu) / paced_s
-            wait_visible(stored, 30)
+            t0 = time.monotonic() + 0.05
+            writer_pipe.send(t0)
+            stored: list[tuple[str, float]] = writer_pipe.recv()
+            paced_s = stored[-1][1] - t0
+            cpu_share = (time.process_time() - cpu) / (time.monotonic() - t0)
+            wait_rows(warmup + n, 30)
+            halt.set()
+            seen, polls = reader_pipe.recv()
         finally:
             stop.set()
-            for thread in threads[:2]:
+            for thread in threads:
                 thread.join(15)
             halt.set()
-            reader.join(5)
+            for process in (writer, reader):
+                process.join(10)
+                if process.is_alive():
+                    process.terminate()
             relay_kafka.close()
             worker_kafka.close()
             app.close()
             db.close()
-        if errors:
-            raise RuntimeError(f"a worker failed: {errors[0]!r}") from errors[0]
-        latencies = [reader.seen[i] - t for i, t in stored.items() if i not in warmup and i in reader.seen]
-        missing = sum(1 for i in stored if i not in warmup and i not in reader.seen)
+    if errors:
+        raise RuntimeError(f"a worker failed: {errors[0]!r}") from errors[0]
+    latencies = [seen[i] - t for i, t in stored if i in seen]
+    stages = {"relay": [], "kafka": [], "apply": []}
+    for i, t in stored:
+        if i in seen and i in polled:
+            sent, got = polled[i]
+            stages["relay"].append(sent - t)  # Kafka timestamps are whole ms
+            stages["kafka"].append(got - sent)
+            stages["apply"].append(seen[i] - got)
+    missing = n - len(latencies)
+
+    def ms(values: list[float], q: float) -> float:
+        return round(percentile(values, q) * 1000, 1)
+
     result = {
         "stored": n, "seconds": round(paced_s, 2), "rate": round(n / paced_s, 1), "target_rate": rate,
-        "visible": len(latencies), "missing": missing, "group_join_s": round(join_s, 2), "cpu_share": round(cpu_share, 3),
-        "p50_ms": round(percentile(latencies, 0.50) * 1000, 1), "p90_ms": round(percentile(latencies, 0.90) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
-        "reader_polls": reader.polls,
+        "visible": len(latencies), "missing": missing, "group_join_s": round(join_s, 2),
+        "cpu_share": round(cpu_share, 3), "fetch_max_wait_ms": fetch_max_wait_ms,
+        "p50_ms": ms(latencies, 0.50), "p90_ms": ms(latencies, 0.90), "p99_ms": ms(latencies, 0.99),
+        "max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
+        "stages_ms": {k: {"p50": ms(v, 0.50), "p99": ms(v, 0.99)} for k, v in stages.items()},
+        "reader_polls": polls,
     }  # fmt: skip
     result["target_pass"] = missing == 0 and result["p99_ms"] < LATENCY_P99_MAX_MS
     progress.log(f"latency: {n:,} events at {result['rate']:,.0f}/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-                 f"max {result['max_ms']} ms, missing {missing} (group join {join_s:.1f}s, not timed)")  # fmt: skip
+                 f"max {result['max_ms']} ms, missing {missing}; p50/p99 by stage "
+                 + ", ".join(f"{k} {v['p50']}/{v['p99']}" for k, v in result["stages_ms"].items())
+                 + f" (group join {join_s:.1f}s, not timed)")  # fmt: skip
     return result
 
 
@@ -1005,6 +1074,7 @@ class Options:
     postgres_rounds: int
     rebuild_rounds: int
     check_events: int
+    fetch_max_wait_ms: int | None
     backends: list[str]
     postgres_url: str
 
@@ -1061,7 +1131,7 @@ def benchmark(opts: Options, progress: Console) -> dict[str, Any]:
     latency = None
     if opts.latency_seconds > 0:
         with LocalBroker() as broker:
-            latency = measure_latency(broker, opts.latency_seconds, LATENCY_RATE, progress)
+            latency = measure_latency(broker, opts.latency_seconds, LATENCY_RATE, opts.fetch_max_wait_ms, progress)
     return {
         "date": datetime.now(timezone.utc).date().isoformat(),
         "machine": {
@@ -1148,7 +1218,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         throughput.add_row(f["backend"], f["phase"], f["impl"], f"{f['events_per_run']:,}", f"{f['seconds']:.2f}",
                            f"{f['events_per_s']:,.0f}", f"{f['us_per_event']:.1f}",
                            f"{min(rounds):,.0f}–{max(rounds):,.0f}", f"{f['cpu_share']:.0%}")  # fmt: skip
-    console.print(throughput)
+    if report["figures"]:
+        console.print(throughput)
 
     checks = Table(title="crmflow's projector vs the bare SQL loop, and targets")
     for col in ("backend", "phase", "events", "crmflow ev/s", "bare ev/s", "crmflow / bare", "µs/event crmflow / bare",
@@ -1159,7 +1230,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                        f"{r['bare_events_per_s']:,.0f}", f"{r['ratio']:.1%}",
                        f"{r['us_per_event']:.1f} / {r['bare_us_per_event']:.1f}", r["target"] or "none",
                        verdict(r["target_pass"]))  # fmt: skip
-    console.print(checks)
+    if report["comparisons"]:
+        console.print(checks)
 
     lat = report["latency"]
     if lat:
@@ -1170,7 +1242,12 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                       f"{lat['p99_ms']:.1f}", f"{lat['max_ms']:.1f}", str(lat["missing"]),
                       f"p99 < {LATENCY_P99_MAX_MS:.0f} ms", verdict(lat["target_pass"]))  # fmt: skip
         console.print(table)
-        console.print(f"  consumer-group join before the paced phase: {lat['group_join_s']:.1f}s (not timed)")
+        stages = ", ".join(f"{k} {v['p50']:.1f} / {v['p99']:.1f}" for k, v in lat["stages_ms"].items())
+        wait = "kafka-python's default 500 (as deployed)" if lat["fetch_max_wait_ms"] is None else lat["fetch_max_wait_ms"]
+        console.print(f"  by stage, p50 / p99 ms: {stages} (relay: stored → the relay's send, Kafka CreateTime in whole ms; "
+                      f"kafka: send → the worker's poll returns it; apply: → row visible to the reader)\n"
+                      f"  worker's consumer fetch_max_wait_ms: {wait}; consumer-group join before the paced phase: "
+                      f"{lat['group_join_s']:.1f}s (not timed)")  # fmt: skip
     console.print(f"Peak memory (ru_maxrss): {report['peak_rss_mib']:.0f} MiB "
                   f"({i['peak_rss_mib_after_generating']:.0f} MiB once the input was generated)")  # fmt: skip
 
@@ -1203,13 +1280,16 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     add = parser.add_argument
     add("--events", type=int, default=100_000, help="incremental: events per run on SQLite (default 100000)")
     add("--rebuild-events", type=int, default=1_000_000, help="rebuild: events on SQLite (default 1000000)")
-    add("--postgres-events", type=int, default=None, help="incremental: events per run on PostgreSQL (default 50000)")
+    add("--postgres-events", type=int, default=None, help="incremental: events per run on PostgreSQL (default: --events)")
     add("--postgres-rebuild-events", type=int, default=None, help="rebuild: events on PostgreSQL (default 200000)")
     add("--latency-seconds", type=float, default=10.0, help="paced phase of the latency run; 0 skips it (default 10)")
     add("--rounds", type=int, default=3, help="incremental rounds on SQLite; median (default 3)")
     add("--postgres-rounds", type=int, default=1, help="incremental rounds on PostgreSQL (default 1)")
     add("--rebuild-rounds", type=int, default=1, help="rebuild rounds per backend (default 1)")
     add("--check-events", type=int, default=5_000, help="events in the synthetic-vs-real checks (default 5000)")
+    add("--fetch-max-wait-ms", type=int, default=None,
+        help="what-if: give the projection worker's consumer this fetch_max_wait_ms (default: as deployed, "
+             "kafka-python's 500)")  # fmt: skip
     add("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
     add("--postgres-url", default=os.environ.get("CRMFLOW_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
         help="admin connection used to create and drop the benchmark databases")  # fmt: skip
@@ -1224,11 +1304,12 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         parser.error("--events and --check-events must be at least 1, --rebuild-events at least 0")
     opts = Options(
         events=args.events, rebuild_events=args.rebuild_events,
-        postgres_events=args.postgres_events if args.postgres_events is not None else min(args.events, 50_000),
+        postgres_events=args.postgres_events if args.postgres_events is not None else args.events,
         postgres_rebuild_events=(args.postgres_rebuild_events if args.postgres_rebuild_events is not None
                                  else min(args.rebuild_events, 200_000)),
         latency_seconds=args.latency_seconds, rounds=max(1, args.rounds), postgres_rounds=max(1, args.postgres_rounds),
-        rebuild_rounds=max(1, args.rebuild_rounds), check_events=args.check_events, backends=backends,
+        rebuild_rounds=max(1, args.rebuild_rounds), check_events=args.check_events,
+        fetch_max_wait_ms=args.fetch_max_wait_ms, backends=backends,
         postgres_url=args.postgres_url,
     )  # fmt: skip
     return opts, args

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from aggregates.application import CommandRequest, CommandResult, CrmApplication
+from projections.db import Database
+from projections.projector import create_tables
 from tests.databases import fresh_postgres_database, postgres_available
 from workers.broker import LocalBroker
 from workers.kafka import KafkaClients, KafkaSettings
@@ -80,6 +82,15 @@ def run(app: CrmApplication) -> Run:
         return app.execute(CommandRequest(command, tenant, {k: _plain(v) for k, v in data.items()}, caller="test"))
 
     return execute
+
+
+@pytest.fixture
+def reports(database_url: str, tmp_path: Path) -> Iterator[Database]:
+    """Read models beside the store: a SQLite file, or rm_ tables in the same PostgreSQL database."""
+    db = Database(database_url if database_url.startswith("postgresql") else str(tmp_path / "reports.db"))
+    create_tables(db)
+    yield db
+    db.close()
 
 
 @pytest.fixture(scope="session")

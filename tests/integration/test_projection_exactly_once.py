@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ from workers.kafka import KafkaClients
 from workers.projection_worker import ProjectionWorker, stored_positions
 from workers.relay import Relay
 from workers.shutdown import StopSignal
-
-
-@pytest.fixture
-def reports(database_url: str, tmp_path: Path) -> Iterator[Database]:
-    db = Database(database_url if database_url.startswith("postgresql") else str(tmp_path / "reports.db"))
-    create_tables(db)
-    yield db
-    db.close()
 
 
 def sales(app: CrmApplication, deals: int = 30) -> None:

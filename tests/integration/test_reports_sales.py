@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aggregates.application import CrmApplication
 from projections.db import Database
-from projections.projector import apply_all, create_tables, rebuild
+from projections.projector import apply_all, rebuild
 from projections.reports import campaigns, forecast, funnel, pipeline, win_rate
 from tests.conftest import Clock, Run
 from workers.history import history_source, stored_history
-
-
-@pytest.fixture
-def reports(database_url: str, tmp_path: Path) -> Iterator[Database]:
-    """Read models beside the store: a SQLite file, or rm_ tables in the same PostgreSQL database."""
-    db = Database(database_url if database_url.startswith("postgresql") else str(tmp_path / "reports.db"))
-    create_tables(db)
-    yield db
-    db.close()
 
 
 def id_of(result: Any, event_type: str) -> str:

@@ -10,7 +10,7 @@ models from the history and checking the rows did not change.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from processes.loader import parse_documents
 from processes.registry import DefinitionRegistry
 from processes.runtime import ProcessRuntime
 from projections.db import Database
-from projections.projector import apply_all, create_tables, rebuild
+from projections.projector import apply_all, rebuild
 from projections.reports import accounts, faq, instances, sla
 from tests.conftest import Clock, Run
 from workers.history import history_source, stored_history
@@ -48,13 +48,9 @@ steps:
 
 
 @pytest.fixture
-def db(database_url: str, tmp_path: Path) -> Iterator[Database]:
-    """The read models: a SQLite file of their own, or rm_ tables in the store's PostgreSQL database."""
-    postgres = database_url.startswith("postgresql://")
-    database = Database(database_url if postgres else str(tmp_path / "reports.db"))
-    create_tables(database)
-    yield database
-    database.close()
+def db(reports: Database) -> Database:
+    """The read models (the shared `reports` fixture)."""
+    return reports
 
 
 def project(db: Database, app: CrmApplication) -> None:
