@@ -22,12 +22,19 @@ def create_tables(db: Database, prefix: str = "rm_") -> None:
             cur.execute(statement)
 
 
-def apply(cur: Cursor, event: dict[str, Any], prefix: str = "rm_") -> bool:
-    """Apply one event; False if it was seen before (or concerns no read model)."""
+def apply(cur: Cursor, event: dict[str, Any], prefix: str = "rm_", *, check_seen: bool = True) -> bool:
+    """Apply one event; False if it was seen before (or concerns no read model).
+
+    ``check_seen=False`` is for a caller that records the ids itself and knows
+    there are no duplicates (a rebuild's pass over the store, where each
+    stored event comes once).
+    """
     handler = HANDLERS.get(event.get("type", ""))
     if handler is None or not event.get("tenantid"):
         return False
-    if cur.execute(f"INSERT INTO {prefix}seen (event_id) VALUES (%(id)s) ON CONFLICT DO NOTHING", {"id": str(event["id"])}) == 0:
+    if check_seen and cur.execute(
+        f"INSERT INTO {prefix}seen (event_id) VALUES (%(id)s) ON CONFLICT DO NOTHING", {"id": str(event["id"])}
+    ) == 0:
         return False
     handler(cur, prefix, event)
     return True
@@ -49,6 +56,15 @@ def apply_all(db: Database, events: Iterable[dict[str, Any]], prefix: str = "rm_
 def _apply_batch(db: Database, events: list[dict[str, Any]], prefix: str) -> int:
     with db.transaction() as cur:
         return sum(apply(cur, event, prefix) for event in events)
+
+
+def _apply_fresh(db: Database, events: list[dict[str, Any]]) -> int:
+    """A batch of the store's history into the rmb_ tables: ids recorded in one statement, not one each."""
+    with db.transaction() as cur:
+        applied = [e for e in events if apply(cur, e, "rmb_", check_seen=False)]
+        cur.executemany("INSERT INTO rmb_seen (event_id) VALUES (%(id)s) ON CONFLICT DO NOTHING",
+                        [{"id": str(e["id"])} for e in applied])  # fmt: skip
+    return len(applied)
 
 
 def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str, Any]]]],
@@ -79,9 +95,9 @@ def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str,
         pending.append(event)
         last = position
         if len(pending) >= 2000:
-            applied += _apply_batch(db, pending, "rmb_")
+            applied += _apply_fresh(db, pending)
             pending = []
-    applied += _apply_batch(db, pending, "rmb_")
+    applied += _apply_fresh(db, pending)
     with db.transaction() as cur:
         if db.postgres:
             # rm_seen first: the live projector touches it first, so neither waits on the other in a cycle.

@@ -10,6 +10,7 @@ CRMFLOW_MAX_INBOUND_BYTES largest inbound message accepted (default 262144)
 CRMFLOW_KAFKA_CLIENT_ID   client id prefix (default crmflow; each worker adds its kind)
 CRMFLOW_KAFKA_SESSION_TIMEOUT_MS, CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS, CRMFLOW_KAFKA_REQUEST_TIMEOUT_MS
                           consumer-group and request timeouts (defaults 10000, 10000, 30000)
+CRMFLOW_KAFKA_FETCH_MAX_WAIT_MS  longest a fetch may wait at the broker (default 20): bounds latency
 CRMFLOW_REPORTS_DATABASE_URL  read models: SQLite path or postgresql:// URL (default: reports.db beside the
                           SQLite store, or the same PostgreSQL database)
 CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
     kafka_max_poll_interval_ms: int = Field(10_000, ge=1_000)
     kafka_request_timeout_ms: int = Field(30_000, ge=1_000)
+    kafka_fetch_max_wait_ms: int = Field(20, ge=0, le=10_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def kafka(self) -> KafkaSettings:
@@ -61,4 +63,5 @@ class Settings(BaseSettings):
             session_timeout_ms=self.kafka_session_timeout_ms,
             max_poll_interval_ms=self.kafka_max_poll_interval_ms,
             request_timeout_ms=self.kafka_request_timeout_ms,
+            fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
         )

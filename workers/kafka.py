@@ -43,6 +43,10 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: int = 1_000
     max_poll_interval_ms: int = 10_000
     max_poll_records: int = 500
+    # How long the broker may hold a fetch when no data is there. Apache Kafka
+    # answers as soon as data arrives, but some brokers (the local Tansu one)
+    # hold every fetch for the full wait: it bounds the latency of every worker.
+    fetch_max_wait_ms: int = 20
     retries: int = Field(5, ge=0)
     retry_backoff_s: float = 0.2
     idempotent_producer: bool = True
@@ -134,6 +138,7 @@ class KafkaClients:
             "heartbeat_interval_ms": s.heartbeat_interval_ms,
             "max_poll_interval_ms": s.max_poll_interval_ms,
             "max_poll_records": s.max_poll_records,
+            "fetch_max_wait_ms": s.fetch_max_wait_ms,
             "request_timeout_ms": max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
             **overrides,
         }

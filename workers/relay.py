@@ -117,7 +117,7 @@ class Relay:
         self._position = last
         return len(notifications)
 
-    def run(self, stop: StopSignal, *, idle_wait_s: float = 0.05, until_caught_up: bool = False) -> int:
+    def run(self, stop: StopSignal, *, idle_wait_s: float = 0.01, until_caught_up: bool = False) -> int:
         """Relay until stopped (or, with ``until_caught_up``, until nothing is left); return the count."""
         total = 0
         failures = 0
