@@ -91,13 +91,14 @@ def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str,
             cur.execute(f"DROP TABLE IF EXISTS rmb_{name}")
     create_tables(db, "rmb_")
     applied, last, pending = 0, 0, []
-    for position, event in history(0):
-        pending.append(event)
-        last = position
-        if len(pending) >= 2000:
-            applied += _apply_fresh(db, pending)
-            pending = []
-    applied += _apply_fresh(db, pending)
+    with db.scratch_writes():  # a crash here only leaves rmb_ tables for the next rebuild to drop
+        for position, event in history(0):
+            pending.append(event)
+            last = position
+            if len(pending) >= 2000:
+                applied += _apply_fresh(db, pending)
+                pending = []
+        applied += _apply_fresh(db, pending)
     with db.transaction() as cur:
         if db.postgres:
             # rm_seen first: the live projector touches it first, so neither waits on the other in a cycle.
