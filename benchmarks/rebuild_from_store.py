@@ -13,7 +13,6 @@ import time, tempfile, os, json
 from aggregates.application import CrmApplication, CommandRequest
 from projections.db import Database
 from projections.projector import rebuild, create_tables
-from projections.reports import REPORTS
 from workers.history import history_source
 d = tempfile.mkdtemp()
 app = CrmApplication(os.path.join(d, "e.db"))
