@@ -6,10 +6,18 @@ and advanced, leads created: about two minutes), then times
 renders every stored event and applies it to fresh tables. Target: 1,000,000
 events in at most 60 s. Prints one JSON line.
 
-    python benchmarks/rebuild_from_store.py
+    python benchmarks/rebuild_from_store.py [EVENTS]    # default 1000000
 """
 
-import time, tempfile, os, json
+import json
+import os
+import sys
+import tempfile
+import time
+
+# benchmarks/projections.py would shadow the projections package: import from the project, not this folder.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 from aggregates.application import CrmApplication, CommandRequest
 from projections.db import Database
 from projections.projector import rebuild, create_tables
@@ -19,7 +27,7 @@ app = CrmApplication(os.path.join(d, "e.db"))
 acct = str(app.execute(CommandRequest("account.create", "acme", {"name": "A"})).aggregate_id)
 t = time.perf_counter()
 i = 0
-while (app.recorder.max_notification_id() or 0) < 1_000_000:
+while (app.recorder.max_notification_id() or 0) < EVENTS:
     res = app.execute_batch([CommandRequest("opportunity.create", "acme", {"account_id": acct, "name": f"D{i}", "amount": "1000", "close_date": f"2026-0{4 + i % 5}-30", "owner": ["ana", "ben"][i % 2]}) for _ in range(250)])
     app.execute_batch([CommandRequest("opportunity.advance", "acme", {"opportunity_id": str(r.aggregate_id)}) for r in res]
                       + [CommandRequest("lead.create", "acme", {"name": "L", "source": "web"}) for _ in range(250)])

@@ -12,6 +12,7 @@ import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from psycopg.rows import dict_row
 from aggregates.store import DEFAULT_SQLITE_PATH
 
 PARAM = re.compile(r"%\((\w+)\)s")
+
+
+@lru_cache(maxsize=1024)
+def _sqlite_params(statement: str) -> str:
+    """``%(name)s`` → ``:name``, once per distinct statement (the handlers reuse a few dozen)."""
+    return PARAM.sub(r":\1", statement)
 
 
 def reports_url(store_url: str | None) -> str:
@@ -52,7 +59,7 @@ class Database:
             self.connection.execute("PRAGMA cache_size=-65536")
 
     def sql(self, statement: str) -> str:
-        return statement if self.postgres else PARAM.sub(r":\1", statement)
+        return statement if self.postgres else _sqlite_params(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
