@@ -23,8 +23,13 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s
         time.sleep(interval_s)
 
 
-def read_topic(kafka: KafkaClients, topic: str, *, at_least: int = 0, timeout_s: float = 30.0) -> list[Any]:
-    """Every record of a topic, from the beginning, once ``at_least`` have arrived."""
+def read_topic(kafka: KafkaClients, topic: str, *, at_least: int = 0, timeout_s: float = 30.0,
+               until: Callable[[list[Any]], bool] | None = None) -> list[Any]:  # fmt: skip
+    """Every record of a topic, from the beginning, once ``at_least`` have arrived (and ``until`` holds).
+
+    End offsets alone are not trusted: the local broker's can lag behind the
+    records it serves, so reading also goes on until a poll brings nothing new.
+    """
     consumer = kafka.consumer(group_id=None)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -33,11 +38,11 @@ def read_topic(kafka: KafkaClients, topic: str, *, at_least: int = 0, timeout_s:
         records: list[Any] = []
 
         def enough() -> bool:
-            for batch in consumer.poll(timeout_ms=100).values():
-                records.extend(batch)
+            fresh = [r for batch in consumer.poll(timeout_ms=200).values() for r in batch]
+            records.extend(fresh)
             end = consumer.end_offsets(partitions)
             caught_up = all(consumer.position(tp) >= end[tp] for tp in partitions)
-            return caught_up and len(records) >= at_least
+            return caught_up and not fresh and len(records) >= at_least and (until is None or until(records))
 
         wait_until(enough, timeout_s, interval_s=0, what=f"{at_least} records on {topic}")
         return sorted(records, key=lambda r: (r.partition, r.offset))
