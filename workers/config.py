@@ -14,6 +14,8 @@ CRMFLOW_KAFKA_FETCH_MAX_WAIT_MS  longest a fetch may wait at the broker (default
 CRMFLOW_REPORTS_DATABASE_URL  read models: SQLite path or postgresql:// URL (default: reports.db beside the
                           SQLite store, or the same PostgreSQL database)
 CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
+CRMFLOW_API_SECRET        the secret that signs and checks the API's bearer tokens (HS256; at least 32 chars)
+CRMFLOW_METRICS_PORT      workers serve Prometheus metrics on this port (unset: no metrics endpoint)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workers.kafka import KafkaSettings
@@ -53,6 +55,8 @@ class Settings(BaseSettings):
     kafka_request_timeout_ms: int = Field(30_000, ge=1_000)
     kafka_fetch_max_wait_ms: int = Field(20, ge=0, le=10_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api_secret: SecretStr | None = Field(None, min_length=32, description="signs the API's bearer tokens")
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(

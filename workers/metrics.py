@@ -1,0 +1,103 @@
+"""Prometheus metrics: the ``crmflow_`` prefix, base units (seconds), ``_total`` counters.
+
+One registry per process: ``crmflow worker all`` and the demo run every
+worker in one process, so their figures add up in one scrape. Workers serve
+them with ``serve_metrics(port)`` (``CRMFLOW_METRICS_PORT``); the HTTP API
+serves them at ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+from kafka import TopicPartition
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest, start_http_server
+
+log = structlog.get_logger("crmflow.metrics")
+
+EVENTS_HANDLED = Counter(
+    "crmflow_events_handled_total", "Events a worker has handled (published, stored, applied or run)", ["worker"]
+)
+CONSUMER_LAG = Gauge(
+    "crmflow_consumer_lag_records", "Records on a topic not yet committed by a consumer group", ["group", "topic"]
+)
+RELAY_LAG = Gauge("crmflow_relay_lag_events", "Events stored but not yet acknowledged by Kafka")
+PROCESS_INSTANCES = Gauge("crmflow_process_instances", "Process instances by state", ["state"])
+TIMERS_DUE = Gauge("crmflow_timers_due", "Process timers due now and not yet fired")
+DEAD_LETTERS = Counter("crmflow_dead_letters_total", "Messages sent to the dead-letter topic", ["error"])
+COMMAND_DURATION = Histogram(
+    "crmflow_command_duration_seconds", "Time to run one command and store its events", ["command", "outcome"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)  # fmt: skip
+HTTP_REQUESTS = Counter("crmflow_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+
+INSTANCE_STATES = ("running", "waiting", "completed", "failed")
+
+
+@contextmanager
+def timed_command(command: str) -> Iterator[None]:
+    """Observe a command's duration, labelled ok or refused (a domain error) or failed."""
+    from aggregates.errors import DomainError
+
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        yield
+    except DomainError:
+        outcome = "refused"
+        raise
+    except BaseException:
+        outcome = "failed"
+        raise
+    finally:
+        COMMAND_DURATION.labels(command=command, outcome=outcome).observe(time.perf_counter() - started)
+
+
+def record_instances(instances: Iterable[Any], now: Any) -> None:
+    """Instances by state and timers due, from the instances a timer worker holds."""
+    counts = dict.fromkeys(INSTANCE_STATES, 0)
+    due = 0
+    for instance in instances:
+        counts[instance.status] = counts.get(instance.status, 0) + 1
+        waiting = instance.waiting
+        if waiting is not None and waiting.due is not None and waiting.due <= now:
+            due += 1
+    for state, count in counts.items():
+        PROCESS_INSTANCES.labels(state=state).set(count)
+    TIMERS_DUE.set(due)
+
+
+def record_consumer_lag(kafka: Any, groups: dict[str, str]) -> dict[str, int]:
+    """Lag of each consumer group ``{group: topic}``: end offsets less committed offsets."""
+    admin = kafka.admin()
+    probe = kafka.consumer(group_id=None)
+    lags: dict[str, int] = {}
+    try:
+        for group, topic in groups.items():
+            partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+            if not partitions:
+                continue
+            ends = probe.end_offsets(partitions)
+            committed = admin.list_consumer_group_offsets(group)
+            lag = sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in partitions)
+            CONSUMER_LAG.labels(group=group, topic=topic).set(lag)
+            lags[group] = lag
+    finally:
+        admin.close()
+        probe.close()
+    return lags
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
+    """Serve /metrics for Prometheus on a thread of this process."""
+    start_http_server(port, addr=host)
+    log.info("metrics_serving", port=port)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus text format, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
