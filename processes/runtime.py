@@ -106,6 +106,17 @@ def _stamp_cause(record: ProcessInstanceRecord, instance: Instance) -> None:
         object.__setattr__(event, "meta", meta)
 
 
+# What an operator wants to see at info level; the rest (entered, waiting, started) is debug.
+NOTEWORTHY_EFFECTS = frozenset({"command", "refused", "emitted", "timeout", "completed", "failed"})
+
+
+def log_effects(effects: list[Effect]) -> None:
+    for effect in effects:
+        level = log.info if effect.kind in NOTEWORTHY_EFFECTS else log.debug
+        level(f"process_{effect.kind}", process=effect.process, version=effect.version,
+              instance=effect.instance, step=effect.step)  # fmt: skip
+
+
 class ProcessRuntime:
     def __init__(self, app: CrmApplication, clock: Callable[[], datetime] | None = None) -> None:
         self.app = app
@@ -137,7 +148,12 @@ class ProcessRuntime:
         now = self.clock()
         with pinned_event_time(now):
             for event in events:
-                produced = self.engine.handle(event, now)
+                # Every log line about this event names its tenant, id and correlation id.
+                with structlog.contextvars.bound_contextvars(
+                    tenant=event.get("tenantid"), event_id=event.get("id"), correlation_id=event.get("correlationid")
+                ):
+                    produced = self.engine.handle(event, now)
+                    log_effects(produced)
                 effects += produced
                 if not produced:
                     idle.append(event)
@@ -149,6 +165,7 @@ class ProcessRuntime:
         now = self.clock()
         with pinned_event_time(now):
             effects = self.engine.fire_due(now)
+        log_effects(effects)
         self.save(effects)
         return effects
 

@@ -6,9 +6,13 @@ database and a broker on a free port; nothing else constructs infrastructure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import structlog
 
 from aggregates.application import CrmApplication
+from aggregates.clock import system_clock
 from projections.db import Database, reports_url
 from projections.projector import create_tables
 from workers.config import Settings
@@ -20,8 +24,9 @@ from workers.relay import Relay
 log = structlog.get_logger("crmflow.bootstrap")
 
 
-def build_application(settings: Settings) -> CrmApplication:
-    return CrmApplication(settings.database_url)
+def build_application(settings: Settings, clock: Callable[[], datetime] | None = None) -> CrmApplication:
+    """The event store and command service; ``clock`` is the demo's simulated one."""
+    return CrmApplication(settings.database_url, clock=clock or system_clock)
 
 
 def build_reports_db(settings: Settings) -> Database:

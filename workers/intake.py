@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 from aggregates.application import CrmApplication
 from workers.inbound_checks import InboundPolicy, Rejected, check_inbound
 from workers.kafka import KafkaClients
+from workers.metrics import DEAD_LETTERS, EVENTS_HANDLED
 from workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.intake")
@@ -66,6 +67,7 @@ class Intake:
         self.policy = policy
         self.counts: Counter[str] = Counter()
         self.failures = 0
+        self.handled = 0  # records stored or dead-lettered and committed since start
         self._consumer: Any = None
 
     @property
@@ -116,6 +118,7 @@ class Intake:
 
     def dead_letter(self, record: Any, rejected: Rejected, error_class: str) -> Any:
         self.counts[rejected.code] += 1
+        DEAD_LETTERS.labels(error=rejected.code).inc()
         log.warning("inbound_rejected", error=rejected.code, reason=rejected.reason, topic=record.topic,
                     partition=record.partition, offset=record.offset)  # fmt: skip
         return self.kafka.producer.send(
@@ -142,6 +145,8 @@ class Intake:
         self.failures = 0
         # Everything poll returned is now stored or dead-lettered.
         self.consumer.commit()
+        self.handled += len(records)
+        EVENTS_HANDLED.labels(worker="intake").inc(len(records))
         return len(records)
 
     def close(self) -> None:

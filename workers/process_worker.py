@@ -23,6 +23,7 @@ import structlog
 from aggregates.application import CrmApplication
 from processes.runtime import InstanceConflictError, ProcessRuntime
 from workers.kafka import KafkaClients
+from workers.metrics import EVENTS_HANDLED, record_instances
 from workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.process_worker")
@@ -35,6 +36,7 @@ class ProcessWorker:
         self.kafka = kafka
         self.hold_s = hold_s
         self.held: deque[tuple[float, dict[str, Any]]] = deque(maxlen=hold_max)
+        self.handled = 0  # records committed since start
         self._consumer: Any = None
 
     @property
@@ -80,6 +82,8 @@ class ProcessWorker:
                 self.held.append((deadlines.get(event["id"], now + self.hold_s), event))
         if records:
             self.consumer.commit()
+            self.handled += len(records)
+            EVENTS_HANDLED.labels(worker="process").inc(len(records))
         return len(records)
 
     def close(self) -> None:
@@ -101,14 +105,19 @@ class TimerWorker:
     def __init__(self, app: CrmApplication, runtime: ProcessRuntime | None = None, *, interval_s: float = 0.5) -> None:
         self.runtime = runtime or ProcessRuntime(app)
         self.interval_s = interval_s
+        self.ticks = 0  # completed ticks (the demo waits for one after moving its clock)
 
     def tick(self) -> int:
         """Fire what is due now; return how many effects that had."""
         try:
-            return len(self.runtime.fire_due())
+            fired = len(self.runtime.fire_due())
+            EVENTS_HANDLED.labels(worker="timer").inc(fired)
         except InstanceConflictError:
             log.info("timer_conflict")  # another worker moved the instance: next tick sees it
-            return 0
+            fired = 0
+        record_instances(self.runtime.instances.instances.values(), self.runtime.clock())
+        self.ticks += 1
+        return fired
 
     def run(self, stop: StopSignal) -> None:
         log.info("timer_worker_started")

@@ -19,6 +19,7 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from projections.db import Database
 from projections.projector import apply, create_tables
 from workers.kafka import KafkaClients
+from workers.metrics import EVENTS_HANDLED
 from workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.projections")
@@ -55,6 +56,7 @@ class ProjectionWorker:
         self.kafka = kafka
         self.topic = kafka.topics.events
         self.applied = 0
+        self.handled = 0  # records committed since start, applied or found seen before
         self._consumer: Any = None
         create_tables(db)
 
@@ -87,6 +89,8 @@ class ProjectionWorker:
                 )  # fmt: skip
         # Kafka's committed offsets only serve lag monitoring; the database is the truth.
         self.consumer.commit()
+        self.handled += len(records)
+        EVENTS_HANDLED.labels(worker="projection").inc(len(records))
         return len(records)
 
     def lag(self) -> dict[int, int]:

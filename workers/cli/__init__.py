@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from aggregates.errors import DomainError
-from workers.cli import domain, kafka, process, reports
+from workers.cli import demo, domain, kafka, process, reports
 from workers.cli.output import fail
 from workers.config import Settings
 from workers.logging import configure_logging
 
-MODULES = (domain, kafka, process, reports)
+MODULES = (demo, domain, kafka, process, reports)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="crmflow",
         description="crmflow: an event-sourced business-process engine for CRM.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  crmflow command lead.create --tenant acme --data '{\"name\": \"Ada\"}'",
+        epilog="examples:\n  crmflow demo\n  crmflow command lead.create --tenant acme --data '{\"name\": \"Ada\"}'",
     )
     parser.add_argument(
         "--database-url",

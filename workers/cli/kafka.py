@@ -11,30 +11,33 @@ import structlog
 from rich.console import Console
 
 from workers import deadletters
-from workers.bootstrap import build_application, build_intake, build_kafka, build_relay, build_reports_db
+from workers.bootstrap import build_kafka
 from workers.broker import LocalBroker
 from workers.cli.output import fail, print_json, print_rows
 from workers.config import Settings
-from workers.process_worker import ProcessWorker, TimerWorker
-from workers.projection_worker import ProjectionWorker
+from workers.metrics import serve_metrics
+from workers.runner import WORKER_KINDS, WorkerSet
 from workers.shutdown import StopSignal
 
 RAW = argparse.RawDescriptionHelpFormatter
 log = structlog.get_logger("crmflow.cli")
-WORKER_KINDS = ("relay", "intake", "process", "timer", "projection")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     worker = sub.add_parser(
         "worker", help="run a long-running worker (stops gracefully on SIGTERM)", formatter_class=RAW,
-        epilog="examples:\n  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 crmflow worker relay\n"
-               "  CRMFLOW_TENANTS=acme,globex crmflow worker intake\n  crmflow worker process\n  crmflow worker timer",
+        epilog="examples:\n  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 crmflow worker all\n"
+               "  CRMFLOW_TENANTS=acme,globex crmflow worker intake\n"
+               "  crmflow worker process --metrics-port 9102   # start it twice: the copies share the partitions\n"
+               "  crmflow worker timer",
     )  # fmt: skip
     worker.add_argument(
-        "kind", choices=WORKER_KINDS,
+        "kind", choices=("all", *WORKER_KINDS),
         help="relay: store → events topic; intake: inbound topic → store; process: events → process instances; "
-             "timer: fires due process timers; projection: events → read models",
+             "timer: fires due process timers; projection: events → read models; all: every kind, one thread each",
     )  # fmt: skip
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port "
+                        "(default: $CRMFLOW_METRICS_PORT; unset: none)")  # fmt: skip
     worker.set_defaults(run=run_worker)
 
     broker = sub.add_parser(
@@ -73,22 +76,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     stop = StopSignal().install()
-    app = build_application(settings)
-    if args.kind == "timer":
-        TimerWorker(app).run(stop)
-        app.close()
-        return 0
-    with build_kafka(settings, args.kind) as kafka:
-        kafka.ensure_topics()
-        if args.kind == "relay":
-            build_relay(settings, app, kafka).run(stop)
-        elif args.kind == "intake":
-            build_intake(settings, app, kafka).run(stop)
-        elif args.kind == "projection":
-            ProjectionWorker(build_reports_db(settings), kafka).run(stop)
-        else:
-            ProcessWorker(app, kafka).run(stop)
-    app.close()
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
+    if settings.metrics_port is not None:
+        serve_metrics(settings.metrics_port)
+    workers = WorkerSet(WORKER_KINDS if args.kind == "all" else [args.kind], settings, stop)
+    try:
+        workers.start()
+        workers.wait()
+    except RuntimeError as error:
+        return fail(str(error))
+    finally:
+        workers.close()
+    if workers.errors:
+        return fail("; ".join(f"the {kind} worker failed: {error}" for kind, error in workers.errors.items()))
     return 0
 
 

@@ -1,0 +1,87 @@
+"""`crmflow demo` as a newcomer runs it: the bundled broker, SQLite, every worker, a generated workload."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from projections.db import Database
+from projections.reports import REPORTS
+from tests.e2e.conftest import Crmflow
+
+SHIPPED_PROCESSES = {"web-lead-follow-up", "form-to-lead", "webinar-scoring", "stale-opportunity", "case-sla",
+                     "invoice-paid"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One small demo, kept on disk: several tests read what it left."""
+    import subprocess
+    import sys
+
+    data = tmp_path_factory.mktemp("demo") / "data"
+    done = subprocess.run(
+        [sys.executable, "-m", "workers", "demo", "--size", "small", "--days", "10", "--seed", "11", "--data-dir",
+         str(data), "--reports", "pipeline,sla"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return data, done.stdout + done.stderr
+
+
+def reports_of(database: Path, tenant: str) -> dict[str, list[dict[str, object]]]:
+    db = Database(str(database))
+    try:
+        return {name: report.run(db, tenant) for name, report in REPORTS.items()}
+    finally:
+        db.close()
+
+
+def test_the_demo_drives_a_realistic_workload_through_the_broker_and_prints_the_reports(demo_run: tuple[Path, str]) -> None:
+    data, output = demo_run
+    assert "done: 2 tenants (acme, globex)" in output
+    assert "pipeline · acme" in output and "sla · acme" in output
+    acme = reports_of(data / "reports.db", "acme")
+    # Every shipped process ran for this tenant, through the broker and the workers.
+    assert {row["definition"] for row in acme["instances"]} == SHIPPED_PROCESSES
+    # Leads came in from campaigns and from web forms (the form-to-lead process), and went down the funnel.
+    sources = {row["source"] for row in acme["funnel"]}
+    assert {"web", "webinar", "event"} <= sources
+    assert sum(row["converted"] for row in acme["funnel"]) > 0
+    # Deals were won and lost; a won deal's invoice was booked as the account's revenue.
+    assert sum(row["won"] for row in acme["win-rate"]) > 0 and sum(row["lost"] for row in acme["win-rate"]) > 0
+    assert any(row["revenue"] > 0 for row in acme["accounts"])
+    # Campaigns were paid for; cases of every priority were opened, and some escalated by the SLA process.
+    assert all(row["cost"] > 0 for row in acme["campaigns"])
+    assert {row["priority"] for row in acme["sla"]} == {"urgent", "high", "medium", "low"}
+    assert sum(row["escalations"] for row in acme["sla"]) > 0
+
+
+def test_the_demos_reports_equal_a_rebuild_from_the_event_store(demo_run: tuple[Path, str], crmflow: Crmflow,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    data, _ = demo_run
+    rebuilt = tmp_path / "rebuilt.db"
+    # An analyst rebuilds the read models from the store into a database of their own.
+    crmflow("--database-url", str(data / "crmflow.db"), "projections", "rebuild",
+            extra_env={"CRMFLOW_REPORTS_DATABASE_URL": str(rebuilt)})  # fmt: skip
+    for tenant in ("acme", "globex"):
+        live, from_store = reports_of(data / "reports.db", tenant), reports_of(rebuilt, tenant)
+        for name in REPORTS:
+            assert live[name] == from_store[name], f"{name} of {tenant} differs from the rebuild"
+
+
+def test_a_kept_demo_can_be_queried_afterwards(demo_run: tuple[Path, str], crmflow: Crmflow) -> None:
+    data, _ = demo_run
+    done = crmflow("--database-url", str(data / "crmflow.db"), "query", "campaigns", "--tenant", "globex", "--format", "csv")
+    assert done.stdout.splitlines()[0].startswith("campaign,")
+    assert len(done.stdout.splitlines()) == 1 + 4  # the header and globex's four campaigns
+
+
+def test_the_demo_refuses_a_directory_that_already_holds_data(crmflow: Crmflow, tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "crmflow.db").write_text("not a demo")
+    done = crmflow("demo", "--size", "small", "--data-dir", str(tmp_path / "taken"), check=False)
+    assert done.returncode == 1
+    assert "is not empty" in done.stderr

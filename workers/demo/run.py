@@ -1,0 +1,213 @@
+"""Running the demo: the bundled broker, SQLite, every worker on a thread, a simulated clock, the workload.
+
+The clock moves an hour at a time through the working day (and through the
+weekend, so that timers come due). After each move the demo waits until the
+service has settled: the intake has taken every inbound event sent, the relay
+has published everything stored, the process and projection workers have
+handled everything published, and the timer worker has looked at the new
+time. Only then do the users act again, so every process sees the time its
+event happened at, and days of SLA timers pass in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from processes.loader import load_files
+from processes.registry import DefinitionRegistry
+from projections.reports import REPORTS
+from workers.bootstrap import build_application, build_kafka, build_reports_db
+from workers.broker import LocalBroker
+from workers.config import Settings
+from workers.demo.clock import SimulatedClock
+from workers.demo.workload import SIZES, TENANTS, Size, Workload
+from workers.runner import WORKER_KINDS, WorkerSet
+
+log = structlog.get_logger("crmflow.demo")
+
+# Users work 07:00-15:00 UTC: inside the support desk's hours in Berlin (08:00-18:00) all year round.
+WORKING_HOURS_UTC = tuple(range(7, 16))
+WEEKEND_HOURS_UTC = (12,)  # the clock still passes the weekend: timers come due on Monday
+SHIPPED_DEFINITIONS = Path(__file__).resolve().parents[2] / "processes" / "definitions"
+LOG_FILE = "crmflow.log"  # in a kept data directory; the CLI opens it before the demo starts
+
+
+class DemoError(RuntimeError):
+    """The demo could not run (a worker failed, the workers did not catch up, the directory is taken)."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    size: str = "medium"
+    seed: int = 7
+    data_dir: Path | None = None  # kept afterwards; None: a temporary directory, removed at the end
+    days: int | None = None  # override the size's simulated days
+    tenants: int | None = None  # override the size's number of tenants
+    settle_timeout_s: float = 120.0
+
+    def workload_size(self) -> Size:
+        base = SIZES[self.size]
+        return Size(tenants=self.tenants or base.tenants, days=self.days or base.days,
+                    leads_per_day=base.leads_per_day, forms_per_day=base.forms_per_day,
+                    cases_per_day=base.cases_per_day)  # fmt: skip
+
+
+@dataclass
+class DemoResult:
+    directory: Path
+    kept: bool
+    tenants: tuple[str, ...]
+    simulated_hours: int
+    stored_events: int
+    seconds: float
+    stats: dict[str, int] = field(default_factory=dict)
+    # tenant → report name → rows, read before a temporary directory is removed.
+    reports: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        return str(self.directory / "crmflow.db")
+
+
+def shipped_definition_files() -> list[Path]:
+    files = sorted(p for p in SHIPPED_DEFINITIONS.glob("*.yaml") if not p.name.endswith(".test.yaml"))
+    if not files:
+        raise DemoError(f"no shipped process definitions found in {SHIPPED_DEFINITIONS}")
+    return files
+
+
+def first_day(days: int, today: datetime) -> datetime:
+    """The Monday that lets ``days`` simulated days end before ``today``: reports that measure
+    ages against the wall clock (backlog age) then read as they would in a live service."""
+    start = (today - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start - timedelta(days=start.weekday())
+
+
+def simulated_hours(days: int, start: datetime) -> list[tuple[datetime, bool]]:
+    """Every hour the demo stops at, and whether the users work then (weekdays) or only time passes."""
+    hours = []
+    for day in range(days):
+        date = start + timedelta(days=day)
+        working = date.weekday() < 5
+        for hour in WORKING_HOURS_UTC if working else WEEKEND_HOURS_UTC:
+            hours.append((date.replace(hour=hour), working))
+    return hours
+
+
+def prepare_directory(data_dir: Path | None) -> tuple[Path, bool]:
+    if data_dir is None:
+        return Path(tempfile.mkdtemp(prefix="crmflow-demo-")), False
+    if data_dir.exists() and any(p.name != LOG_FILE for p in data_dir.iterdir()):
+        raise DemoError(f"{data_dir} is not empty: the demo starts from nothing; choose a new directory")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir, True
+
+
+class Settler:
+    """Waits until the service has caught up with everything the users did (see the module docstring)."""
+
+    def __init__(self, workers: WorkerSet, max_notification_id: Callable[[], int], timeout_s: float) -> None:
+        self.workers = workers
+        self.max_notification_id = max_notification_id
+        self.timeout_s = timeout_s
+        self.inbound_sent = 0
+
+    def caught_up(self, ticks_before: int) -> bool:
+        w = self.workers.workers
+        relay, published = w["relay"], w["relay"].published
+        return (
+            w["timer"].ticks >= ticks_before + 2  # one whole tick began after the clock moved
+            and w["intake"].handled >= self.inbound_sent
+            and w["process"].handled >= published
+            and w["projection"].handled >= published
+            # Last: what the workers above stored while we looked must be published too.
+            and relay.position >= self.max_notification_id()
+            and relay.published == published
+        )
+
+    def settle(self) -> None:
+        ticks_before = self.workers.workers["timer"].ticks
+        deadline = time.monotonic() + self.timeout_s
+        while not self.caught_up(ticks_before):
+            if self.workers.errors:
+                kind, error = next(iter(self.workers.errors.items()))
+                raise DemoError(f"the {kind} worker failed: {error}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"the workers did not catch up within {self.timeout_s:.0f}s (see crmflow.log)")
+            time.sleep(0.005)
+
+
+def run_demo(options: DemoOptions, on_hour: Callable[[int, int, datetime, dict[str, int]], None] | None = None,
+             on_status: Callable[[str], None] | None = None) -> DemoResult:  # fmt: skip
+    """Run the whole demo; ``on_hour(done, total, now, stats)`` reports progress, ``on_status`` each phase."""
+    status = on_status or (lambda _message: None)
+    size = options.workload_size()
+    directory, kept = prepare_directory(options.data_dir)
+    started = time.monotonic()
+    try:
+        status("starting the local broker")
+        with LocalBroker(log_file=directory / "broker.log") as broker:
+            settings = Settings(
+                database_url=str(directory / "crmflow.db"), kafka_bootstrap_servers=broker.bootstrap_servers,
+                kafka_session_timeout_ms=6_000, kafka_max_poll_interval_ms=6_000,
+            )  # fmt: skip
+            settings = settings.model_copy(update={"tenants": list(TENANTS[: size.tenants])})
+            return _drive(options, size, settings, directory, kept, started, on_hour, status)
+    finally:
+        if not kept:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path, kept: bool, started: float,
+           on_hour: Callable[..., None] | None, status: Callable[[str], None]) -> DemoResult:  # fmt: skip
+    hours = simulated_hours(size.days, first_day(size.days, datetime.now(timezone.utc)))
+    clock = SimulatedClock(hours[0][0] - timedelta(hours=1))
+    app = build_application(settings, clock=clock)
+    reports = build_reports_db(settings)
+    try:
+        status("deploying the shipped process definitions")
+        DefinitionRegistry(app).deploy(load_files(shipped_definition_files()), "demo")
+        status("starting relay, intake, process, timer and projection workers")
+        with WorkerSet(WORKER_KINDS, settings, clock=clock, timer_interval_s=0.02) as workers, \
+                build_kafka(settings, "demo") as kafka:  # fmt: skip
+            settler = Settler(workers, lambda: app.recorder.max_notification_id() or 0, options.settle_timeout_s)
+
+            def publish(document: dict[str, Any]) -> None:
+                kafka.producer.send(kafka.topics.inbound, key=document["id"].encode(), value=orjson.dumps(document))
+                settler.inbound_sent += 1
+
+            workload = Workload(app, reports, publish, clock, random.Random(options.seed), size)
+            for tenant in workload.tenants:
+                workload.set_up(tenant)
+            status("waiting for the workers to join their consumer groups")
+            settler.settle()
+            for done, (moment, working) in enumerate(hours, 1):
+                clock.move_to(moment)
+                if working:
+                    first_of_week = moment.weekday() == 0 and moment.hour == WORKING_HOURS_UTC[0]
+                    for tenant in workload.tenants:
+                        workload.hour(tenant, len(WORKING_HOURS_UTC), first_of_week)
+                kafka.producer.flush(timeout=30)
+                settler.settle()
+                if on_hour:
+                    on_hour(done, len(hours), moment, dict(workload.stats))
+            status("stopping the workers (each finishes the work in hand)")
+        stored = app.recorder.max_notification_id() or 0
+        log.info("demo_finished", hours=len(hours), stored_events=stored, **workload.stats)
+        rows = {t: {name: report.run(reports, t) for name, report in REPORTS.items()} for t in workload.tenants}
+        return DemoResult(directory, kept, workload.tenants, len(hours), stored, time.monotonic() - started,
+                          dict(workload.stats), rows)  # fmt: skip
+    finally:
+        reports.close()
+        app.close()
