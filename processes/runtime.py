@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -39,14 +40,26 @@ class InstanceConflictError(RuntimeError):
     """Another worker changed an instance of this batch first; handle the batch again."""
 
 
-class ServiceCommands:
-    """Commands through the application service: domain refusals raise DomainError."""
+Timed = Callable[[str], AbstractContextManager[None]]
 
-    def __init__(self, app: CrmApplication) -> None:
+
+def untimed(_command: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+class ServiceCommands:
+    """Commands through the application service: domain refusals raise DomainError.
+
+    ``timed(name)`` wraps each command: the workers pass their latency metric in.
+    """
+
+    def __init__(self, app: CrmApplication, timed: Timed = untimed) -> None:
         self.app = app
+        self.timed = timed
 
     def execute(self, request: CommandRequest) -> None:
-        self.app.execute(request, conflict_retries=3)
+        with self.timed(request.name):
+            self.app.execute(request, conflict_retries=3)
 
 
 class StoredEmits:
@@ -118,13 +131,14 @@ def log_effects(effects: list[Effect]) -> None:
 
 
 class ProcessRuntime:
-    def __init__(self, app: CrmApplication, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, app: CrmApplication, clock: Callable[[], datetime] | None = None, *,
+                 timed: Timed = untimed) -> None:  # fmt: skip
         self.app = app
         self.clock = clock or app.clock
         self.registry = DefinitionRegistry(app)
         self.instances = StoredInstances(app)
         self.emits = StoredEmits()
-        self.engine = Engine([], self.instances, ServiceCommands(app), self.emits)
+        self.engine = Engine([], self.instances, ServiceCommands(app, timed), self.emits)
         self.revision = -1
 
     def refresh(self) -> int:

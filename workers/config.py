@@ -16,6 +16,7 @@ CRMFLOW_REPORTS_DATABASE_URL  read models: SQLite path or postgresql:// URL (def
 CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
 CRMFLOW_API_SECRET        the secret that signs and checks the API's bearer tokens (HS256; at least 32 chars)
 CRMFLOW_METRICS_PORT      workers serve Prometheus metrics on this port (unset: no metrics endpoint)
+CRMFLOW_LAG_INTERVAL_S    how often workers with metrics measure their consumer groups' lag (default 15)
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     api_secret: SecretStr | None = Field(None, min_length=32, description="signs the API's bearer tokens")
     metrics_port: int | None = Field(None, ge=1, le=65535)
+    lag_interval_s: float = Field(15.0, gt=0)
 
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(

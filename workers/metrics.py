@@ -71,25 +71,30 @@ def record_instances(instances: Iterable[Any], now: Any) -> None:
     TIMERS_DUE.set(due)
 
 
-def record_consumer_lag(kafka: Any, groups: dict[str, str]) -> dict[str, int]:
-    """Lag of each consumer group ``{group: topic}``: end offsets less committed offsets."""
-    admin = kafka.admin()
-    probe = kafka.consumer(group_id=None)
-    lags: dict[str, int] = {}
-    try:
-        for group, topic in groups.items():
-            partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+class ConsumerLag:
+    """Measures each consumer group's lag ``{group: topic}``: end offsets less committed offsets.
+
+    One reader per group, with the group's id but never subscribed: it reads
+    the group's commits without joining the group (no rebalance), on Apache
+    Kafka and kafka-python 2 and 3 alike.
+    """
+
+    def __init__(self, kafka: Any, groups: dict[str, str]) -> None:
+        self.groups = groups
+        self.readers = {group: kafka.consumer(group_id=group) for group in groups}
+
+    def measure(self) -> dict[str, int]:
+        lags: dict[str, int] = {}
+        for group, topic in self.groups.items():
+            reader = self.readers[group]
+            partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
             if not partitions:
                 continue
-            ends = probe.end_offsets(partitions)
-            committed = admin.list_consumer_group_offsets(group)
-            lag = sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in partitions)
+            ends = reader.end_offsets(partitions)
+            lag = sum(max(0, ends[tp] - (reader.committed(tp) or 0)) for tp in partitions)
             CONSUMER_LAG.labels(group=group, topic=topic).set(lag)
             lags[group] = lag
-    finally:
-        admin.close()
-        probe.close()
-    return lags
+        return lags
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

@@ -23,7 +23,7 @@ import structlog
 from aggregates.application import CrmApplication
 from processes.runtime import InstanceConflictError, ProcessRuntime
 from workers.kafka import KafkaClients
-from workers.metrics import EVENTS_HANDLED, record_instances
+from workers.metrics import EVENTS_HANDLED, record_instances, timed_command
 from workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.process_worker")
@@ -32,7 +32,7 @@ log = structlog.get_logger("crmflow.process_worker")
 class ProcessWorker:
     def __init__(self, app: CrmApplication, kafka: KafkaClients, runtime: ProcessRuntime | None = None,
                  *, hold_s: float = 30.0, hold_max: int = 10_000) -> None:  # fmt: skip
-        self.runtime = runtime or ProcessRuntime(app)
+        self.runtime = runtime or ProcessRuntime(app, timed=timed_command)
         self.kafka = kafka
         self.hold_s = hold_s
         self.held: deque[tuple[float, dict[str, Any]]] = deque(maxlen=hold_max)
@@ -103,7 +103,7 @@ class ProcessWorker:
 
 class TimerWorker:
     def __init__(self, app: CrmApplication, runtime: ProcessRuntime | None = None, *, interval_s: float = 0.5) -> None:
-        self.runtime = runtime or ProcessRuntime(app)
+        self.runtime = runtime or ProcessRuntime(app, timed=timed_command)
         self.interval_s = interval_s
         self.ticks = 0  # completed ticks (the demo waits for one after moving its clock)
 

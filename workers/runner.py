@@ -23,7 +23,7 @@ import structlog
 from workers.bootstrap import build_application, build_intake, build_kafka, build_relay, build_reports_db
 from workers.config import Settings
 from workers.kafka import KafkaClients
-from workers.metrics import record_consumer_lag
+from workers.metrics import ConsumerLag
 from workers.process_worker import ProcessWorker, TimerWorker
 from workers.projection_worker import ProjectionWorker
 from workers.shutdown import StopSignal
@@ -70,8 +70,7 @@ class WorkerSet:
     """
 
     def __init__(self, kinds: Sequence[str], settings: Settings, stop: StopSignal | None = None, *,
-                 clock: Callable[[], datetime] | None = None, lag_interval_s: float = 15.0,
-                 timer_interval_s: float = 0.5) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] | None = None, timer_interval_s: float = 0.5) -> None:  # fmt: skip
         unknown = [k for k in kinds if k not in WORKER_KINDS]
         if unknown:
             raise ValueError(f"unknown worker kind(s) {', '.join(unknown)}; choose from {', '.join(WORKER_KINDS)}")
@@ -79,7 +78,6 @@ class WorkerSet:
         self.settings = settings
         self.stop = stop or StopSignal()
         self.clock = clock
-        self.lag_interval_s = lag_interval_s
         self.timer_interval_s = timer_interval_s
         self.workers: dict[str, Any] = {}
         self.errors: dict[str, BaseException] = {}
@@ -121,9 +119,10 @@ class WorkerSet:
 
     def _report_lag(self, groups: dict[str, str]) -> None:
         with build_kafka(self.settings, "lag") as kafka:
-            while not self.stop.wait(self.lag_interval_s):
+            lag = ConsumerLag(kafka, groups)
+            while not self.stop.wait(self.settings.lag_interval_s):
                 try:
-                    record_consumer_lag(kafka, groups)
+                    lag.measure()
                 except Exception as error:  # noqa: BLE001 - metrics must never stop the workers
                     log.warning("lag_unavailable", error=repr(error))
 
