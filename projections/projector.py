@@ -8,6 +8,7 @@ recorded, in the same transaction as the rows it changed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,10 +17,21 @@ from projections.handlers import HANDLERS
 from projections.tables import MODEL_TABLES, create_statements
 
 
-def create_tables(db: Database, prefix: str = "rm_") -> None:
-    with db.transaction() as cur:
-        for statement in create_statements(prefix, db.postgres):
-            cur.execute(statement)
+def create_tables(db: Database, prefix: str = "rm_", attempts: int = 5) -> None:
+    for attempt in range(attempts):
+        try:
+            with db.transaction() as cur:
+                for statement in create_statements(prefix, db.postgres):
+                    cur.execute(statement)
+            return
+        except Exception as error:  # noqa: BLE001 - only the race below is retried
+            # Replicas starting together all run CREATE TABLE IF NOT EXISTS; PostgreSQL
+            # lets one win and may fail the others ("tuple concurrently updated", or a
+            # pg_type unique violation). The tables exist then: try again.
+            racing = "concurrently" in str(error) or "pg_type" in str(error)
+            if not (db.postgres and racing) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def apply(cur: Cursor, event: dict[str, Any], prefix: str = "rm_", *, check_seen: bool = True) -> bool:

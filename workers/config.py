@@ -4,6 +4,7 @@ CRMFLOW_DATABASE_URL      SQLite path or postgresql:// URL (default ./.crmflow/c
 KAFKA_BOOTSTRAP_SERVERS   host:port[,host:port] of the Kafka cluster
 CRMFLOW_TOPIC_PREFIX      prefix of crmflow's topics (default crmflow)
 CRMFLOW_PARTITIONS        partitions of the topics crmflow creates (default 6)
+CRMFLOW_REPLICATION_FACTOR replicas of each partition of the topics crmflow creates (default 1; 3 in production)
 CRMFLOW_TENANTS           comma-separated tenant ids the intake accepts (unset: any well-formed id)
 CRMFLOW_SCHEMA_DIR        folder of <Type>.json JSON Schemas for inbound event data
 CRMFLOW_MAX_INBOUND_BYTES largest inbound message accepted (default 262144)
@@ -47,6 +48,7 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("crmflow", pattern=r"^[A-Za-z0-9._-]+$")
     partitions: int = Field(6, ge=1, le=1000)
+    replication_factor: int = Field(1, ge=1, le=10)
     tenants: Annotated[list[str] | None, NoDecode, BeforeValidator(_comma_separated)] = None
     schema_dir: Path | None = None
     max_inbound_bytes: int = Field(256 * 1024, ge=1024)
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
             bootstrap_servers=self.kafka_bootstrap_servers,
             topic_prefix=self.topic_prefix,
             partitions=self.partitions,
+            replication_factor=self.replication_factor,
             client_id=self.kafka_client_id,
             session_timeout_ms=self.kafka_session_timeout_ms,
             max_poll_interval_ms=self.kafka_max_poll_interval_ms,
