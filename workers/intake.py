@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 
 from aggregates.application import CrmApplication
 from workers.inbound_checks import InboundPolicy, Rejected, check_inbound
-from workers.kafka import KafkaClients
+from workers.kafka import GroupMember, KafkaClients
 from workers.metrics import DEAD_LETTERS, EVENTS_HANDLED
 from workers.shutdown import StopSignal
 
@@ -58,8 +58,10 @@ def dead_letter_headers(record: Any, rejected: Rejected, error_class: str) -> li
     ]
 
 
-class Intake:
+class Intake(GroupMember):
     """Consumes the inbound topic as the consumer group ``<prefix>.intake``."""
+
+    group_kind = GROUP_SUFFIX
 
     def __init__(self, app: CrmApplication, kafka: KafkaClients, policy: InboundPolicy) -> None:
         self.app = app
@@ -68,14 +70,9 @@ class Intake:
         self.counts: Counter[str] = Counter()
         self.failures = 0
         self.handled = 0  # records stored or dead-lettered and committed since start
-        self._consumer: Any = None
 
-    @property
-    def consumer(self) -> Any:
-        if self._consumer is None:
-            group = f"{self.kafka.settings.topic_prefix}.{GROUP_SUFFIX}"
-            self._consumer = self.kafka.consumer(self.kafka.topics.inbound, group_id=group)
-        return self._consumer
+    def group_topic(self) -> str:
+        return self.kafka.topics.inbound
 
     def handle(self, records: list[Any]) -> None:
         """Store or dead-letter every record of a batch; return when both are durable.
@@ -148,12 +145,6 @@ class Intake:
         self.handled += len(records)
         EVENTS_HANDLED.labels(worker="intake").inc(len(records))
         return len(records)
-
-    def close(self) -> None:
-        """Leave the consumer group now, so that the partitions move without a timeout."""
-        if self._consumer is not None:
-            self._consumer.close(autocommit=False)
-            self._consumer = None
 
     def run(self, stop: StopSignal) -> Counter[str]:
         log.info("intake_started", topic=self.kafka.topics.inbound,

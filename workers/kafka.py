@@ -185,3 +185,37 @@ class KafkaClients:
         for consumer in self._consumers:
             consumer.close(autocommit=False)  # closing twice is harmless
         self._consumers.clear()
+
+
+class GroupMember:
+    """A worker's membership of the consumer group ``<prefix>.<group_kind>``.
+
+    The consumer joins lazily, on the first poll (constructing a worker makes
+    no network call); ``close()`` leaves the group at once, so that its
+    partitions move to the other members without waiting for a timeout.
+    """
+
+    kafka: KafkaClients
+    group_kind: str
+    _consumer: Any = None
+
+    def group_topic(self) -> str:
+        raise NotImplementedError
+
+    def rebalance_listener(self) -> Any:
+        """Called on every assignment and revocation; None: Kafka's committed offsets decide."""
+        return None
+
+    @property
+    def consumer(self) -> Any:
+        if self._consumer is None:
+            consumer = self.kafka.consumer(group_id=f"{self.kafka.settings.topic_prefix}.{self.group_kind}")
+            listener = self.rebalance_listener()
+            consumer.subscribe([self.group_topic()], **({"listener": listener} if listener is not None else {}))
+            self._consumer = consumer
+        return self._consumer
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+            self._consumer = None

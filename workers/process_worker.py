@@ -22,14 +22,16 @@ import structlog
 
 from aggregates.application import CrmApplication
 from processes.runtime import InstanceConflictError, ProcessRuntime
-from workers.kafka import KafkaClients
+from workers.kafka import GroupMember, KafkaClients
 from workers.metrics import EVENTS_HANDLED, record_instances, timed_command
 from workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.process_worker")
 
 
-class ProcessWorker:
+class ProcessWorker(GroupMember):
+    group_kind = "process"
+
     def __init__(self, app: CrmApplication, kafka: KafkaClients, runtime: ProcessRuntime | None = None,
                  *, hold_s: float = 30.0, hold_max: int = 10_000) -> None:  # fmt: skip
         self.runtime = runtime or ProcessRuntime(app, timed=timed_command)
@@ -37,14 +39,9 @@ class ProcessWorker:
         self.hold_s = hold_s
         self.held: deque[tuple[float, dict[str, Any]]] = deque(maxlen=hold_max)
         self.handled = 0  # records committed since start
-        self._consumer: Any = None
 
-    @property
-    def consumer(self) -> Any:
-        if self._consumer is None:
-            group = f"{self.kafka.settings.topic_prefix}.process"
-            self._consumer = self.kafka.consumer(self.kafka.topics.events, group_id=group)
-        return self._consumer
+    def group_topic(self) -> str:
+        return self.kafka.topics.events
 
     def poll_once(self, timeout_ms: int = 200) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms)
@@ -85,11 +82,6 @@ class ProcessWorker:
             self.handled += len(records)
             EVENTS_HANDLED.labels(worker="process").inc(len(records))
         return len(records)
-
-    def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close(autocommit=False)
-            self._consumer = None
 
     def run(self, stop: StopSignal) -> None:
         log.info("process_worker_started", topic=self.kafka.topics.events)

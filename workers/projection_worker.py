@@ -18,7 +18,7 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 
 from projections.db import Database
 from projections.projector import apply, create_tables
-from workers.kafka import KafkaClients
+from workers.kafka import GroupMember, KafkaClients
 from workers.metrics import EVENTS_HANDLED
 from workers.shutdown import StopSignal
 
@@ -50,22 +50,22 @@ class SeekToStoredPositions(ConsumerRebalanceListener):
         log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
-class ProjectionWorker:
+class ProjectionWorker(GroupMember):
+    group_kind = CONSUMER
+
     def __init__(self, db: Database, kafka: KafkaClients) -> None:
         self.db = db
         self.kafka = kafka
         self.topic = kafka.topics.events
         self.applied = 0
         self.handled = 0  # records committed since start, applied or found seen before
-        self._consumer: Any = None
         create_tables(db)
 
-    @property
-    def consumer(self) -> Any:
-        if self._consumer is None:
-            self._consumer = self.kafka.consumer(group_id=f"{self.kafka.settings.topic_prefix}.projection")
-            self._consumer.subscribe([self.topic], listener=SeekToStoredPositions(self))
-        return self._consumer
+    def group_topic(self) -> str:
+        return self.topic
+
+    def rebalance_listener(self) -> SeekToStoredPositions:
+        return SeekToStoredPositions(self)
 
     def poll_once(self, timeout_ms: int = 200) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms)
@@ -101,11 +101,6 @@ class ProjectionWorker:
         probe.close()
         positions = stored_positions(self.db, self.topic)
         return {tp.partition: ends[tp] - positions.get(tp.partition, 0) for tp in partitions}
-
-    def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close(autocommit=False)
-            self._consumer = None
 
     def run(self, stop: StopSignal) -> None:
         log.info("projection_worker_started", topic=self.topic)
