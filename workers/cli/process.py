@@ -92,20 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_validate(args: argparse.Namespace, settings: Settings) -> int:
-    out, err = Console(soft_wrap=True, highlight=False), Console(stderr=True, soft_wrap=True, highlight=False)
-    try:
-        documents = load_files(args.files)
-    except DocumentsInvalid as invalid:
-        issues = invalid.issues
-    else:
-        issues = validate(documents)
-    if issues:
-        for issue in sorted(issues, key=lambda i: (i.file, i.line)):
-            err.print(str(issue), markup=False)
-        err.print(f"{len(issues)} problem(s) in {len({i.file for i in issues})} file(s)")
+    documents = _load_valid(args.files)
+    if documents is None:
         return 1
     kinds = ", ".join(f"{sum(d.kind == k for d in documents)} {k}" for k in ("Process", "Calendar", "ProcessTest"))
-    out.print(f"valid: {len(args.files)} file(s), {kinds}")
+    Console(soft_wrap=True, highlight=False).print(f"valid: {len(args.files)} file(s), {kinds}")
     return 0
 
 
@@ -121,6 +112,7 @@ def _load_valid(files: list[Path], context: list[Document] = ()) -> list[Documen
         return documents
     for issue in sorted(issues, key=lambda i: (i.file, i.line)):
         err.print(str(issue), markup=False)
+    err.print(f"{len(issues)} problem(s) in {len({i.file for i in issues})} file(s)")
     return None
 
 
