@@ -1,11 +1,11 @@
-"""The stored history as the wire sees it: every published event, in store order."""
+"""The stored history: every published event in store order as the wire sees it, and why each happened."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from aggregates.application import CrmApplication
+from aggregates.application import CrmApplication, HistoryEntry
 from workers.relay import INTERNAL_TOPIC_PREFIXES, render
 
 
@@ -31,3 +31,20 @@ def numbered_history(app: CrmApplication, after: int, batch: int = 1000) -> Iter
 def history_source(app: CrmApplication) -> Callable[[int], Iterator[tuple[int, dict[str, Any]]]]:
     """What a rebuild reads: the history after a position, asked for as often as it needs."""
     return lambda after: numbered_history(app, after)
+
+
+def describe_cause(entry: HistoryEntry) -> str:
+    """One line that answers "why did this happen?"."""
+    meta = entry.meta
+    cause = meta.get("cause") or {}
+    if "process" in cause:
+        text = f"process {cause['process']} v{cause.get('version', '?')} step {cause.get('step', '?')}"
+        if meta.get("causation_id"):
+            text += f" on event {meta['causation_id']}"
+    elif not meta:
+        text = "(no metadata recorded)"
+    else:
+        text = f"command {meta.get('command', '?')} by {meta.get('caller', '?')}"
+    if meta.get("correlation_id"):
+        text += f" (correlation {meta['correlation_id']})"
+    return text

@@ -15,7 +15,7 @@ from processes.registry import DefinitionRegistry
 from processes.runtime import ProcessRuntime, ServiceCommands
 from tests.conftest import Clock
 from tests.waiting import read_topic, wait_until
-from workers.cli.domain import describe_cause
+from workers.history import describe_cause
 from workers.kafka import KafkaClients
 from workers.process_worker import ProcessWorker, TimerWorker
 from workers.relay import Relay

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from aggregates.errors import DomainError
-from workers.cli import demo, domain, kafka, process, reports
+from workers.cli import demo, domain, kafka, process, reports, serve
 from workers.cli.output import fail
 from workers.config import Settings
 from workers.logging import configure_logging
 
-MODULES = (demo, domain, kafka, process, reports)
+MODULES = (demo, domain, kafka, process, reports, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

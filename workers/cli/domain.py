@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aggregates.application import CommandRequest, HistoryEntry
+from aggregates.application import CommandRequest
 from aggregates.catalog import catalogue
 from workers.bootstrap import build_application
 from workers.cli.output import fail, print_json, print_rows
 from workers.config import Settings
+from workers.history import describe_cause
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -128,23 +129,6 @@ def run_explain(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print_rows(rows, ("version", "time", "event", "caused by", "data"), "table", title=str(aggregate_id))
     return 0
-
-
-def describe_cause(entry: HistoryEntry) -> str:
-    """One line that answers "why did this happen?"."""
-    meta = entry.meta
-    cause = meta.get("cause") or {}
-    if "process" in cause:
-        text = f"process {cause['process']} v{cause.get('version', '?')} step {cause.get('step', '?')}"
-        if meta.get("causation_id"):
-            text += f" on event {meta['causation_id']}"
-    elif not meta:
-        text = "(no metadata recorded)"
-    else:
-        text = f"command {meta.get('command', '?')} by {meta.get('caller', '?')}"
-    if meta.get("correlation_id"):
-        text += f" (correlation {meta['correlation_id']})"
-    return text
 
 
 def catalogue_markdown(data: dict[str, Any]) -> str:

@@ -1,0 +1,174 @@
+"""POST /v1/commands/{name} and POST /v1/events: the two ways in.
+
+Thin on purpose: decode, check the caller, hand over to the application
+service (commands) or the intake's own checks (events). No business rule
+lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Body, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from aggregates.application import CommandRequest
+from aggregates.catalog import command_spec
+from workers.api.auth import Caller
+from workers.api.errors import ApiError, error_responses
+from workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
+from workers.api.services import Service
+from workers.inbound_checks import Rejected, check_inbound
+from workers.metrics import timed_command
+
+log = structlog.get_logger("crmflow.api")
+router = APIRouter(tags=["commands and events"])
+CONFLICT_RETRIES = 3  # another writer won the race: run the command again on fresh state this many times
+
+
+@router.post(
+    "/v1/commands/{name}",
+    status_code=201,
+    summary="Run a command for the token's tenant",
+    description="The body is the command's payload (`crmflow catalog` lists every command and its "
+    "JSON Schema). The same `Idempotency-Key` (per tenant) runs once: a repeat answers the first result "
+    "with 200 and `Idempotent-Replayed: true`.",
+    responses={
+        201: {
+            "description": "stored; the events as CloudEvents",
+            "content": {"application/json": {"example": COMMAND_EXAMPLE}},
+        },
+        200: {
+            "description": "a replay of an idempotency key: the first result",
+            "headers": {"Idempotent-Replayed": {"description": "true", "schema": {"type": "string"}}},
+        },
+        **error_responses(401, 403, 404, 409, 422),
+    },
+)
+def run_command(
+    name: str,
+    payload: Annotated[dict[str, Any], Body(openapi_examples=PAYLOAD_EXAMPLES)],
+    caller: Caller,
+    services: Service,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=255, description="the same key twice runs once"),
+    ] = None,
+    correlation_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Correlation-Id",
+            max_length=255,
+            description="stamped on the events (default: the command id)",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    tenant = caller.tenant_for(f"running {name}")
+    command_spec(name)  # unknown: 404 with suggestions (and no metric label for a name that does not exist)
+    caller.require_command(name)
+    request = CommandRequest(
+        name,
+        tenant,
+        payload,
+        caller=caller.caller,
+        correlation_id=correlation_id,
+        idempotency_key=idempotency_key,
+    )
+    with timed_command(name):
+        result = services.app.execute(request, conflict_retries=CONFLICT_RETRIES)
+    if result.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    log.info(
+        "command_executed", command=name, aggregate_id=str(result.aggregate_id), replayed=result.replayed
+    )
+    return {
+        "command": name,
+        "tenant": tenant,
+        "aggregate_id": str(result.aggregate_id),
+        "events": result.events,
+        "replayed": result.replayed,
+    }
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    summary="Send an event from another service (a CloudEvent in structured mode)",
+    description="Checked exactly as the Kafka intake checks `crmflow.inbound`; `tenantid` must be the "
+    "token's tenant. A refused event is answered 422 with the intake's error code: nothing is stored, and "
+    "nothing goes to the dead-letter topic (the caller has the error).",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/cloudevents+json": {"schema": {"type": "object"}, "example": INBOUND_EXAMPLE},
+                "application/json": {"schema": {"type": "object"}, "example": INBOUND_EXAMPLE},
+            },
+        }
+    },
+    responses={
+        202: {
+            "description": "accepted: stored now, or a duplicate of one stored before",
+            "content": {"application/json": {"example": {"stored": True}}},
+        },
+        **error_responses(401, 403, 422),
+    },
+)
+async def post_event(request: Request, caller: Caller, services: Service) -> dict[str, Any]:
+    tenant = caller.tenant_for("sending an event")
+    caller.require_inbound()
+    body = await _read_at_most(request, services.policy.max_bytes)
+    claimed = _claimed_tenant(body)
+    if claimed is not None and claimed != tenant:
+        raise _wrong_tenant(claimed, tenant)
+    try:
+        event_tenant, document = check_inbound(body, services.policy)
+    except Rejected as rejected:
+        log.info("inbound_refused", error=rejected.code, reason=rejected.reason)
+        raise ApiError(422, rejected.code, rejected.reason) from None
+    if event_tenant != tenant:
+        raise _wrong_tenant(event_tenant, tenant)
+    (stored,) = await run_in_threadpool(services.app.accept_inbound, [(tenant, document)])
+    log.info(
+        "inbound_accepted",
+        event_id=document["id"],
+        source=document["source"],
+        type=document["type"],
+        duplicate=not stored,
+    )
+    return {"stored": True} if stored else {"stored": False, "duplicate": True}
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes:
+    """The body, read no further than the intake's size limit: a huge body is refused, not buffered."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(
+                422, "oversize", f"the message is more than {limit:,} bytes; the limit is {limit:,}"
+            )
+    return bytes(body)
+
+
+def _claimed_tenant(body: bytes) -> Any:
+    """The tenantid the event names, read before any other check: another tenant's event is 403, not 422."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    return document.get("tenantid") if isinstance(document, dict) else None
+
+
+def _wrong_tenant(claimed: Any, tenant: str) -> ApiError:
+    return ApiError(
+        403,
+        "wrong_tenant",
+        f"the event's tenantid {claimed!r} is not the token's tenant {tenant!r}: "
+        "a token sends events for its own tenant only",
+        tenant=tenant,
+    )

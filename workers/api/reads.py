@@ -1,0 +1,100 @@
+"""GET /v1/reports/{name} and GET /v1/aggregates/{id}: the token's tenant's data, nobody else's."""
+
+from __future__ import annotations
+
+import difflib
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from aggregates.errors import AggregateNotFoundError, InvalidValueError
+from projections.reports import REPORTS
+from workers.api.auth import Caller
+from workers.api.errors import ApiError, error_responses
+from workers.api.examples import AGGREGATE_EXAMPLE, REPORT_EXAMPLE
+from workers.api.services import Service
+from workers.history import describe_cause
+
+router = APIRouter(tags=["reads"])
+MOMENT = "ISO 8601 date or time, compared with the report's own date column"
+
+
+@router.get(
+    "/v1/reports/{name}",
+    summary="A report from the read models, for the token's tenant",
+    description="Reports: " + "; ".join(f"`{r.name}`: {r.summary}" for r in REPORTS.values()),
+    responses={
+        200: {"content": {"application/json": {"example": REPORT_EXAMPLE}}},
+        **error_responses(401, 403, 404, 422),
+    },
+)
+def get_report(
+    name: str,
+    caller: Caller,
+    services: Service,
+    since: Annotated[str | None, Query(description=f"from this {MOMENT}", examples=["2026-01-01"])] = None,
+    until: Annotated[str | None, Query(description=f"before this {MOMENT}", examples=["2026-04-01"])] = None,
+) -> dict[str, Any]:
+    tenant = caller.tenant_for(f"reading the {name} report")
+    report = REPORTS.get(name)
+    if report is None:
+        close = difflib.get_close_matches(name, REPORTS, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else f": use one of {', '.join(REPORTS)}"
+        raise ApiError(
+            404, "unknown_report", f"unknown report {name!r}{hint}", report=name, suggestions=close
+        )
+    caller.require_report(name)
+    _check_moment("since", since)
+    _check_moment("until", until)
+    rows = services.read_models(report.run, tenant, since=since, until=until)
+    return {"report": name, "tenant": tenant, "columns": list(report.columns), "rows": rows}
+
+
+def _check_moment(field: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        datetime.fromisoformat(value)  # a date alone is accepted too
+    except ValueError:
+        raise InvalidValueError(
+            f"{field} {value!r} is not an ISO 8601 date (2026-03-01) or time (2026-03-01T09:00:00+00:00)",
+            field=field,
+            value=value,
+        ) from None
+
+
+@router.get(
+    "/v1/aggregates/{aggregate_id}",
+    summary="A record's current state and its history, each event with what caused it",
+    description="Another tenant's id is answered exactly like an unknown one (404).",
+    responses={
+        200: {"content": {"application/json": {"example": AGGREGATE_EXAMPLE}}},
+        **error_responses(401, 403, 404),
+    },
+)
+def get_aggregate(aggregate_id: str, caller: Caller, services: Service) -> dict[str, Any]:
+    tenant = caller.tenant_for("reading a record")
+    caller.require_some_records()
+    try:
+        uuid = UUID(aggregate_id)
+    except ValueError:
+        # Worded as the store words an unknown id: a malformed id tells nothing either.
+        raise AggregateNotFoundError(
+            f"{aggregate_id} not found in tenant {tenant}", aggregate_id=aggregate_id
+        ) from None
+    state = services.app.state(uuid, tenant)  # unknown or another tenant's: the same 404
+    caller.require_record(state["kind"])
+    history = [
+        {
+            "version": h.version,
+            "type": h.type,
+            "time": h.time.isoformat(),
+            "data": h.data,
+            "meta": h.meta,
+            "caused_by": describe_cause(h),
+        }
+        for h in services.app.history(uuid, tenant)
+    ]
+    return {"id": state["id"], "kind": state["kind"], "state": state, "history": history}
