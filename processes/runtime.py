@@ -28,10 +28,11 @@ from aggregates.application import CommandRequest, CrmApplication
 from aggregates.clock import pinned_event_time
 from processes.calendar import BusinessCalendar
 from processes.compiled import CompiledProcess
-from processes.engine import Effect, Engine, MemoryInstances
+from processes.engine import Effect, Engine, MemoryInstances, Rotations
 from processes.instance import Instance
 from processes.instance_record import STATE_TOPIC, ProcessInstanceRecord
 from processes.registry import DefinitionRegistry
+from processes.rotation_record import RotationSlot, rotation_slot_id
 
 log = structlog.get_logger("crmflow.processes")
 
@@ -110,6 +111,34 @@ class StoredInstances(MemoryInstances):
         self.position = 0
 
 
+class StoredRotations(Rotations):
+    """Round-robin slots stored as they are handed out: a step replayed by any worker picks the same item."""
+
+    def __init__(self, app: CrmApplication) -> None:
+        super().__init__()
+        self.app = app
+
+    def slot(self, tenant: str, process: str, step: str, instance: str, size: int) -> int:
+        key = (tenant, process, step, instance)
+        if key not in self.given:
+            self.given[key] = self._stored(tenant, process, step, instance)
+        return self.given[key] % size
+
+    def _stored(self, tenant: str, process: str, step: str, instance: str) -> int:
+        # Save first: nearly every choice is new, so the read is needed only when the save collides.
+        record_id = rotation_slot_id(tenant, process, step, instance)
+        rotation = (tenant, process, step)
+        slot = self.positions[rotation]
+        try:
+            self.app.save(RotationSlot.construct(record_id, tenant_id=tenant, process=process, step=step,
+                                                 instance=instance, slot=slot))  # fmt: skip
+        except IntegrityError:
+            # Handed out before: by a worker that died before saving the instance, or by another just now.
+            return int(self.app.repository.get(record_id).slot)
+        self.positions[rotation] += 1
+        return slot
+
+
 def _stamp_cause(record: ProcessInstanceRecord, instance: Instance) -> None:
     """Who did it, for `crmflow explain`: the process, its version, the step (as commands carry it)."""
     for event in record.pending_events:
@@ -138,7 +167,8 @@ class ProcessRuntime:
         self.registry = DefinitionRegistry(app)
         self.instances = StoredInstances(app)
         self.emits = StoredEmits()
-        self.engine = Engine([], self.instances, ServiceCommands(app, timed), self.emits)
+        self.engine = Engine([], self.instances, ServiceCommands(app, timed), self.emits,
+                             StoredRotations(app))
         self.revision = -1
 
     def refresh(self) -> int:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError, TopicAlreadyExistsError
 from pydantic import BaseModel, Field
 
 log = structlog.get_logger("crmflow.kafka")
@@ -214,6 +214,19 @@ class GroupMember:
             consumer.subscribe([self.group_topic()], **({"listener": listener} if listener is not None else {}))
             self._consumer = consumer
         return self._consumer
+
+    def commit(self, records: int) -> None:
+        """Commit what was polled; if the group rebalanced meanwhile, say so and carry on.
+
+        The batch's work is already durable, and whoever gets its partitions now
+        handles the records again harmlessly (every worker drops what it has
+        seen); the next poll rejoins the group.
+        """
+        try:
+            self.consumer.commit()
+        except (CommitFailedError, RebalanceInProgressError) as error:
+            log.warning("commit_skipped_after_rebalance", group=self.group_kind, records=records,
+                        reason=repr(error))
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -78,7 +78,7 @@ class ProcessWorker(GroupMember):
             if event["type"] in waited:
                 self.held.append((deadlines.get(event["id"], now + self.hold_s), event))
         if records:
-            self.consumer.commit()
+            self.commit(len(records))
             self.handled += len(records)
             EVENTS_HANDLED.labels(worker="process").inc(len(records))
         return len(records)

@@ -88,7 +88,7 @@ class ProjectionWorker(GroupMember):
                     {"c": CONSUMER, "t": tp.topic, "p": tp.partition, "o": batch[-1].offset + 1},
                 )  # fmt: skip
         # Kafka's committed offsets only serve lag monitoring; the database is the truth.
-        self.consumer.commit()
+        self.commit(len(records))
         self.handled += len(records)
         EVENTS_HANDLED.labels(worker="projection").inc(len(records))
         return len(records)

@@ -31,6 +31,7 @@ INTERNAL_TOPIC_PREFIXES = (
     "aggregates.idempotency:",
     "processes.registry:DefinitionIndex",
     "processes.instance_record:ProcessInstanceRecord.ProcessStateSaved",  # the engine's snapshots
+    "processes.rotation_record:",  # round-robin choices, kept for replays
 )
 EMITTED_TOPIC = "processes.instance_record:ProcessInstanceRecord.ProcessEventEmitted"
 INBOUND_TOPIC = f"{InboundEvent.__module__}:{InboundEvent.__qualname__}.InboundEventAccepted"
