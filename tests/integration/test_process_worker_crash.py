@@ -11,8 +11,10 @@ import threading
 from pathlib import Path
 
 from aggregates.application import CommandRequest, CrmApplication
+from processes.instance import instance_id
 from processes.loader import load_files
 from processes.registry import DefinitionRegistry
+from processes.runtime import StoredInstances
 from tests.waiting import wait_until
 from workers.kafka import KafkaClients, KafkaSettings
 from workers.relay import Relay
@@ -74,3 +76,8 @@ def test_killing_the_process_worker_repeatedly_assigns_every_lead_exactly_once(
     histories = [[h.type for h in app.history(lead, "acme")] for lead in leads]
     assert len(leads) > 20
     assert all(h.count("LeadAssigned") == 1 for h in histories), "no command was repeated"
+    # And no instance failed on a replay: each went on to wait for its lead to be contacted.
+    instances = StoredInstances(app)
+    instances.refresh()
+    states = [instances.get(instance_id("acme", "web-lead-follow-up", str(lead))) for lead in leads]
+    assert [(i.status, i.step) if i else None for i in states] == [("waiting", "wait-contact")] * len(leads)
