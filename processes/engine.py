@@ -159,10 +159,16 @@ class Engine:
     def handle(self, event: dict[str, Any], now: datetime) -> list[Effect]:
         """Advance waiting instances that this event wakes, and start the processes it triggers."""
         tenant, event_type, event_id = event.get("tenantid") or "", event["type"], str(event["id"])
+        subject = event.get("subject")
+        waiting = self.instances.waiting_for(tenant, event_type, str(subject) if subject is not None else None)
+        candidates = self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), [])
+        if not waiting and not candidates:
+            # Most events concern no definition (the engine's own instance events, for
+            # one): skip them before paying for their CEL context.
+            return []
         scope = Scope(event, now, tenant)
         effects: list[Effect] = []
-        subject = event.get("subject")
-        for instance in self.instances.waiting_for(tenant, event_type, str(subject) if subject is not None else None):
+        for instance in waiting:
             if event_id in instance.seen:
                 continue
             process = self.versions[(instance.definition, instance.version)]
@@ -176,7 +182,6 @@ class Engine:
                 instance.remember(event_id)
                 instance.waiting = None
                 self._run(process, instance, process.following(step.id), scope, event_id, now, effects)
-        candidates = self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), [])
         if candidates:
             scope.with_vars({})  # trigger conditions cannot use vars (validation), so one reset serves all
         for process in candidates:

@@ -5,10 +5,13 @@ timers). Instances are kept in memory, indexed by what they wait for, and
 refreshed from the store's notification log before each batch, so every
 worker sees what the others saved. Commands run through the application
 service with the engine's idempotency keys: a batch handled again after a
-crash replays their first results instead of acting twice. A batch's effects
-and instance states are saved in one transaction; a concurrent change of the
-same instance by another worker makes the save fail, and the caller handles
-the batch again on fresh state.
+crash replays their first results instead of acting twice. A batch's commands,
+round-robin choices, effects and instance states are saved in one transaction
+(a ``CommandSession``); a concurrent change of the same instance or aggregate
+by another writer makes the save fail, and the caller handles the batch again
+on fresh state. In the rare batch where a refused command had already changed
+an aggregate that an earlier command of the batch changed, the batch is run
+again with one transaction per command.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from eventsourcing.persistence import IntegrityError
 
 from aggregates.application import CommandRequest, CrmApplication
 from aggregates.clock import pinned_event_time
+from aggregates.session import CommandSession, SessionSpoiledError
 from processes.calendar import BusinessCalendar
 from processes.compiled import CompiledProcess
 from processes.engine import Effect, Engine, MemoryInstances, Rotations
@@ -51,16 +55,22 @@ def untimed(_command: str) -> AbstractContextManager[None]:
 class ServiceCommands:
     """Commands through the application service: domain refusals raise DomainError.
 
-    ``timed(name)`` wraps each command: the workers pass their latency metric in.
+    Into the batch's session when there is one (stored when the batch is),
+    else each in its own transaction. ``timed(name)`` wraps each command: the
+    workers pass their latency metric in.
     """
 
     def __init__(self, app: CrmApplication, timed: Timed = untimed) -> None:
         self.app = app
         self.timed = timed
+        self.session: CommandSession | None = None
 
     def execute(self, request: CommandRequest) -> None:
         with self.timed(request.name):
-            self.app.execute(request, conflict_retries=3)
+            if self.session is not None:
+                self.session.execute(request)
+            else:
+                self.app.execute(request, conflict_retries=3)
 
 
 class StoredEmits:
@@ -117,6 +127,11 @@ class StoredRotations(Rotations):
     def __init__(self, app: CrmApplication) -> None:
         super().__init__()
         self.app = app
+        self.session: CommandSession | None = None
+
+    def forget(self) -> None:
+        """Drop the choices remembered in memory (some may not have been stored)."""
+        self.given.clear()
 
     def slot(self, tenant: str, process: str, step: str, instance: str, size: int) -> int:
         key = (tenant, process, step, instance)
@@ -129,6 +144,15 @@ class StoredRotations(Rotations):
         record_id = rotation_slot_id(tenant, process, step, instance)
         rotation = (tenant, process, step)
         slot = self.positions[rotation]
+        if self.session is not None:
+            # Stored with the batch's commands, so a choice is stored if and only if what it chose is.
+            try:
+                return int(self.app.repository.get(record_id).slot)
+            except StoreNotFound:
+                self.session.add(RotationSlot.construct(record_id, tenant_id=tenant, process=process, step=step,
+                                                        instance=instance, slot=slot))  # fmt: skip
+                self.positions[rotation] += 1
+                return slot
         try:
             self.app.save(RotationSlot.construct(record_id, tenant_id=tenant, process=process, step=step,
                                                  instance=instance, slot=slot))  # fmt: skip
@@ -161,15 +185,18 @@ def log_effects(effects: list[Effect]) -> None:
 
 class ProcessRuntime:
     def __init__(self, app: CrmApplication, clock: Callable[[], datetime] | None = None, *,
-                 timed: Timed = untimed) -> None:  # fmt: skip
+                 timed: Timed = untimed, session_events: int = 16) -> None:  # fmt: skip
         self.app = app
+        self.session_events = session_events
         self.clock = clock or app.clock
         self.registry = DefinitionRegistry(app)
         self.instances = StoredInstances(app)
         self.emits = StoredEmits()
-        self.engine = Engine([], self.instances, ServiceCommands(app, timed), self.emits,
-                             StoredRotations(app))
+        self.commands = ServiceCommands(app, timed)
+        self.rotations = StoredRotations(app)
+        self.engine = Engine([], self.instances, self.commands, self.emits, self.rotations)
         self.revision = -1
+        self.session: CommandSession | None = None
 
     def refresh(self) -> int:
         """New definition versions and instance changes, before each batch; return the states read."""
@@ -185,11 +212,50 @@ class ProcessRuntime:
         return self.instances.refresh()
 
     def handle(self, events: list[dict[str, Any]]) -> tuple[list[Effect], list[dict[str, Any]]]:
-        """Run the events through the engine and save; return the effects and the events that had none."""
+        """Run the events through the engine and save; return the effects and the events that had none.
+
+        A transaction per ``session_events`` events: long enough to pay for its
+        commit, short enough not to keep other writers waiting for SQLite's one write lock.
+        """
+        effects: list[Effect] = []
+        idle: list[dict[str, Any]] = []
+        for start in range(0, len(events), self.session_events):
+            chunk = events[start : start + self.session_events]
+            done, unmatched = self._in_session(lambda now: self._handle(chunk, now))
+            effects += done
+            idle += unmatched
+        return effects, idle
+
+    def fire_due(self) -> list[Effect]:
+        return self._in_session(self._fire_due)
+
+    def _in_session(self, work: Callable[[datetime], Any]) -> Any:
+        """``work`` with its commands in one session, saved in one transaction; one by one if spoiled."""
+        now = self.clock()
+        self._use(CommandSession(self.app, now))
+        try:
+            return work(now)
+        except SessionSpoiledError as error:
+            log.info("process_batch_one_by_one", reason=str(error))
+            self._forget()
+            self._use(None)
+            return work(now)
+        finally:
+            self._use(None)
+
+    def _use(self, session: CommandSession | None) -> None:
+        self.session = self.commands.session = self.rotations.session = session
+
+    def _forget(self) -> None:
+        """Drop what was believed or chosen but not stored; the next refresh reads the store again."""
+        self.instances.forget()
+        self.rotations.forget()
+        self.emits.documents.clear()
+
+    def _handle(self, events: list[dict[str, Any]], now: datetime) -> tuple[list[Effect], list[dict[str, Any]]]:
         self.refresh()
         effects: list[Effect] = []
         idle = []
-        now = self.clock()
         with pinned_event_time(now):
             for event in events:
                 # Every log line about this event names its tenant, id and correlation id.
@@ -204,9 +270,8 @@ class ProcessRuntime:
         self.save(effects)
         return effects, idle
 
-    def fire_due(self) -> list[Effect]:
+    def _fire_due(self, now: datetime) -> list[Effect]:
         self.refresh()
-        now = self.clock()
         with pinned_event_time(now):
             effects = self.engine.fire_due(now)
         log_effects(effects)
@@ -214,16 +279,20 @@ class ProcessRuntime:
         return effects
 
     def save(self, effects: list[Effect]) -> None:
-        """Every changed instance: its effects as events, then its state; one transaction."""
-        if not self.instances.dirty:
+        """The batch's commands, then every changed instance: its effects as events, then its state; one transaction."""
+        if not self.instances.dirty and not self.session:
             return
         try:
             records = self._records(effects)
-            self.app.save(*records)
+            if self.session is not None:
+                self.session.commit(*records)
+            else:
+                self.app.save(*records)
         except (IntegrityError, InstanceConflictError):
-            # Another worker saved one of these instances first. Forget what we
-            # believed and read the store again; the caller handles the batch anew.
-            self.instances.forget()
+            # Another worker saved one of these instances (or another writer one of
+            # the commands' aggregates) first. Forget what we believed and read the
+            # store again; the caller handles the batch anew.
+            self._forget()
             raise InstanceConflictError("an instance changed under this batch") from None
         finally:
             self.emits.documents.clear()
