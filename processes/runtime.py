@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -97,9 +98,18 @@ class StoredInstances(MemoryInstances):
     def refresh(self) -> int:
         """Read instance states saved since the last refresh (by this worker or any other)."""
         read = 0
+        # Read up to the newest notification as of now, and move past it even when
+        # no state is among them: the topic filter scans every notification after
+        # ``position``, so a position stuck behind the newest would rescan the log
+        # on every refresh. Both stores commit notification ids in order, so
+        # nothing below ``newest`` can still appear.
+        newest = self.app.recorder.max_notification_id() or 0
         while True:
-            notifications = self.app.recorder.select_notifications(start=self.position + 1, limit=1000, topics=[STATE_TOPIC])
+            notifications = self.app.recorder.select_notifications(
+                start=self.position + 1, limit=1000, stop=newest, topics=[STATE_TOPIC]
+            )
             if not notifications:
+                self.position = max(self.position, newest)
                 return read
             for notification in notifications:
                 state = self.app.mapper.to_domain_event(notification).state
@@ -217,16 +227,18 @@ class ProcessRuntime:
         A transaction per ``session_events`` events: long enough to pay for its
         commit, short enough not to keep other writers waiting for SQLite's one write lock.
         """
+        self.refresh()
         effects: list[Effect] = []
         idle: list[dict[str, Any]] = []
         for start in range(0, len(events), self.session_events):
             chunk = events[start : start + self.session_events]
-            done, unmatched = self._in_session(lambda now: self._handle(chunk, now))
+            done, unmatched = self._in_session(partial(self._handle, chunk))
             effects += done
             idle += unmatched
         return effects, idle
 
     def fire_due(self) -> list[Effect]:
+        self.refresh()
         return self._in_session(self._fire_due)
 
     def _in_session(self, work: Callable[[datetime], Any]) -> Any:
@@ -238,6 +250,7 @@ class ProcessRuntime:
         except SessionSpoiledError as error:
             log.info("process_batch_one_by_one", reason=str(error))
             self._forget()
+            self.refresh()
             self._use(None)
             return work(now)
         finally:
@@ -253,7 +266,6 @@ class ProcessRuntime:
         self.emits.documents.clear()
 
     def _handle(self, events: list[dict[str, Any]], now: datetime) -> tuple[list[Effect], list[dict[str, Any]]]:
-        self.refresh()
         effects: list[Effect] = []
         idle = []
         with pinned_event_time(now):
@@ -271,7 +283,6 @@ class ProcessRuntime:
         return effects, idle
 
     def _fire_due(self, now: datetime) -> list[Effect]:
-        self.refresh()
         with pinned_event_time(now):
             effects = self.engine.fire_due(now)
         log_effects(effects)
