@@ -1,7 +1,8 @@
-"""What the benchmark scripts share: fresh stores per run, percentiles, memory, verdicts."""
+"""What the benchmark scripts share: fresh stores per run, percentiles, memory and CPU, verdicts."""
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import secrets
@@ -13,6 +14,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from rich.console import Console
+
+
+def consoles(width: int = 150) -> tuple[Console, Console]:
+    """(report, progress): progress goes to stderr so that --json leaves stdout parseable.
+
+    Piped to a file, a console would wrap the tables at 80 columns: ``width`` instead.
+    """
+    progress = Console(stderr=True, log_path=False)
+    console = Console()
+    for c in (console, progress):
+        if not c.is_terminal:
+            c.width = width
+    return console, progress
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -26,6 +41,38 @@ def peak_rss_mib() -> float:
     # ru_maxrss is in KiB on Linux (bytes on macOS); the peak only ever grows.
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) another process of this machine has used so far; 0 once it is gone.
+
+    From /proc (Linux), so that no extra dependency is needed to watch worker processes.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15 (man 5 proc).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def machine_busy_s() -> float:
+    """CPU seconds the machine's CPUs have spent busy so far (not idle, not waiting for I/O): /proc/stat.
+
+    Set against a benchmark's own processes, it shows whether something else was using the machine.
+    """
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+def process_peak_rss_mib(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of another process, from /proc; None if it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 def verdict(passed: bool | None) -> str:
     if passed is None:

@@ -1542,11 +1542,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
 def main(argv: list[str] | None = None) -> int:
     opts, args = parse_args(argv)
     configure_logging("warning")
-    progress = Console(stderr=True, log_path=False)
-    console = Console()
-    for c in (console, progress):
-        if not c.is_terminal:
-            c.width = 150
+    console, progress = common.consoles()
     report = benchmark(opts, progress)
     if args.json:
         print(json.dumps(report, indent=2))

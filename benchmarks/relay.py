@@ -85,7 +85,7 @@ from workers.broker import LocalBroker
 from workers.inbound_checks import InboundPolicy
 from workers.intake import Intake
 from workers.kafka import KafkaClients, KafkaSettings
-from common import PostgresStores, SqliteStores, peak_rss_mib, percentile, verdict
+from common import PostgresStores, SqliteStores, consoles, peak_rss_mib, percentile, verdict
 from workers.logging import configure_logging
 from workers.relay import Relay, encode, render
 from workers.shutdown import StopSignal
@@ -648,12 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     # logs are debug (no-ops either way) and their per-run info lines would only
     # interleave with the progress; retries and rejections still show.
     configure_logging("warning")
-    # Progress goes to stderr so that --json leaves stdout parseable.
-    progress = Console(stderr=True, log_path=False)
-    console = Console()
-    for c in (console, progress):
-        if not c.is_terminal:
-            c.width = 150  # Piped to a file: don't wrap the tables at 80 columns.
+    console, progress = consoles()
     report = benchmark(opts, progress)
     if args.json:
         print(json.dumps(report, indent=2))

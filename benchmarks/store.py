@@ -68,7 +68,7 @@ from rich.table import Table
 from aggregates.application import CommandRequest, CrmApplication
 from aggregates.lead import Lead
 from aggregates.store import persistence_env
-from common import PostgresStores, SqliteStores, peak_rss_mib, percentile, verdict
+from common import PostgresStores, SqliteStores, consoles, peak_rss_mib, percentile, verdict
 from workers.logging import configure_logging
 
 TENANT = "bench"
@@ -597,12 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     # at info, which turns that call into a no-op. Unconfigured, structlog
     # would print every command to stdout and the benchmark would time the terminal.
     configure_logging("info")
-    # Progress goes to stderr so that --json leaves stdout parseable.
-    progress = Console(stderr=True, log_path=False)
-    console = Console()
-    for c in (console, progress):
-        if not c.is_terminal:
-            c.width = 150  # Piped to a file: don't wrap the tables at 80 columns.
+    console, progress = consoles()
     report = benchmark(opts, progress)
     if args.json:
         print(json.dumps(report, indent=2))

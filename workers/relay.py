@@ -27,6 +27,7 @@ from workers.metrics import EVENTS_HANDLED, RELAY_LAG
 from workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.relay")
+SLOW_WRITE_S = 0.05
 
 # Internal records that never leave the store.
 INTERNAL_TOPIC_PREFIXES = (
@@ -139,8 +140,12 @@ class Relay:
     def save_position(self) -> None:
         """Store the position Kafka acknowledged, if it moved since it was last stored."""
         if self._position is not None and self._position != self._tracked:
+            started = time.monotonic()
             self.tracking.insert_tracking(Tracking(self.name, self._position))
             self._tracked, self._tracked_at = self._position, time.monotonic()
+            if self._tracked_at - started > SLOW_WRITE_S:
+                # On SQLite: the store's write lock was busy (commands, process workers).
+                log.warning("relay_position_write_slow", seconds=round(self._tracked_at - started, 3))
 
     def run(self, stop: StopSignal, *, idle_wait_s: float = 0.01, until_caught_up: bool = False) -> int:
         """Relay until stopped (or, with ``until_caught_up``, until nothing is left); return the count."""
