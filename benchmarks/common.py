@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import secrets
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

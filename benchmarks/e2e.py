@@ -96,6 +96,7 @@ sys.path.remove(str(_HERE))
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -852,7 +853,7 @@ def code_version() -> dict[str, Any]:
 
 def fmt(value: float, digits: int = 1) -> str:
     """A figure for a table; "–" for what was not measured (NaN, or 0 for a rate)."""
-    return "–" if value != value or value == 0 else f"{value:,.{digits}f}"
+    return "–" if math.isnan(value) or value == 0 else f"{value:,.{digits}f}"
 
 
 def ratio(value: float, base: float | None) -> str:

@@ -5,9 +5,10 @@ tracked position, publishes each as a structured CloudEvent (key = subject, so
 one aggregate's events stay in one partition, in order), waits until Kafka has
 acknowledged them all, and only then advances its position, durably, in the
 store's tracking table (from a thread of its own, at most every 100 ms, so
-that waiting for the store's write lock never holds up publishing). A crash at any moment therefore loses nothing: at worst it
-re-publishes events whose acknowledgement it had not yet recorded, and they
-keep their ``id``, so consumers drop the duplicates.
+that waiting for the store's write lock never holds up publishing). A crash
+at any moment therefore loses nothing: at worst it re-publishes events whose
+acknowledgement it had not yet recorded, and they keep their ``id``, so
+consumers drop the duplicates.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import orjson
 import structlog
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import PersistenceError, Tracking
 
 from aggregates.application import CrmApplication
 from aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict, to_cloudevent_dict
@@ -88,10 +89,11 @@ class Relay:
         self.batch_size = batch_size
         self.ack_timeout_s = ack_timeout_s
         self.tracking = app.factory.tracking_recorder()
-        # The position is written at most every track_every_s while busy, and
-        # whenever the relay catches up: each write takes the store's write lock
-        # (on SQLite, the one lock every command needs too). After a crash the
-        # relay publishes again what it sent since; consumers drop duplicates by id.
+        # The position is written at most every track_every_s (by a PositionWriter
+        # while ``run`` runs; called on its own, relay_once also writes when caught
+        # up): each write takes the store's write lock, on SQLite the one lock every
+        # command needs too. After a crash the relay publishes again what it sent
+        # since the last write; consumers drop the duplicates by id.
         self.track_every_s = track_every_s
         self._tracked: int | None = None
         self._tracked_at = 0.0
@@ -198,7 +200,6 @@ class Relay:
         return max(0, (self.app.recorder.max_notification_id() or 0) - self.position)
 
 
-
 class PositionWriter:
     """Stores the relay's acknowledged position from a thread of its own while the relay runs.
 
@@ -222,7 +223,7 @@ class PositionWriter:
             self.moved.clear()
             try:
                 self.relay.save_position()
-            except Exception as error:  # the store is unreachable: keep relaying, try again later
+            except PersistenceError as error:  # the store is unreachable: keep relaying, try again later
                 log.warning("relay_position_write_failed", error=str(error))
             self.done.wait(self.relay.track_every_s)
 
