@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from aggregates.application import CrmApplication
 from processes.runtime import ProcessRuntime
-from projections.db import Database
-from projections.projector import create_tables
 from tests.conftest import Clock
-from tests.integration.api_harness import Api, User, start_api
+from tests.integration.api_harness import Api, User
 from workers.history import stored_history
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
@@ -21,16 +17,6 @@ CALENDARS = (DEFINITIONS / "calendars.yaml").read_text()
 ACME_WEB_LEAD = WEB_LEAD.replace("name: web-lead-follow-up", "name: acme-web-lead").replace(
     'tenant: "*"', "tenant: acme"
 )
-
-
-@pytest.fixture
-def api(tmp_path: Path, clock: Clock) -> Iterator[Api]:
-    app = CrmApplication(str(tmp_path / "events.db"), clock=clock)
-    reports = Database(str(tmp_path / "reports.db"))
-    create_tables(reports)
-    yield start_api(app, reports)
-    reports.close()
-    app.close()
 
 
 @pytest.fixture

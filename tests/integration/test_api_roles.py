@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
-from aggregates.application import CrmApplication
-from projections.db import Database
-from projections.projector import create_tables
-from tests.conftest import Clock
-from tests.integration.api_harness import SECRET, Api, User, start_api
+from tests.integration.api_harness import SECRET, Api, User
 from workers.api.tokens import issue_token
 
 # The role table as the README states it, written out again here on purpose.
@@ -67,16 +61,6 @@ def representative_command(area: str, account_id: str) -> tuple[str, dict[str, A
             {"title": "Reset a password", "body": "Use the link.", "category": "login"},
         ),
     }[area]
-
-
-@pytest.fixture
-def api(tmp_path: Path, clock: Clock) -> Iterator[Api]:
-    app = CrmApplication(str(tmp_path / "events.db"), clock=clock)
-    reports = Database(str(tmp_path / "reports.db"))
-    create_tables(reports)
-    yield start_api(app, reports)
-    reports.close()
-    app.close()
 
 
 @pytest.fixture

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aggregates.application import CrmApplication
 from projections.db import Database
-from projections.projector import create_tables
 from tests.conftest import Clock
 from tests.integration.api_harness import Api, User, start_api
-
-
-@pytest.fixture
-def api(tmp_path: Path, clock: Clock) -> Iterator[Api]:
-    app = CrmApplication(str(tmp_path / "events.db"), clock=clock)
-    reports = Database(str(tmp_path / "reports.db"))
-    create_tables(reports)
-    yield start_api(app, reports)
-    reports.close()
-    app.close()
 
 
 @pytest.fixture
