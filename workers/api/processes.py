@@ -37,6 +37,12 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 BODY_NAME = "body"  # what issues name as their file
 
 
+INVALID_RESPONSE = {
+    "description": "every problem, each with line, field and message",
+    "content": {"application/json": {"example": INVALID_EXAMPLE}},
+}
+
+
 @router.get(
     "/v1/processes/definitions",
     summary="The deployed definitions the tenant runs: its own and the platform-wide ones",
@@ -81,10 +87,7 @@ def list_definitions(
     openapi_extra=YAML_BODY,
     responses={
         200: {"content": {"application/json": {"example": {"valid": True, "documents": {"Process": 1}}}}},
-        422: {
-            "description": "every problem, each with line, field and message",
-            "content": {"application/json": {"example": INVALID_EXAMPLE}},
-        },
+        422: INVALID_RESPONSE,
         **error_responses(401, 403, 415),
     },
 )
@@ -109,10 +112,7 @@ async def validate_definitions(request: Request, caller: Caller, services: Servi
     openapi_extra=YAML_BODY,
     responses={
         201: {"content": {"application/json": {"example": DEPLOYED_EXAMPLE}}},
-        422: {
-            "description": "every problem, each with line, field and message",
-            "content": {"application/json": {"example": INVALID_EXAMPLE}},
-        },
+        422: INVALID_RESPONSE,
         **error_responses(401, 403, 409, 415),
     },
 )
