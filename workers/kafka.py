@@ -15,20 +15,67 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError, TopicAlreadyExistsError
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    RebalanceInProgressError,
+    TopicAlreadyExistsError,
+)
 from pydantic import BaseModel, Field
 
 log = structlog.get_logger("crmflow.kafka")
 T = TypeVar("T")
 
 
+def _rejoin_while_a_join_is_outstanding() -> None:
+    """Work around a race in kafka-python 3.0's group join, seen on Apache Kafka 4.
+
+    When ``poll(timeout_ms)`` gives up while the JoinGroup/SyncGroup round trip
+    is in flight, the join task is kept for the next poll; but if it completes
+    in between, the next poll asks ``need_rejoin()``, which no longer says yes,
+    so the task's result is never applied: the member holds no partitions, sends
+    no heartbeats, and is put out of the group after its session timeout (its
+    share of the partitions stalls that long, on every rebalance that hits the
+    window). Treating an outstanding join task as a reason to rejoin makes the
+    next poll finish the join (a fresh JoinGroup if the old one is done).
+    """
+    try:
+        from kafka.coordinator.consumer import ConsumerCoordinator
+    except ImportError:  # pragma: no cover - a kafka-python without this module
+        return
+    original = ConsumerCoordinator.need_rejoin
+    if getattr(original, "crmflow_patched", False) or not hasattr(ConsumerCoordinator, "join_group_async"):
+        return
+
+    def need_rejoin(self: Any) -> bool:
+        return getattr(self, "_join_task", None) is not None or original(self)
+
+    need_rejoin.crmflow_patched = True  # type: ignore[attr-defined]
+    ConsumerCoordinator.need_rejoin = need_rejoin  # type: ignore[method-assign]
+
+
+_rejoin_while_a_join_is_outstanding()
+
+
+ASSIGNORS = {"cooperative-sticky": CooperativeStickyAssignor, "sticky": StickyPartitionAssignor,
+             "range": RangePartitionAssignor}
+
+
 class KafkaSettings(BaseModel):
-    """How crmflow talks to Kafka; the defaults suit a local single broker."""
+    """How crmflow talks to Kafka; the defaults are for Apache Kafka in production.
+
+    The bundled broker wants shorter group timeouts and fetch waits:
+    ``workers.broker.BUNDLED_BROKER_TUNING`` says which, and why.
+    """
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = Field("crmflow", pattern=r"^[A-Za-z0-9._-]+$")
@@ -36,17 +83,29 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(1, ge=1)
     client_id: str = "crmflow"
     request_timeout_ms: int = 30_000
-    # Kafka's defaults (45 s session, 5 min poll interval) make a restarted
-    # worker wait long before its partitions move; these suit workers whose
-    # poll loop never blocks for long.
+    # A crashed worker's partitions move once its session expires: Kafka's 45 s
+    # default would stall them that long, 10 s is still well above a heartbeat
+    # pause of a busy Python process.
     session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 1_000
-    max_poll_interval_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    # The longest gap between two polls before the member is put out of the
+    # group; it is also the rebalance timeout a joining member announces. A
+    # worker's poll handles at most max_poll_records, so a minute is far above
+    # any healthy batch, and a slow database does not cause rebalance storms.
+    max_poll_interval_ms: int = 60_000
     max_poll_records: int = 500
     # How long the broker may hold a fetch when no data is there. Apache Kafka
-    # answers as soon as data arrives, but some brokers (the local Tansu one)
-    # hold every fetch for the full wait: it bounds the latency of every worker.
-    fetch_max_wait_ms: int = 20
+    # answers as soon as data arrives, so this only sets how often an idle
+    # consumer asks (Kafka's own default).
+    fetch_max_wait_ms: int = 500
+    # Cooperative rebalancing (KIP-429): a copy joining or leaving moves only
+    # the partitions that change owner, the others keep flowing; "sticky" and
+    # "range" are the eager protocols (every partition revoked, then assigned).
+    assignor: Literal["cooperative-sticky", "sticky", "range"] = "cooperative-sticky"
+    # Static membership (KIP-345): a worker restarted with the same id gets its
+    # partitions back without a rebalance, but a dead one keeps them until its
+    # session expires. For orchestrators that restart in place (a pod name).
+    group_instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
     retries: int = Field(5, ge=0)
     retry_backoff_s: float = 0.2
     idempotent_producer: bool = True
@@ -111,8 +170,8 @@ class KafkaClients:
             s = self.settings
             options: dict[str, Any] = {}
             if s.idempotent_producer:
-                # Broker-side de-duplication of retried batches, and ordered
-                # delivery with up to 5 requests in flight.
+                # Broker-side de-duplication of retried batches; kafka-python 2
+                # guarantees it with one request in flight per connection.
                 options = {"enable_idempotence": True, "max_in_flight_requests_per_connection": 5}
             self._producer = retrying(
                 "producer_connect",
@@ -135,13 +194,19 @@ class KafkaClients:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "session_timeout_ms": s.session_timeout_ms,
-            "heartbeat_interval_ms": s.heartbeat_interval_ms,
+            # Kafka's rule of thumb: at least three heartbeats per session.
+            "heartbeat_interval_ms": min(s.heartbeat_interval_ms, s.session_timeout_ms // 3),
             "max_poll_interval_ms": s.max_poll_interval_ms,
             "max_poll_records": s.max_poll_records,
             "fetch_max_wait_ms": s.fetch_max_wait_ms,
             "request_timeout_ms": max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
             **overrides,
         }
+        if group_id is not None:
+            options.setdefault("partition_assignment_strategy", (ASSIGNORS[s.assignor],))
+            if s.group_instance_id:
+                # Unique per group: one process may hold members of several groups (worker all).
+                options.setdefault("group_instance_id", f"{s.group_instance_id}-{group_id}")
         consumer = retrying(
             "consumer_connect", lambda: KafkaConsumer(*topics, **options),
             attempts=s.retries, backoff_s=s.retry_backoff_s, servers=s.bootstrap_servers,
@@ -160,10 +225,11 @@ class KafkaClients:
     def ensure_topics(self) -> list[str]:
         """Create crmflow's topics if they are missing; return the ones created."""
         s = self.settings
+        missing = [t for t in self.topics.all() if t not in self.existing_topics()]
+        if not missing:
+            return []
         admin = self.admin()
         try:
-            existing = set(admin.list_topics())
-            missing = [t for t in self.topics.all() if t not in existing]
             if missing:
                 try:
                     admin.create_topics(
@@ -172,10 +238,47 @@ class KafkaClients:
                     )  # fmt: skip
                 except TopicAlreadyExistsError:
                     pass  # another worker created them first
+                self._wait_until_visible(missing)
                 log.info("topics_created", topics=missing, partitions=s.partitions)
             return missing
         finally:
             admin.close()
+
+    def existing_topics(self) -> set[str]:
+        """The cluster's topics, as a consumer's metadata request lists them.
+
+        Not the admin client's list_topics: kafka-python's admin asks for
+        authorized operations and fails on the ones Apache Kafka 4 added.
+        """
+        probe = self.consumer(group_id=None)
+        try:
+            return set(probe.topics())
+        finally:
+            probe.close()
+            self._consumers.remove(probe)
+
+    def _wait_until_visible(self, topics: list[str], timeout_s: float = 30.0) -> None:
+        """Return once a fresh client sees every partition of the topics and can read their end offsets (each
+        has a leader): a cluster spreads new topics' metadata asynchronously, and a consumer that joins its
+        group before then is given no partitions."""
+        probe = self.consumer(group_id=None)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                probe.topics()  # a metadata request for every topic
+                found = {t: probe.partitions_for_topic(t) or set() for t in topics}
+                if all(len(parts) == self.settings.partitions for parts in found.values()):
+                    try:
+                        probe.end_offsets([TopicPartition(t, p) for t, parts in found.items() for p in parts])
+                        return
+                    except KafkaError:
+                        pass  # a partition without a leader yet
+                if time.monotonic() > deadline:
+                    raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s")
+                time.sleep(0.05)
+        finally:
+            probe.close()
+            self._consumers.remove(probe)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -192,7 +295,9 @@ class GroupMember:
 
     The consumer joins lazily, on the first poll (constructing a worker makes
     no network call); ``close()`` leaves the group at once, so that its
-    partitions move to the other members without waiting for a timeout.
+    partitions move to the other members without waiting for a timeout. Every
+    assignment and revocation is logged with the whole assignment after it
+    (with cooperative rebalancing a member is told only what changed).
     """
 
     kafka: KafkaClients
@@ -202,16 +307,14 @@ class GroupMember:
     def group_topic(self) -> str:
         raise NotImplementedError
 
-    def rebalance_listener(self) -> Any:
-        """Called on every assignment and revocation; None: Kafka's committed offsets decide."""
-        return None
+    def on_assigned(self, partitions: list[Any]) -> None:
+        """Called with the partitions newly given to this member; by default Kafka's committed offsets decide."""
 
     @property
     def consumer(self) -> Any:
         if self._consumer is None:
             consumer = self.kafka.consumer(group_id=f"{self.kafka.settings.topic_prefix}.{self.group_kind}")
-            listener = self.rebalance_listener()
-            consumer.subscribe([self.group_topic()], **({"listener": listener} if listener is not None else {}))
+            consumer.subscribe([self.group_topic()], listener=_AssignmentListener(self))
             self._consumer = consumer
         return self._consumer
 
@@ -232,3 +335,21 @@ class GroupMember:
         if self._consumer is not None:
             self._consumer.close(autocommit=False)
             self._consumer = None
+
+
+class _AssignmentListener(ConsumerRebalanceListener):
+    def __init__(self, member: GroupMember) -> None:
+        self.member = member
+
+    def _held(self) -> list[int]:
+        return sorted(tp.partition for tp in self.member.consumer.assignment())
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:  # every batch is durable before the next poll: nothing to flush
+            log.info("partitions_revoked", group=self.member.group_kind, revoked=sorted(tp.partition for tp in revoked),
+                     partitions=self._held())  # fmt: skip
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.member.on_assigned(list(assigned))
+        log.info("partitions_assigned", group=self.member.group_kind, added=sorted(tp.partition for tp in assigned),
+                 partitions=self._held())  # fmt: skip

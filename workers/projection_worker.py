@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import structlog
-from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka import TopicPartition
 
 from projections.db import Database
 from projections.projector import apply, create_tables
@@ -31,25 +31,6 @@ def stored_positions(db: Database, topic: str) -> dict[int, int]:
     return {int(r["part"]): int(r["next_offset"]) for r in rows}
 
 
-class SeekToStoredPositions(ConsumerRebalanceListener):
-    """On assignment, continue from the positions stored with the rows, not from Kafka's."""
-
-    def __init__(self, worker: ProjectionWorker) -> None:
-        self.worker = worker
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        pass  # every batch is committed to the database before the next poll
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        positions = stored_positions(self.worker.db, self.worker.topic)
-        for tp in assigned:
-            if tp.partition in positions:
-                self.worker.consumer.seek(tp, positions[tp.partition])
-            else:
-                self.worker.consumer.seek_to_beginning(tp)
-        log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
-
-
 class ProjectionWorker(GroupMember):
     group_kind = CONSUMER
 
@@ -64,8 +45,14 @@ class ProjectionWorker(GroupMember):
     def group_topic(self) -> str:
         return self.topic
 
-    def rebalance_listener(self) -> SeekToStoredPositions:
-        return SeekToStoredPositions(self)
+    def on_assigned(self, partitions: list[Any]) -> None:
+        """Continue from the positions stored with the rows, not from Kafka's."""
+        positions = stored_positions(self.db, self.topic)
+        for tp in partitions:
+            if tp.partition in positions:
+                self.consumer.seek(tp, positions[tp.partition])
+            else:
+                self.consumer.seek_to_beginning(tp)
 
     def poll_once(self, timeout_ms: int = 200) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms)

@@ -9,6 +9,7 @@ import pytest
 
 from projections.db import Database
 from projections.reports import REPORTS
+from tests.conftest import Broker
 from tests.e2e.conftest import Crmflow
 
 SHIPPED_PROCESSES = {"web-lead-follow-up", "form-to-lead", "webinar-scoring", "stale-opportunity", "case-sla",
@@ -16,15 +17,17 @@ SHIPPED_PROCESSES = {"web-lead-follow-up", "form-to-lead", "webinar-scoring", "s
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """One small demo, kept on disk: several tests read what it left."""
+def demo_run(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One small demo, kept on disk: several tests read what it left. On the bundled broker the demo starts its
+    own, as a newcomer's does; on Apache Kafka it is pointed at the test's cluster."""
     import subprocess
     import sys
 
     data = tmp_path_factory.mktemp("demo") / "data"
+    on_apache = ["--bootstrap-servers", broker.bootstrap_servers] if broker.name == "apache" else []
     done = subprocess.run(
         [sys.executable, "-m", "workers", "demo", "--size", "small", "--days", "10", "--seed", "11", "--data-dir",
-         str(data), "--reports", "pipeline,sla"],
+         str(data), "--reports", "pipeline,sla", *on_apache],
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,17 @@ import pytest
 from aggregates.application import CrmApplication
 from aggregates.inbound import inbound_id
 from tests.waiting import wait_until
-from workers.broker import LocalBroker, free_port
+from tests.worker_processes import worker_env
+from workers.broker import free_port
+from workers.kafka import KafkaSettings
 
 GOOD = {"specversion": "1.0", "id": "form-1", "source": "/web/forms", "type": "FormSubmitted",
         "tenantid": "acme", "data": {"email": "ada@ae.example"}}  # fmt: skip
 
 
 @pytest.fixture
-def env(broker: LocalBroker, tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "CRMFLOW_DATABASE_URL": str(tmp_path / "crm.db"), "COLUMNS": "200",
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "CRMFLOW_TOPIC_PREFIX": f"e{uuid.uuid4().hex[:8]}",
+def env(kafka_settings: KafkaSettings, tmp_path: Path) -> dict[str, str]:
+    return {**worker_env(str(tmp_path / "crm.db"), kafka_settings), "COLUMNS": "200",
             "CRMFLOW_TENANTS": "acme,globex"}  # fmt: skip
 
 

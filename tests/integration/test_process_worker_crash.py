@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from processes.instance import instance_id
 from processes.loader import load_files
 from processes.registry import DefinitionRegistry
 from processes.runtime import StoredInstances
+from tests.worker_processes import worker_env
 from tests.waiting import wait_until
 from workers.kafka import KafkaClients, KafkaSettings
 from workers.relay import Relay
@@ -24,9 +24,7 @@ DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 
 
 def start_worker(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CRMFLOW_DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "CRMFLOW_TOPIC_PREFIX": settings.topic_prefix, "CRMFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000",
-           "CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "6000"}  # fmt: skip
+    env = worker_env(database_url, settings)
     return subprocess.Popen([sys.executable, "-m", "workers", "worker", "process"], env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
 

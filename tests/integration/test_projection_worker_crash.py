@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from aggregates.application import CommandRequest, CrmApplication
 from projections.db import Database
 from projections.projector import create_tables, rebuild
 from projections.reports import REPORTS
+from tests.worker_processes import worker_env
 from tests.waiting import wait_until
 from workers.history import history_source, stored_history
 from workers.kafka import KafkaClients, KafkaSettings
@@ -23,9 +23,7 @@ from workers.shutdown import StopSignal
 
 
 def start_worker(database_url: str, reports_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CRMFLOW_DATABASE_URL": database_url, "CRMFLOW_REPORTS_DATABASE_URL": reports_url,
-           "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CRMFLOW_TOPIC_PREFIX": settings.topic_prefix,
-           "CRMFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000", "CRMFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "6000"}  # fmt: skip
+    env = worker_env(database_url, settings, reports_url)
     return subprocess.Popen([sys.executable, "-m", "workers", "worker", "projection"], env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
 

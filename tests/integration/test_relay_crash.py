@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -14,13 +13,13 @@ from pathlib import Path
 
 from aggregates.application import CommandRequest, CrmApplication
 from aggregates.envelope import to_cloudevent_dict
+from tests.worker_processes import worker_env
 from tests.waiting import read_topic, wait_until
 from workers.kafka import KafkaClients, KafkaSettings
 
 
 def start_relay(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CRMFLOW_DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "CRMFLOW_TOPIC_PREFIX": settings.topic_prefix, "CRMFLOW_LOG_LEVEL": "info"}  # fmt: skip
+    env = worker_env(database_url, settings)
     return subprocess.Popen([sys.executable, "-m", "workers", "worker", "relay"], env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
 

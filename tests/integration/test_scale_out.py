@@ -113,9 +113,9 @@ def first_command_at(worker: WorkerProcess) -> datetime | None:
 
 
 def last_assignment(worker: WorkerProcess) -> list[int]:
-    """The partitions a projection worker was given last (it logs every assignment)."""
-    assignments = worker.records("partitions_assigned")
-    return list(assignments[-1]["partitions"]) if assignments else []
+    """The partitions a worker holds after its last assignment or revocation (it logs each)."""
+    changes = [r for r in worker.records() if r.get("event") in ("partitions_assigned", "partitions_revoked")]
+    return list(changes[-1]["partitions"]) if changes else []
 
 
 def test_two_process_and_two_projection_workers_share_the_work_and_lose_nothing_when_one_of_each_is_killed(

@@ -122,6 +122,15 @@ def test_every_deployment_file_is_yaml_an_operator_can_apply(path: Path) -> None
     assert all(isinstance(d, dict) and d for d in documents), f"{path} holds a document that is not a mapping"
 
 
+def test_compose_runs_the_apache_kafka_release_the_tests_run(compose: dict[str, Any]) -> None:
+    from workers.apache_kafka import KAFKA_VERSION
+
+    pom = (REPO / ".ci" / "kafka" / "pom.xml").read_text(encoding="utf-8")
+    assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
+    images = {name: s["image"] for name, s in compose["services"].items() if "kafka" in str(s.get("image", ""))}
+    assert images and set(images.values()) == {f"apache/kafka:{KAFKA_VERSION}"}, images
+
+
 def test_compose_runs_kafka_in_kraft_mode_without_zookeeper(compose: dict[str, Any]) -> None:
     kafka = compose["services"]["kafka"]
     env = environment_of(kafka)

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         formatter_class=RAW,
         epilog="examples:\n  crmflow demo\n  crmflow demo --size small --seed 42\n"
                "  crmflow demo --data-dir ./demo-data   # keep it, then:\n"
-               "  crmflow --database-url ./demo-data/crmflow.db query pipeline --tenant acme\n\n"
+               "  crmflow --database-url ./demo-data/crmflow.db query pipeline --tenant acme\n"
+               "  crmflow demo --bootstrap-servers 127.0.0.1:9092   # on Apache Kafka instead of the bundled broker\n\n"
                "sizes:\n" + "\n".join(f"  {name:7} {s.tenants} tenants, {s.days} simulated days, per tenant and day "
                                      f"~{s.leads_per_day:g} leads, ~{s.forms_per_day:g} web forms, "
                                      f"~{s.cases_per_day:g} cases" for name, s in SIZES.items()),
@@ -37,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                       "directory) for `crmflow query` afterwards; default: a temporary directory, removed")  # fmt: skip
     demo.add_argument("--days", type=int, help="simulated days (overrides the size)")
     demo.add_argument("--tenants", type=int, choices=range(1, 6), metavar="1-5", help="tenants (overrides the size)")
+    demo.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="use this Kafka cluster (e.g. Apache Kafka) "
+                      "instead of starting the bundled broker; the demo creates topics of its own there")  # fmt: skip
     demo.add_argument("--reports", default="all", help="comma-separated reports to print for the first tenant "
                       f"(default all: {', '.join(SHOWN_REPORTS)}); 'none' for none")  # fmt: skip
     demo.set_defaults(run=run)
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return fail("--days must be at least 1")
     err = Console(stderr=True, highlight=False)
     log_path = args.data_dir / LOG_FILE if args.data_dir else Path(tempfile.gettempdir()) / "crmflow-demo.log"
-    options = DemoOptions(size=args.size, seed=args.seed, data_dir=args.data_dir, days=args.days, tenants=args.tenants)
+    options = DemoOptions(size=args.size, seed=args.seed, data_dir=args.data_dir, days=args.days, tenants=args.tenants,
+                          bootstrap_servers=args.bootstrap_servers)  # fmt: skip
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("hours"),
                         TimeElapsedColumn(), console=err, transient=False)  # fmt: skip
     task = progress.add_task("starting", total=None)

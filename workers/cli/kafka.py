@@ -12,7 +12,7 @@ from rich.console import Console
 
 from workers import deadletters
 from workers.bootstrap import build_kafka
-from workers.broker import LocalBroker
+from workers.broker import BUNDLED_BROKER_TUNING, LocalBroker
 from workers.cli.output import fail, print_json, print_rows
 from workers.config import Settings
 from workers.metrics import serve_metrics
@@ -99,9 +99,12 @@ def run_broker(args: argparse.Namespace, settings: Settings) -> int:
         local = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
         with build_kafka(local, "broker") as kafka:
             kafka.ensure_topics()
-        Console(stderr=True).print(
+        tuning = " ".join(f"CRMFLOW_KAFKA_{name.upper()}={value}" for name, value in BUNDLED_BROKER_TUNING.items())
+        Console(stderr=True, highlight=False).print(
             f"broker listening on [bold]{broker.bootstrap_servers}[/] (memory only); topics "
-            f"{', '.join(kafka.topics.all())} with {local.partitions} partitions. Ctrl-C stops it."
+            f"{', '.join(kafka.topics.all())} with {local.partitions} partitions. Ctrl-C stops it.\n"
+            f"Workers against it want the bundled broker's timings:\n"
+            f"  export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers} {tuning}"
         )
         while not stop.wait(0.5):
             if broker.process is None or broker.process.poll() is not None:

@@ -15,6 +15,7 @@ import random
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -55,6 +56,9 @@ class DemoOptions:
     days: int | None = None  # override the size's simulated days
     tenants: int | None = None  # override the size's number of tenants
     settle_timeout_s: float = 120.0
+    # An existing Kafka cluster (host:port[,host:port]) instead of the bundled broker; the demo's topics get a
+    # prefix of their own there, so it never reads another run's events.
+    bootstrap_servers: str | None = None
 
     def workload_size(self) -> Size:
         base = SIZES[self.size]
@@ -155,14 +159,18 @@ def run_demo(options: DemoOptions, on_hour: Callable[[int, int, datetime, dict[s
     size = options.workload_size()
     directory, kept = prepare_directory(options.data_dir)
     started = time.monotonic()
+    tenants = list(TENANTS[: size.tenants])
     try:
+        if options.bootstrap_servers:
+            status(f"using the Kafka cluster at {options.bootstrap_servers}")
+            settings = Settings(database_url=str(directory / "crmflow.db"), tenants=tenants,
+                                kafka_bootstrap_servers=options.bootstrap_servers,
+                                topic_prefix=f"crmflow-demo-{uuid.uuid4().hex[:8]}")  # fmt: skip
+            return _drive(options, size, settings, directory, kept, started, on_hour, status)
         status("starting the local broker")
         with LocalBroker(log_file=directory / "broker.log") as broker:
-            settings = Settings(
-                database_url=str(directory / "crmflow.db"), kafka_bootstrap_servers=broker.bootstrap_servers,
-                kafka_session_timeout_ms=6_000, kafka_max_poll_interval_ms=6_000,
-            )  # fmt: skip
-            settings = settings.model_copy(update={"tenants": list(TENANTS[: size.tenants])})
+            settings = Settings(database_url=str(directory / "crmflow.db"), tenants=tenants,
+                                kafka_bootstrap_servers=broker.bootstrap_servers).tuned_for_bundled_broker()
             return _drive(options, size, settings, directory, kept, started, on_hour, status)
     finally:
         if not kept:
