@@ -127,7 +127,7 @@ from projections.projector import create_tables
 from workers import apache_kafka
 from workers.apache_kafka import KAFKA_VERSION, ApacheKafka
 from workers.broker import BUNDLED_BROKER_TUNING, LocalBroker
-from workers.kafka import KafkaClients, KafkaSettings
+from workers.kafka import KafkaClients, KafkaSettings, consumer_config
 from workers.logging import configure_logging
 from workers.relay import INTERNAL_TOPIC_PREFIXES, encode, render
 
@@ -641,7 +641,7 @@ def bare_messages(n: int, template: dict[str, Any]) -> list[tuple[bytes, bytes]]
     return messages
 
 
-def tuning_for(broker: Broker) -> dict[str, int]:
+def tuning_for(broker: Broker) -> dict[str, int | str]:
     """The Kafka settings crmflow's workers use on this broker beyond the defaults (which are Apache Kafka's)."""
     return dict(BUNDLED_BROKER_TUNING) if broker.name == "bundled" else {}
 
@@ -652,20 +652,15 @@ def start_broker(name: str, directory: Path) -> Broker:
     return ApacheKafka(data_dir=directory / "apache-kafka").start()
 
 
-def consumer_options(bootstrap_servers: str, tuning: dict[str, int]) -> dict[str, Any]:
+def consumer_options(bootstrap_servers: str, tuning: dict[str, int | str], group_id: str) -> dict[str, Any]:
     """What crmflow's KafkaClients.consumer sets, as plain kafka-python options."""
-    s = KafkaSettings(bootstrap_servers=bootstrap_servers, **tuning)
-    return {"bootstrap_servers": s.bootstrap_servers, "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
-            "session_timeout_ms": s.session_timeout_ms, "heartbeat_interval_ms": s.heartbeat_interval_ms,
-            "max_poll_interval_ms": s.max_poll_interval_ms, "max_poll_records": s.max_poll_records,
-            "fetch_max_wait_ms": s.fetch_max_wait_ms,
-            "request_timeout_ms": max(s.request_timeout_ms, s.session_timeout_ms + 5_000)}  # fmt: skip
+    return consumer_config(KafkaSettings(bootstrap_servers=bootstrap_servers, **tuning), client_id="bench-bare",
+                           group_id=group_id)  # fmt: skip
 
 
 def bare_consumer(topic: str, options: dict[str, Any], received_count: Any, halt: Any, pipe: Any) -> None:
     """A plain consumer in a group: parse each message, commit after each poll, note when each key arrived."""
-    consumer = KafkaConsumer(topic, group_id=f"{topic}.group", **options)
+    consumer = KafkaConsumer(topic, **options)
     received: dict[bytes, float] = {}
     assignment: list[int] = []
     while not halt.is_set():
@@ -689,7 +684,8 @@ def bare_consumer(topic: str, options: dict[str, Any], received_count: Any, halt
 class BareConsumers:
     """``count`` consumer processes in one group, reporting their assignments and what they received."""
 
-    def __init__(self, spawn: Any, topic: str, bootstrap_servers: str, count: int, tuning: dict[str, int]) -> None:
+    def __init__(self, spawn: Any, topic: str, bootstrap_servers: str, count: int,
+                 tuning: dict[str, int | str]) -> None:  # fmt: skip
         self.halt = spawn.Event()
         self.counters = [spawn.Value("q", 0, lock=False) for _ in range(count)]
         self.assignments: list[list[int]] = [[] for _ in range(count)]
@@ -697,7 +693,7 @@ class BareConsumers:
         self.pipes, self.processes = [], []
         for counter in self.counters:
             parent, child = spawn.Pipe(duplex=False)
-            options = consumer_options(bootstrap_servers, tuning)
+            options = consumer_options(bootstrap_servers, tuning, group_id=f"{topic}.group")
             process = spawn.Process(target=bare_consumer, daemon=True,
                                     args=(topic, options, counter, self.halt, child))
             process.start()

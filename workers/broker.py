@@ -21,9 +21,13 @@ log = structlog.get_logger("crmflow.broker")
 # - it completes a group join only when the rebalance timeout a member announced (max_poll_interval_ms)
 #   has passed, so that timeout must be short for a restarted worker to get partitions soon;
 # - it holds every fetch for the full fetch_max_wait_ms even when data arrives, so the wait bounds the
-#   latency of every consumer.
+#   latency of every consumer;
+# - as every join round costs that timeout, the eager range assignor (one round per rebalance) beats the
+#   cooperative one (at least two rounds when partitions move).
 # The demo, `crmflow broker`, the tests and the benchmarks use these with the bundled broker.
-BUNDLED_BROKER_TUNING = {"session_timeout_ms": 6_000, "max_poll_interval_ms": 6_000, "fetch_max_wait_ms": 20}
+BUNDLED_BROKER_TUNING: dict[str, int | str] = {
+    "session_timeout_ms": 6_000, "max_poll_interval_ms": 6_000, "fetch_max_wait_ms": 20, "assignor": "range",
+}
 
 
 class BrokerError(RuntimeError):

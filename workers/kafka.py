@@ -36,34 +36,54 @@ log = structlog.get_logger("crmflow.kafka")
 T = TypeVar("T")
 
 
-def _rejoin_while_a_join_is_outstanding() -> None:
+def _finish_joins_that_completed_between_polls() -> None:
     """Work around a race in kafka-python 3.0's group join, seen on Apache Kafka 4.
 
     When ``poll(timeout_ms)`` gives up while the JoinGroup/SyncGroup round trip
-    is in flight, the join task is kept for the next poll; but if it completes
-    in between, the next poll asks ``need_rejoin()``, which no longer says yes,
-    so the task's result is never applied: the member holds no partitions, sends
-    no heartbeats, and is put out of the group after its session timeout (its
-    share of the partitions stalls that long, on every rebalance that hits the
-    window). Treating an outstanding join task as a reason to rejoin makes the
-    next poll finish the join (a fresh JoinGroup if the old one is done).
+    is in flight, the join task is kept for the next poll. If it completes in
+    between, the next poll asks ``need_rejoin()``, which no longer says yes, so
+    the task's result is never applied: the member holds no partitions, sends no
+    heartbeats and is put out of the group after its session timeout, on every
+    rebalance that hits the window. Here an outstanding join task makes the next
+    poll rejoin, and a task that already succeeded is finished with its result,
+    exactly as the library's own success path does (instead of a fresh JoinGroup,
+    which costs a whole rebalance round, and a full rebalance timeout on the
+    bundled broker).
     """
     try:
+        from kafka.coordinator.base import BaseCoordinator
+        from kafka.structs import MemberState
         from kafka.coordinator.consumer import ConsumerCoordinator
-    except ImportError:  # pragma: no cover - a kafka-python without this module
+    except ImportError:  # pragma: no cover - a kafka-python without these modules
         return
-    original = ConsumerCoordinator.need_rejoin
-    if getattr(original, "crmflow_patched", False) or not hasattr(ConsumerCoordinator, "join_group_async"):
+    need_rejoin, join_group = ConsumerCoordinator.need_rejoin, getattr(BaseCoordinator, "join_group_async", None)
+    if join_group is None or getattr(need_rejoin, "crmflow_patched", False):
         return
 
-    def need_rejoin(self: Any) -> bool:
-        return getattr(self, "_join_task", None) is not None or original(self)
+    def patched_need_rejoin(self: Any) -> bool:
+        return getattr(self, "_join_task", None) is not None or need_rejoin(self)
 
-    need_rejoin.crmflow_patched = True  # type: ignore[attr-defined]
-    ConsumerCoordinator.need_rejoin = need_rejoin  # type: ignore[method-assign]
+    async def patched_join_group(self: Any, timeout_ms: Any = None) -> bool:
+        task = self._join_task
+        if task is None or not task.is_done or not task.succeeded():
+            return await join_group(self, timeout_ms)
+        self._join_task = None
+        with self._lock:
+            self.rejoining = False
+            self.rejoin_needed = False
+            self.state = MemberState.STABLE
+            self._enable_heartbeat()
+        generation = self._generation
+        await self._on_join_complete_async(generation.generation_id, generation.member_id, generation.protocol,
+                                           task.value)  # fmt: skip
+        return True
+
+    patched_need_rejoin.crmflow_patched = True  # type: ignore[attr-defined]
+    ConsumerCoordinator.need_rejoin = patched_need_rejoin  # type: ignore[method-assign]
+    BaseCoordinator.join_group_async = patched_join_group  # type: ignore[method-assign]
 
 
-_rejoin_while_a_join_is_outstanding()
+_finish_joins_that_completed_between_polls()
 
 
 ASSIGNORS = {"cooperative-sticky": CooperativeStickyAssignor, "sticky": StickyPartitionAssignor,
@@ -148,6 +168,30 @@ def retrying(what: str, call: Callable[[], T], *, attempts: int, backoff_s: floa
     raise AssertionError("unreachable")
 
 
+def consumer_config(s: KafkaSettings, *, client_id: str, group_id: str | None) -> dict[str, Any]:
+    """kafka-python consumer options from crmflow's settings (also the benchmarks' bare baseline)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": s.bootstrap_servers,
+        "client_id": client_id,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": s.session_timeout_ms,
+        # Kafka's rule of thumb: at least three heartbeats per session.
+        "heartbeat_interval_ms": min(s.heartbeat_interval_ms, s.session_timeout_ms // 3),
+        "max_poll_interval_ms": s.max_poll_interval_ms,
+        "max_poll_records": s.max_poll_records,
+        "fetch_max_wait_ms": s.fetch_max_wait_ms,
+        "request_timeout_ms": max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
+    }
+    if group_id is not None:
+        options["partition_assignment_strategy"] = (ASSIGNORS[s.assignor],)
+        if s.group_instance_id:
+            # Unique per group: one process may hold members of several groups (worker all).
+            options["group_instance_id"] = f"{s.group_instance_id}-{group_id}"
+    return options
+
+
 class KafkaClients:
     """Lazily created producer, consumers and admin client for one worker."""
 
@@ -187,26 +231,7 @@ class KafkaClients:
     def consumer(self, *topics: str, group_id: str | None, **overrides: Any) -> KafkaConsumer:
         """A consumer that never auto-commits; in a group when ``group_id`` is given."""
         s = self.settings
-        options: dict[str, Any] = {
-            "bootstrap_servers": s.bootstrap_servers,
-            "client_id": f"{s.client_id}-{self.name}",
-            "group_id": group_id,
-            "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
-            "session_timeout_ms": s.session_timeout_ms,
-            # Kafka's rule of thumb: at least three heartbeats per session.
-            "heartbeat_interval_ms": min(s.heartbeat_interval_ms, s.session_timeout_ms // 3),
-            "max_poll_interval_ms": s.max_poll_interval_ms,
-            "max_poll_records": s.max_poll_records,
-            "fetch_max_wait_ms": s.fetch_max_wait_ms,
-            "request_timeout_ms": max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
-            **overrides,
-        }
-        if group_id is not None:
-            options.setdefault("partition_assignment_strategy", (ASSIGNORS[s.assignor],))
-            if s.group_instance_id:
-                # Unique per group: one process may hold members of several groups (worker all).
-                options.setdefault("group_instance_id", f"{s.group_instance_id}-{group_id}")
+        options = {**consumer_config(s, client_id=f"{s.client_id}-{self.name}", group_id=group_id), **overrides}
         consumer = retrying(
             "consumer_connect", lambda: KafkaConsumer(*topics, **options),
             attempts=s.retries, backoff_s=s.retry_backoff_s, servers=s.bootstrap_servers,

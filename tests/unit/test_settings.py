@@ -29,16 +29,41 @@ def test_a_bad_setting_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyP
         Settings()
 
 
-def test_a_consumer_with_a_join_still_outstanding_asks_to_rejoin_so_the_join_is_finished() -> None:
-    # The work-around in workers/kafka.py for kafka-python 3.0's join race: a join task left over from a poll
-    # that timed out must make the next poll rejoin, instead of being forgotten with its assignment.
+def test_a_join_that_completed_after_its_poll_gave_up_is_finished_with_its_assignment() -> None:
+    # The work-around in workers/kafka.py for kafka-python 3.0's join race: the next poll must rejoin while a
+    # join task is outstanding, and a task that already succeeded is finished with its own result.
+    import asyncio
+    import threading
+
     import workers.kafka  # noqa: F401 - applies the work-around
+    from kafka.coordinator.base import BaseCoordinator
     from kafka.coordinator.consumer import ConsumerCoordinator
+    from kafka.future import Future
+    from kafka.structs import MemberState
+
+    completed: list[tuple[object, ...]] = []
 
     class Coordinator:
-        _join_task = object()
+        _lock = threading.Lock()
+        _generation = type("Generation", (), {"generation_id": 7, "member_id": "m-1", "protocol": "sticky"})()
+        rejoining = rejoin_needed = True
+        state = MemberState.REBALANCING
+        heartbeat = False
 
-    assert ConsumerCoordinator.need_rejoin(Coordinator()) is True
+        def __init__(self) -> None:
+            self._join_task = Future().success(b"assignment")
+
+        def _enable_heartbeat(self) -> None:
+            self.heartbeat = True
+
+        async def _on_join_complete_async(self, *args: object) -> None:
+            completed.append(args)
+
+    coordinator = Coordinator()
+    assert ConsumerCoordinator.need_rejoin(coordinator) is True
+    assert asyncio.run(BaseCoordinator.join_group_async(coordinator)) is True
+    assert completed == [(7, "m-1", "sticky", b"assignment")]
+    assert (coordinator.state, coordinator.heartbeat, coordinator._join_task) == (MemberState.STABLE, True, None)
 
 
 def test_kafka_defaults_are_for_apache_kafka_and_the_bundled_broker_gets_its_own_tuning() -> None:
