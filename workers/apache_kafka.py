@@ -23,7 +23,7 @@ from types import TracebackType
 
 import structlog
 
-from workers.broker import BrokerError, free_port
+from workers.broker import BrokerError, free_port, stop_process
 
 log = structlog.get_logger("crmflow.apache_kafka")
 
@@ -94,6 +94,7 @@ class ApacheKafka:
     def __init__(self, data_dir: Path | None = None, port: int | None = None, heap: str = "768m") -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="crmflow-kafka-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.controller_port = free_port()
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
@@ -171,12 +172,7 @@ class ApacheKafka:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, timeout_s=30)
         self.process = None
 
     def remove(self) -> None:

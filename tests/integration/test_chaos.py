@@ -54,6 +54,7 @@ log = structlog.get_logger("tests.chaos")
 SHIPPED = Path(__file__).parents[2] / "processes" / "definitions"
 TENANT = "acme"
 WEB_LEADS = int(os.environ.get("CRMFLOW_CHAOS_WEB_LEADS", "6000"))  # half as forms, half as commands
+STREAM_SECONDS = 90.0  # the stream's length at the least
 MIN_STORED_EVENTS = 100_000
 MIN_WORKER_KILLS = 50
 FOLLOW_UP = """\
@@ -186,10 +187,15 @@ class Driver:
     def run(self) -> None:
         try:
             batch = 25
-            for first in range(0, self.web_leads // 2, batch):
+            starts = range(0, self.web_leads // 2, batch)
+            # Paced, so that the stream is still coming when the broker and the database go away.
+            pace_s = STREAM_SECONDS / max(len(starts), 1)
+            for first in starts:
+                began = time.monotonic()
                 self._forms(first, batch)
                 self._commands(first, batch)
                 self.sent += 4 * batch
+                self.done.wait(max(0.0, pace_s - (time.monotonic() - began)))
         except BaseException as error:  # noqa: BLE001 - raised again by the test
             self.error = error
         finally:
@@ -224,6 +230,18 @@ class Outcomes:
         return len(self.web_leads) >= expected_leads and self.web_leads <= self.assigned.keys() & self.overdue.keys()
 
 
+def outage(what: str, down: Callable[[], object], up: Callable[[], object], *, down_s: float) -> float:
+    """Take a service down, keep it down for ``down_s`` (an outage's length, not a wait), bring it back;
+    return how long it was away, restart included."""
+    began = time.monotonic()
+    down()
+    log.info("outage_started", what=what, seconds=down_s)
+    time.sleep(down_s)
+    up()
+    log.info("outage_ended", what=what)
+    return time.monotonic() - began
+
+
 @pytest.fixture
 def private_postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     reason = postgres_missing()
@@ -253,8 +271,9 @@ def test_nothing_is_lost_or_done_twice_when_workers_the_broker_and_the_database_
     settings = KafkaSettings(bootstrap_servers=private_kafka.bootstrap_servers, topic_prefix="chaos",
                              partitions=6, session_timeout_ms=6000)  # fmt: skip
     app = CrmApplication(url)
-    reports = Database(url)
-    create_tables(reports)
+    setup = Database(url)
+    create_tables(setup)
+    setup.close()
     definition = tmp_path / "chaos-follow-up.yaml"
     definition.write_text(FOLLOW_UP)
     DefinitionRegistry(app).deploy(load_files([SHIPPED / "form-to-lead.yaml", definition]), "chaos")
@@ -278,19 +297,10 @@ def test_nothing_is_lost_or_done_twice_when_workers_the_broker_and_the_database_
                 pipeline.supervise()
                 progress = driver.sent / target
                 if "kafka" not in outages and progress >= 0.3:
-                    outages["kafka"] = time.monotonic()
-                    private_kafka.kill()
-                    log.info("kafka_killed")
-                    time.sleep(3)
-                    private_kafka.start()
-                    outages["kafka"] = time.monotonic() - outages["kafka"]
+                    outages["kafka"] = outage("kafka -9", private_kafka.kill, private_kafka.start, down_s=3)
                 elif "postgres" not in outages and progress >= 0.6:
-                    outages["postgres"] = time.monotonic()
-                    private_postgres.stop()
-                    log.info("postgres_stopped")
-                    time.sleep(20)
-                    private_postgres.start()
-                    outages["postgres"] = time.monotonic() - outages["postgres"]
+                    outages["postgres"] = outage("postgres stop", private_postgres.stop, private_postgres.start,
+                                                 down_s=20)  # fmt: skip
                 else:
                     pipeline.kill_one(rng)
                 if time.monotonic() - started > 3600:
@@ -312,6 +322,7 @@ def test_nothing_is_lost_or_done_twice_when_workers_the_broker_and_the_database_
             stored = app.recorder.max_notification_id() or 0
             history = outcomes.read().ids
             records = read_topic(kafka, kafka.topics.events, at_least=len(history), timeout_s=600)
+            reports = Database(url)  # opened after the outage: a connection from before it is gone
             ends: dict[int, int] = {}
             for record in records:
                 ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
@@ -352,7 +363,7 @@ def test_nothing_is_lost_or_done_twice_when_workers_the_broker_and_the_database_
         "workers that exited by themselves (restarted)": sum(pipeline.exits.values()),
         "Kafka broker kill -9 and restart, s": round(outages["kafka"], 1),
         "PostgreSQL stop and start, s": round(outages["postgres"], 1),
-        "stream duration, s": round(stream_s, 1),
+        "stream and chaos duration, s": round(stream_s, 1),
         "read models differing from a rebuild": len(differing),
     }
     table = Table("figure", "value", title="chaos on Apache Kafka and PostgreSQL")
