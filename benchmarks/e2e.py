@@ -3,8 +3,10 @@
 The whole pipeline, as deployed, on one machine: the driver (this process, as
 the API would be) runs ``lead.create`` commands (source "web") through
 ``CrmApplication`` into a SQLite event store; the relay publishes the stored
-events to ``<prefix>.events`` on the real local broker
-(``workers.broker.LocalBroker``: Tansu, memory only); process workers run the
+events to ``<prefix>.events`` on a real broker, each of ``--broker`` in turn,
+side by side in one report: ``bundled`` (``workers.broker.LocalBroker``: Tansu,
+memory only) and ``apache`` (``workers.apache_kafka.ApacheKafka``: Apache Kafka
+in KRaft mode, one node, on disk; jars from ``bash .ci/services``); process workers run the
 shipped definitions (``processes/definitions/*.yaml``, deployed with
 ``DefinitionRegistry``), so ``web-lead-follow-up`` assigns every lead
 round-robin (a ``lead.assign`` command, stored with the instance's events);
@@ -12,7 +14,8 @@ projection workers write the read models into the sibling SQLite reports file.
 Every worker is a real subprocess, ``python -m workers worker
 relay|process|projection``, configured through the environment only
 (``CRMFLOW_DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVERS``, ``CRMFLOW_TOPIC_PREFIX``;
-all else as shipped: info logs, consumer fetch wait 20 ms, relay idle wait 10 ms).
+all else as shipped: info logs, relay idle wait 10 ms, Apache Kafka's defaults
+on Apache Kafka and ``BUNDLED_BROKER_TUNING`` on the bundled broker).
 No timer worker runs: nothing falls due within a run (the follow-up waits two days).
 
 Scenarios, each on a fresh store, reports file and topic prefix:
@@ -72,7 +75,8 @@ per lead, which isolates what the process engine's work costs the other figures.
 
 Run it from the repository root, with the project installed:
 
-    python benchmarks/e2e.py                    # defaults: about 6 minutes on 2 cores
+    python benchmarks/e2e.py                    # defaults: both brokers, about 12 minutes on 2 cores
+    python benchmarks/e2e.py --broker apache    # one broker only
     python benchmarks/e2e.py --quick            # smoke run: 2,000 commands, 3 s paced (about 1.5 minutes)
     python benchmarks/e2e.py --drive batch --copies 1 --commands 5000 --no-bare
     python benchmarks/e2e.py --copies 1 --no-bare --no-processes   # what-if: no process engine work
