@@ -210,6 +210,13 @@ def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path
                 settler.settle()
                 if on_hour:
                     on_hour(done, len(hours), moment, dict(workload.stats))
+            # Deals won in the last hour reach the read models only after it, so billing would never see
+            # them: the billing system closes the books before the reports are printed.
+            status("closing the books: invoicing the deals won in the last hour")
+            for tenant in workload.tenants:
+                workload.bill_won_deals(tenant, clock())
+            kafka.producer.flush(timeout=30)
+            settler.settle()
             status("stopping the workers (each finishes the work in hand)")
         stored = app.recorder.max_notification_id() or 0
         log.info("demo_finished", hours=len(hours), stored_events=stored, **workload.stats)
