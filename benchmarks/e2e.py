@@ -131,7 +131,7 @@ from projections.projector import create_tables
 from workers import apache_kafka
 from workers.apache_kafka import KAFKA_VERSION, ApacheKafka
 from workers.broker import BUNDLED_BROKER_TUNING, LocalBroker
-from workers.kafka import KafkaClients, KafkaSettings, consumer_config
+from workers.kafka import KafkaClients, KafkaSettings, consumer_config, producer_config
 from workers.logging import configure_logging
 from workers.relay import INTERNAL_TOPIC_PREFIXES, encode, render
 
@@ -763,9 +763,8 @@ def bare_kafka(broker: Broker, count: int, opts: Options, template: dict[str, An
     paced = bare_messages(int(opts.rate * opts.seconds), template)
     burst = bare_messages(opts.commands, template)
     consumers = BareConsumers(spawn, topic, broker.bootstrap_servers, count, tuning_for(broker))
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5,
-                             batch_size=256 * 1024, enable_idempotence=True,
-                             max_in_flight_requests_per_connection=1)  # fmt: skip
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, **tuning_for(broker))
+    producer = KafkaProducer(**producer_config(settings, client_id="bench-bare"))
     broker_pid = int(broker.process.pid)  # type: ignore[union-attr]
     pids = {"driver": os.getpid(), "broker": broker_pid, **consumers.pids()}
     started = time.monotonic()

@@ -84,7 +84,7 @@ from aggregates.application import CommandRequest, CrmApplication
 from workers.broker import LocalBroker
 from workers.inbound_checks import InboundPolicy
 from workers.intake import Intake
-from workers.kafka import KafkaClients, KafkaSettings
+from workers.kafka import KafkaClients, KafkaSettings, producer_config
 from common import PostgresStores, SqliteStores, consoles, peak_rss_mib, percentile, verdict
 from workers.logging import configure_logging
 from workers.relay import Relay, encode, render
@@ -238,11 +238,7 @@ def create_topic(kafka: KafkaClients, topic: str) -> None:
 
 def bare_producer(settings: KafkaSettings) -> KafkaProducer:
     """A plain producer with the options of workers.kafka.KafkaClients.producer."""
-    return KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, client_id="bench-bare", acks="all",
-        enable_idempotence=True, max_in_flight_requests_per_connection=1, linger_ms=5,
-        batch_size=256 * 1024, request_timeout_ms=settings.request_timeout_ms, retries=settings.retries,
-    )  # fmt: skip
+    return KafkaProducer(**producer_config(settings, client_id="bench-bare"))
 
 
 # The timed sections.

@@ -52,8 +52,8 @@ def _finish_joins_that_completed_between_polls() -> None:
     """
     try:
         from kafka.coordinator.base import BaseCoordinator
-        from kafka.structs import MemberState
         from kafka.coordinator.consumer import ConsumerCoordinator
+        from kafka.structs import MemberState
     except ImportError:  # pragma: no cover - a kafka-python without these modules
         return
     need_rejoin, join_group = ConsumerCoordinator.need_rejoin, getattr(BaseCoordinator, "join_group_async", None)
@@ -168,6 +168,19 @@ def retrying(what: str, call: Callable[[], T], *, attempts: int, backoff_s: floa
     raise AssertionError("unreachable")
 
 
+def producer_config(s: KafkaSettings, *, client_id: str) -> dict[str, Any]:
+    """kafka-python producer options from crmflow's settings (also the benchmarks' bare baselines)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": s.bootstrap_servers, "client_id": client_id, "acks": "all", "linger_ms": 5,
+        "batch_size": 256 * 1024, "request_timeout_ms": s.request_timeout_ms, "retries": s.retries,
+    }  # fmt: skip
+    if s.idempotent_producer:
+        # Broker-side de-duplication of retried batches, and ordered delivery
+        # with up to 5 requests in flight.
+        options.update(enable_idempotence=True, max_in_flight_requests_per_connection=5)
+    return options
+
+
 def consumer_config(s: KafkaSettings, *, client_id: str, group_id: str | None) -> dict[str, Any]:
     """kafka-python consumer options from crmflow's settings (also the benchmarks' bare baseline)."""
     options: dict[str, Any] = {
@@ -212,18 +225,9 @@ class KafkaClients:
     def producer(self) -> KafkaProducer:
         if self._producer is None:
             s = self.settings
-            options: dict[str, Any] = {}
-            if s.idempotent_producer:
-                # Broker-side de-duplication of retried batches; kafka-python 2
-                # guarantees it with one request in flight per connection.
-                options = {"enable_idempotence": True, "max_in_flight_requests_per_connection": 5}
+            options = producer_config(s, client_id=f"{s.client_id}-{self.name}")
             self._producer = retrying(
-                "producer_connect",
-                lambda: KafkaProducer(
-                    bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-{self.name}",
-                    acks="all", linger_ms=5, batch_size=256 * 1024, request_timeout_ms=s.request_timeout_ms,
-                    retries=s.retries, **options,
-                ),  # fmt: skip
+                "producer_connect", lambda: KafkaProducer(**options),
                 attempts=s.retries, backoff_s=s.retry_backoff_s, servers=s.bootstrap_servers,
             )  # fmt: skip
         return self._producer
@@ -250,60 +254,48 @@ class KafkaClients:
     def ensure_topics(self) -> list[str]:
         """Create crmflow's topics if they are missing; return the ones created."""
         s = self.settings
-        missing = [t for t in self.topics.all() if t not in self.existing_topics()]
-        if not missing:
-            return []
-        admin = self.admin()
+        # Topics are listed by a consumer's metadata request, not the admin client's
+        # list_topics: kafka-python's admin asks for authorized operations and fails
+        # on the ones Apache Kafka 4 added.
+        probe = self.consumer(group_id=None)
         try:
-            if missing:
-                try:
-                    admin.create_topics(
-                        [NewTopic(t, num_partitions=s.partitions, replication_factor=s.replication_factor)
-                         for t in missing]
-                    )  # fmt: skip
-                except TopicAlreadyExistsError:
-                    pass  # another worker created them first
-                self._wait_until_visible(missing)
-                log.info("topics_created", topics=missing, partitions=s.partitions)
+            missing = [t for t in self.topics.all() if t not in probe.topics()]
+            if not missing:
+                return []
+            admin = self.admin()
+            try:
+                admin.create_topics(
+                    [NewTopic(t, num_partitions=s.partitions, replication_factor=s.replication_factor)
+                     for t in missing]
+                )  # fmt: skip
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+            finally:
+                admin.close()
+            self._wait_until_visible(probe, missing)
+            log.info("topics_created", topics=missing, partitions=s.partitions)
             return missing
         finally:
-            admin.close()
-
-    def existing_topics(self) -> set[str]:
-        """The cluster's topics, as a consumer's metadata request lists them.
-
-        Not the admin client's list_topics: kafka-python's admin asks for
-        authorized operations and fails on the ones Apache Kafka 4 added.
-        """
-        probe = self.consumer(group_id=None)
-        try:
-            return set(probe.topics())
-        finally:
             probe.close()
             self._consumers.remove(probe)
 
-    def _wait_until_visible(self, topics: list[str], timeout_s: float = 30.0) -> None:
-        """Return once a fresh client sees every partition of the topics and can read their end offsets (each
-        has a leader): a cluster spreads new topics' metadata asynchronously, and a consumer that joins its
-        group before then is given no partitions."""
-        probe = self.consumer(group_id=None)
+    def _wait_until_visible(self, probe: KafkaConsumer, topics: list[str], timeout_s: float = 30.0) -> None:
+        """Return once the probe sees every partition of the topics and can read their end offsets (each has a
+        leader): a cluster spreads new topics' metadata asynchronously, and a consumer that joins its group
+        before then is given no partitions."""
         deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                probe.topics()  # a metadata request for every topic
-                found = {t: probe.partitions_for_topic(t) or set() for t in topics}
-                if all(len(parts) == self.settings.partitions for parts in found.values()):
-                    try:
-                        probe.end_offsets([TopicPartition(t, p) for t, parts in found.items() for p in parts])
-                        return
-                    except KafkaError:
-                        pass  # a partition without a leader yet
-                if time.monotonic() > deadline:
-                    raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s")
-                time.sleep(0.05)
-        finally:
-            probe.close()
-            self._consumers.remove(probe)
+        while True:
+            probe.topics()  # a fresh metadata request for every topic
+            found = {t: probe.partitions_for_topic(t) or set() for t in topics}
+            if all(len(parts) == self.settings.partitions for parts in found.values()):
+                try:
+                    probe.end_offsets([TopicPartition(t, p) for t, parts in found.items() for p in parts])
+                    return
+                except KafkaError:
+                    pass  # a partition without a leader yet
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s")
+            time.sleep(0.05)
 
     def close(self) -> None:
         if self._producer is not None:
