@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate, check_not_negative
+from crmflow.aggregates.base import TenantAggregate, check_not_negative
 
 
 class Account(TenantAggregate):

@@ -24,21 +24,21 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, InternalError, JSONTranscoder, Transcoding
 from pydantic import ValidationError
 
-from aggregates.base import TenantAggregate
-from aggregates.catalog import command_spec
-from aggregates.clock import pinned_event_time, system_clock
-from aggregates.commanding import CommandContext, Payload
-from aggregates.envelope import event_meta, jsonable, to_cloudevent_dict
-from aggregates.errors import (
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.catalog import command_spec
+from crmflow.aggregates.clock import pinned_event_time, system_clock
+from crmflow.aggregates.commanding import CommandContext, Payload
+from crmflow.aggregates.envelope import event_meta, jsonable, to_cloudevent_dict
+from crmflow.aggregates.errors import (
     AggregateNotFoundError,
     ConcurrencyConflictError,
     IdempotencyKeyReusedError,
     InvalidCommandError,
     InvalidValueError,
 )
-from aggregates.idempotency import IdempotencyRecord, idempotency_record_id
-from aggregates.inbound import InboundEvent, inbound_id
-from aggregates.store import persistence_env
+from crmflow.aggregates.idempotency import IdempotencyRecord, idempotency_record_id
+from crmflow.aggregates.inbound import InboundEvent, inbound_id
+from crmflow.aggregates.store import persistence_env
 
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate
-from aggregates.errors import IllegalTransitionError
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.errors import IllegalTransitionError
 
 
 class Article(TenantAggregate):

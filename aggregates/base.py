@@ -10,8 +10,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from aggregates.clock import event_time
-from aggregates.errors import IllegalTransitionError, InvalidValueError
+from crmflow.aggregates.clock import event_time
+from crmflow.aggregates.envelope import to_cloudevent_dict
+from crmflow.aggregates.errors import IllegalTransitionError, InvalidValueError
 
 
 class TenantAggregate(Aggregate):
@@ -30,9 +31,20 @@ class TenantAggregate(Aggregate):
     # (Not declared as annotations: eventsourcing would turn them into fields.)
 
     class Event(Aggregate.Event):
+        """Every stored event says whether and how it leaves the store (crmflow.aggregates.publication).
+
+        ``published``: relayed to ``<prefix>.events`` (internal records set it False);
+        ``to_wire()``: the CloudEvent document that goes there.
+        """
+
+        published = True
+
         @staticmethod
         def create_timestamp() -> datetime:
             return event_time()
+
+        def to_wire(self) -> dict[str, Any]:
+            return to_cloudevent_dict(self)
 
     @classmethod
     def event_classes(cls) -> list[type[Aggregate.Event]]:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate, check_not_negative, check_one_of
+from crmflow.aggregates.base import TenantAggregate, check_not_negative, check_one_of
 
 CHANNELS = ("web", "webinar", "email", "event", "social", "search", "partner", "print", "other")
 

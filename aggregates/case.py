@@ -12,8 +12,8 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate, check_one_of
-from aggregates.errors import IllegalTransitionError
+from crmflow.aggregates.base import TenantAggregate, check_one_of
+from crmflow.aggregates.errors import IllegalTransitionError
 
 PRIORITIES = ("low", "medium", "high", "urgent")
 CHANNELS = ("email", "phone", "web", "chat", "social", "other")

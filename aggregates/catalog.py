@@ -14,18 +14,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-import aggregates.commands  # noqa: F401  (registers every command)
-from aggregates.account import Account
-from aggregates.article import Article
-from aggregates.base import TenantAggregate
-from aggregates.campaign import Campaign
-from aggregates.case import Case
-from aggregates.commanding import COMMANDS, CommandSpec
-from aggregates.contact import Contact
-from aggregates.envelope import ENVELOPE_FIELDS
-from aggregates.errors import UnknownCommandError
-from aggregates.lead import Lead
-from aggregates.opportunity import Opportunity
+import crmflow.aggregates.commands  # noqa: F401  (registers every command)
+from crmflow.aggregates.account import Account
+from crmflow.aggregates.article import Article
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.campaign import Campaign
+from crmflow.aggregates.case import Case
+from crmflow.aggregates.commanding import COMMANDS, CommandSpec
+from crmflow.aggregates.contact import Contact
+from crmflow.aggregates.envelope import ENVELOPE_FIELDS
+from crmflow.aggregates.errors import UnknownCommandError
+from crmflow.aggregates.lead import Lead
+from crmflow.aggregates.opportunity import Opportunity
 
 AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,

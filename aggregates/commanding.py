@@ -18,8 +18,8 @@ from eventsourcing.application import Repository
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from pydantic import BaseModel, ConfigDict
 
-from aggregates.base import TenantAggregate
-from aggregates.errors import AggregateExistsError, AggregateNotFoundError
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.errors import AggregateExistsError, AggregateNotFoundError
 
 A = TypeVar("A", bound=TenantAggregate)
 P = TypeVar("P", bound="Payload")

@@ -6,8 +6,8 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate
-from aggregates.errors import InvalidValueError
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.errors import InvalidValueError
 
 
 class Contact(TenantAggregate):

@@ -175,7 +175,7 @@ def stored_to_cloudevent_dict(topic: str, originator_id: UUID, version: int, sta
 
 def from_cloudevent(document: CloudEvent | dict[str, Any]) -> Any:
     """Rebuild the domain event of a crmflow CloudEvent (the inverse of to_cloudevent_dict)."""
-    from aggregates.catalog import aggregate_class_of, event_class, event_data_model
+    from crmflow.aggregates.catalog import aggregate_class_of, event_class, event_data_model
 
     ce = document if isinstance(document, CloudEvent) else CloudEvent.model_validate(document)
     cls = event_class(ce.type)

@@ -11,7 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate
+from crmflow.aggregates.base import TenantAggregate
 
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/idempotency")
 
@@ -24,6 +24,9 @@ class IdempotencyRecord(TenantAggregate):
     """Internal: never published to Kafka, never shown in the catalogue."""
 
     kind = "idempotency"
+
+    class Event(TenantAggregate.Event):
+        published = False
 
     @staticmethod
     def create_id(tenant_id: str, key: str, **_: object) -> UUID:

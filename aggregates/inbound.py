@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate
+from crmflow.aggregates.base import TenantAggregate
 
 INBOUND_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/inbound")
 # CloudEvents attributes kept in their own fields; every other attribute is an extension.
@@ -31,6 +31,10 @@ def inbound_id(tenant_id: str, source: str, event_id: str) -> UUID:
 
 class InboundEvent(TenantAggregate):
     kind = "inbound"
+
+    class Event(TenantAggregate.Event):
+        def to_wire(self) -> dict[str, Any]:
+            return inbound_cloudevent(self)  # as its producer sent it, not as a crmflow event
 
     @staticmethod
     def create_id(tenant_id: str, event_source: str, event_id: str, **_: Any) -> UUID:

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate
-from aggregates.errors import IllegalTransitionError
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.errors import IllegalTransitionError
 
 SOURCES = ("web", "webinar", "email", "event", "referral", "partner", "phone", "social", "other")
 

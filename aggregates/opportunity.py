@@ -13,8 +13,8 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate, check_not_negative, check_one_of
-from aggregates.errors import FrozenAggregateError, IllegalTransitionError
+from crmflow.aggregates.base import TenantAggregate, check_not_negative, check_one_of
+from crmflow.aggregates.errors import FrozenAggregateError, IllegalTransitionError
 
 OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
 CLOSED_STAGES = ("closed_won", "closed_lost")

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from aggregates.application import (
+from crmflow.aggregates.application import (
     CommandRequest,
     CommandResult,
     CrmApplication,
@@ -32,11 +32,11 @@ from aggregates.application import (
     check_tenant,
     validate_payload,
 )
-from aggregates.base import TenantAggregate
-from aggregates.catalog import command_spec
-from aggregates.clock import pinned_event_time
-from aggregates.commanding import CommandContext
-from aggregates.errors import DomainError
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.catalog import command_spec
+from crmflow.aggregates.clock import pinned_event_time
+from crmflow.aggregates.commanding import CommandContext
+from crmflow.aggregates.errors import DomainError
 
 
 class SessionSpoiledError(RuntimeError):

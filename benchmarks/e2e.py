@@ -123,17 +123,17 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
-from aggregates.application import CommandRequest, CrmApplication
-from processes.loader import load_files
-from processes.registry import DefinitionRegistry
-from projections.db import Database
-from projections.projector import create_tables
-from workers import apache_kafka
-from workers.apache_kafka import KAFKA_VERSION, ApacheKafka
-from workers.broker import BUNDLED_BROKER_TUNING, LocalBroker
-from workers.kafka import KafkaClients, KafkaSettings, consumer_config, producer_config
-from workers.logging import configure_logging
-from workers.relay import INTERNAL_TOPIC_PREFIXES, encode, render
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.processes.loader import load_files
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables
+from crmflow.workers.kafka import apache_kafka
+from crmflow.workers.kafka.apache_kafka import KAFKA_VERSION, ApacheKafka
+from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING, LocalBroker
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings, consumer_config, producer_config
+from crmflow.workers.logging import configure_logging
+from crmflow.aggregates.publication import encode, is_published, wire_document
 
 REPO = _HERE.parent
 DEFINITIONS = REPO / "processes" / "definitions"
@@ -291,7 +291,7 @@ class WorkerProcess:
         self.log_path = folder / f"{self.label}.log"
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "workers", "worker", kind], env=env, cwd=REPO,
+                [sys.executable, "-m", "crmflow", "worker", kind], env=env, cwd=REPO,
                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )  # fmt: skip
 
@@ -384,7 +384,7 @@ class Stack:
                 "SELECT topic, COUNT(*) FROM stored_events WHERE rowid > ? AND rowid <= ? GROUP BY topic",
                 (after, upto),
             ).fetchall()
-        published = sum(count for topic, count in rows if not topic.startswith(INTERNAL_TOPIC_PREFIXES))
+        published = sum(count for topic, count in rows if is_published(topic))
         return sum(count for _, count in rows), published
 
 
@@ -631,7 +631,7 @@ def lead_created_template() -> dict[str, Any]:
     """The CloudEvent the relay publishes for a web lead, rendered by the relay's own code."""
     app = CrmApplication("memory://")
     app.execute(lead_requests("bare", "template", 1)[0])
-    return render(app, app.recorder.select_notifications(start=1, limit=1)[0])
+    return wire_document(app, app.recorder.select_notifications(start=1, limit=1)[0])
 
 
 def bare_messages(n: int, template: dict[str, Any]) -> list[tuple[bytes, bytes]]:

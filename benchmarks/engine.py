@@ -44,11 +44,11 @@ import cel
 from rich.console import Console
 from rich.table import Table
 
-from processes.compiled import CompiledProcess
-from processes.engine import Engine, MemoryInstances
-from processes.expressions import Scope
-from processes.schema import ProcessDefinition
-from processes.simulation import RecordingCommands, RecordingEmits
+from crmflow.processes.compiled import CompiledProcess
+from crmflow.processes.engine import Engine, MemoryInstances
+from crmflow.processes.expressions import Scope
+from crmflow.processes.schema import ProcessDefinition
+from crmflow.processes.simulation import RecordingCommands, RecordingEmits
 
 # A multi-tenant deployment grows by tenants: each has about 20 definitions of
 # its own, and 5 platform definitions apply to all tenants ("*").

@@ -135,19 +135,19 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.envelope import event_id
-from projections.db import Database
-from projections.projector import apply_all, create_tables, rebuild
-from projections.reports import REPORTS
-from projections.tables import MODEL_TABLES
-from workers.broker import LocalBroker
-from workers.history import stored_history
-from workers.kafka import KafkaClients, KafkaSettings
-from workers.logging import configure_logging
-from workers.projection_worker import ProjectionWorker
-from workers.relay import Relay
-from workers.shutdown import StopSignal
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.envelope import event_id
+from crmflow.projections.db import Database
+from crmflow.projections.projector import apply_all, create_tables, rebuild
+from crmflow.projections.reports import REPORTS
+from crmflow.projections.tables import MODEL_TABLES
+from crmflow.workers.kafka.broker import LocalBroker
+from crmflow.workers.history import stored_history
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from crmflow.workers.logging import configure_logging
+from crmflow.workers.run.projection_worker import ProjectionWorker
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 PostgresStores, SqliteStores = common.PostgresStores, common.SqliteStores
 peak_rss_mib, percentile, verdict = common.peak_rss_mib, common.percentile, common.verdict

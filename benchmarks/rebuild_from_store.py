@@ -18,10 +18,10 @@ import time
 # benchmarks/projections.py would shadow the projections package: import from the project, not this folder.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-from aggregates.application import CrmApplication, CommandRequest
-from projections.db import Database
-from projections.projector import rebuild, create_tables
-from workers.history import history_source
+from crmflow.aggregates.application import CrmApplication, CommandRequest
+from crmflow.projections.db import Database
+from crmflow.projections.projector import rebuild, create_tables
+from crmflow.workers.history import history_source
 d = tempfile.mkdtemp()
 app = CrmApplication(os.path.join(d, "e.db"))
 acct = str(app.execute(CommandRequest("account.create", "acme", {"name": "A"})).aggregate_id)

@@ -80,15 +80,16 @@ from kafka.admin import NewTopic
 from rich.console import Console
 from rich.table import Table
 
-from aggregates.application import CommandRequest, CrmApplication
-from workers.broker import LocalBroker
-from workers.inbound_checks import InboundPolicy
-from workers.intake import Intake
-from workers.kafka import KafkaClients, KafkaSettings, producer_config
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.workers.kafka.broker import LocalBroker
+from crmflow.workers.inbound_checks import InboundPolicy
+from crmflow.workers.kafka.intake import Intake
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings, producer_config
 from common import PostgresStores, SqliteStores, consoles, peak_rss_mib, percentile, verdict
-from workers.logging import configure_logging
-from workers.relay import Relay, encode, render
-from workers.shutdown import StopSignal
+from crmflow.workers.logging import configure_logging
+from crmflow.aggregates.publication import encode, published_documents
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 TENANT = "acme"
 CALLER = "bench"
@@ -214,8 +215,7 @@ def render_envelopes(app: CrmApplication, n: int) -> list[tuple[bytes, bytes]]:
         notifications = app.recorder.select_notifications(start=position + 1, limit=2000)
         if not notifications:
             break
-        for notification in notifications:
-            document = render(app, notification)
+        for _, document in published_documents(app, notifications):
             envelopes.append(((document.get("subject") or document["id"]).encode(), encode(document)))
         position = notifications[-1].id
     return envelopes

@@ -65,11 +65,11 @@ from eventsourcing.application import Application
 from rich.console import Console
 from rich.table import Table
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.lead import Lead
-from aggregates.store import persistence_env
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.lead import Lead
+from crmflow.aggregates.store import persistence_env
 from common import PostgresStores, SqliteStores, consoles, peak_rss_mib, percentile, verdict
-from workers.logging import configure_logging
+from crmflow.workers.logging import configure_logging
 
 TENANT = "bench"
 CALLER = "bench"

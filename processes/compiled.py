@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from processes.calendar import BusinessCalendar
-from processes.durations import parse_duration
-from processes.expressions import Expression, Scope, compile_expression
-from processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep
-from processes.validation import END, successors
+from crmflow.processes.calendar import BusinessCalendar
+from crmflow.processes.durations import parse_duration
+from crmflow.processes.expressions import Expression, Scope, compile_expression
+from crmflow.processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep
+from crmflow.processes.validation import END, successors
 
 
 SUBJECT_EQUALS_VAR = re.compile(r"event\.subject\s*==\s*vars\.(\w+)|vars\.(\w+)\s*==\s*event\.subject")

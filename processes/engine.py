@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, uuid5
 
-from aggregates.application import CommandRequest
-from aggregates.envelope import jsonable
-from aggregates.errors import DomainError
-from processes.compiled import CompiledProcess, MissingCalendarError
-from processes.expressions import ExpressionError, Scope
-from processes.instance import Instance, Waiting, instance_id
-from processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
+from crmflow.aggregates.application import CommandRequest
+from crmflow.aggregates.envelope import jsonable
+from crmflow.aggregates.errors import DomainError
+from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
+from crmflow.processes.expressions import ExpressionError, Scope
+from crmflow.processes.instance import Instance, Waiting, instance_id
+from crmflow.processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
 
 MAX_STEPS_PER_RUN = 500
 EMIT_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-emits")

@@ -15,9 +15,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
+from eventsourcing.utils import get_topic
 
-from aggregates.base import TenantAggregate
-from processes.engine import Effect
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.processes.engine import Effect
 
 
 class ProcessInstanceRecord(TenantAggregate):
@@ -58,7 +59,14 @@ class ProcessInstanceRecord(TenantAggregate):
     def _refused(self, step: str | None, detail: dict[str, Any]) -> None:
         pass
 
-    @event("ProcessEventEmitted")
+    class ProcessEventEmitted(TenantAggregate.Event):
+        step: str | None
+        detail: dict[str, Any]
+
+        def to_wire(self) -> dict[str, Any]:
+            return dict(self.detail["document"])  # what the process emitted, as it emitted it
+
+    @event(ProcessEventEmitted)
     def _emitted(self, step: str | None, detail: dict[str, Any]) -> None:
         pass
 
@@ -86,7 +94,15 @@ class ProcessInstanceRecord(TenantAggregate):
     def _failed(self, step: str | None, detail: dict[str, Any]) -> None:
         self.status = "failed"
 
-    @event("ProcessStateSaved")
+    class ProcessStateSaved(TenantAggregate.Event):
+        """The engine's snapshot of the instance: internal, never published."""
+
+        published = False
+        state: dict[str, Any]
+        status: str
+        step: str | None
+
+    @event(ProcessStateSaved)
     def _state(self, state: dict[str, Any], status: str, step: str | None) -> None:
         self.state = state
         self.status = status
@@ -105,5 +121,4 @@ RECORDERS = {
     "completed": ProcessInstanceRecord._completed,
     "failed": ProcessInstanceRecord._failed,
 }
-EMITTED_TOPIC = f"{ProcessInstanceRecord.__module__}:ProcessInstanceRecord.ProcessEventEmitted"
-STATE_TOPIC = f"{ProcessInstanceRecord.__module__}:ProcessInstanceRecord.ProcessStateSaved"
+STATE_TOPIC = get_topic(ProcessInstanceRecord.ProcessStateSaved)

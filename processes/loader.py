@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from processes.schema import DOCUMENT_KINDS, STEP_KINDS
+from crmflow.processes.schema import DOCUMENT_KINDS, STEP_KINDS
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.domain import event
 from eventsourcing.persistence import IntegrityError
 
-from aggregates.application import CrmApplication
-from aggregates.base import TenantAggregate
-from aggregates.clock import pinned_event_time
-from aggregates.errors import ConcurrencyConflictError, DomainError
-from processes.loader import Document, parse_documents
+from crmflow.aggregates.application import CrmApplication
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.clock import pinned_event_time
+from crmflow.aggregates.errors import ConcurrencyConflictError, DomainError
+from crmflow.processes.loader import Document, parse_documents
 
 REGISTRY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/definitions")
 INDEX_ID = uuid5(REGISTRY_NAMESPACE, "index")
@@ -81,6 +81,9 @@ class DefinitionIndex(TenantAggregate):
     """All definitions, and a counter that moves with every deployment."""
 
     kind = "definition-index"
+
+    class Event(TenantAggregate.Event):
+        published = False  # a counter for workers; the deployments themselves are published
 
     @staticmethod
     def create_id(**_: Any) -> UUID:

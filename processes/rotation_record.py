@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from aggregates.base import TenantAggregate
+from crmflow.aggregates.base import TenantAggregate
 
 ROTATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/rotation-slots")
 
@@ -24,9 +24,12 @@ def rotation_slot_id(tenant_id: str, process: str, step: str, instance: str) -> 
 
 
 class RotationSlot(TenantAggregate):
-    """Internal: never published to Kafka."""
+    """Internal: never published to Kafka (round-robin choices, kept for replays)."""
 
     kind = "rotation"
+
+    class Event(TenantAggregate.Event):
+        published = False
 
     @staticmethod
     def create_id(tenant_id: str, process: str, step: str, instance: str, **_: Any) -> UUID:

@@ -28,16 +28,16 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.persistence import IntegrityError
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.clock import pinned_event_time
-from aggregates.session import CommandSession, SessionSpoiledError
-from processes.calendar import BusinessCalendar
-from processes.compiled import CompiledProcess
-from processes.engine import Effect, Engine, MemoryInstances, Rotations
-from processes.instance import Instance
-from processes.instance_record import STATE_TOPIC, ProcessInstanceRecord
-from processes.registry import DefinitionRegistry
-from processes.rotation_record import RotationSlot, rotation_slot_id
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.clock import pinned_event_time
+from crmflow.aggregates.session import CommandSession, SessionSpoiledError
+from crmflow.processes.calendar import BusinessCalendar
+from crmflow.processes.compiled import CompiledProcess
+from crmflow.processes.engine import Effect, Engine, MemoryInstances, Rotations
+from crmflow.processes.instance import Instance
+from crmflow.processes.instance_record import STATE_TOPIC, ProcessInstanceRecord
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.rotation_record import RotationSlot, rotation_slot_id
 
 log = structlog.get_logger("crmflow.processes")
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aggregates.application import CommandRequest, validate_payload
-from aggregates.catalog import command_spec
-from processes.calendar import BusinessCalendar
-from processes.compiled import CompiledProcess
-from processes.engine import Effect, Engine, MemoryInstances
-from processes.loader import Document
+from crmflow.aggregates.application import CommandRequest, validate_payload
+from crmflow.aggregates.catalog import command_spec
+from crmflow.processes.calendar import BusinessCalendar
+from crmflow.processes.compiled import CompiledProcess
+from crmflow.processes.engine import Effect, Engine, MemoryInstances
+from crmflow.processes.loader import Document
 
 
 class RecordingCommands:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from processes.durations import parse_duration
-from processes.loader import Document
-from processes.schema import Expectation, ProcessTest
-from processes.simulation import Simulation
+from crmflow.processes.durations import parse_duration
+from crmflow.processes.loader import Document
+from crmflow.processes.schema import Expectation, ProcessTest
+from crmflow.processes.simulation import Simulation
 
 
 @dataclass

@@ -12,10 +12,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
-from aggregates.catalog import AGGREGATES, COMMANDS, EVENT_CLASSES
-from processes.expressions import ExpressionError, compile_expression, unknown_variables
-from processes.loader import Document, Issue
-from processes.schema import (
+from crmflow.aggregates.catalog import AGGREGATES, COMMANDS, EVENT_CLASSES
+from crmflow.processes.expressions import ExpressionError, compile_expression, unknown_variables
+from crmflow.processes.loader import Document, Issue
+from crmflow.processes.schema import (
     ChoiceStep,
     DoStep,
     EmitStep,

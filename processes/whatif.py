@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from processes.loader import Document
-from processes.simulation import Simulation
+from crmflow.processes.loader import Document
+from crmflow.processes.simulation import Simulation
 
 
 @dataclass

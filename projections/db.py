@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from aggregates.store import DEFAULT_SQLITE_PATH
+from crmflow.aggregates.store import DEFAULT_SQLITE_PATH
 
 PARAM = re.compile(r"%\((\w+)\)s")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from projections.db import Cursor
+from crmflow.projections.db import Cursor
 
 Handler = Callable[[Cursor, str, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}

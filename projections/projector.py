@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from projections.db import Cursor, Database
-from projections.handlers import HANDLERS
-from projections.tables import MODEL_TABLES, create_statements
+from crmflow.projections.db import Cursor, Database
+from crmflow.projections.handlers import HANDLERS
+from crmflow.projections.tables import MODEL_TABLES, create_statements
 
 
 def create_tables(db: Database, prefix: str = "rm_", attempts: int = 5) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from projections.db import Database
+from crmflow.projections.db import Database
 
 STAGE_ORDER = "CASE stage WHEN 'prospecting' THEN 1 WHEN 'qualification' THEN 2 WHEN 'proposal' THEN 3 " \
               "WHEN 'negotiation' THEN 4 ELSE 5 END"  # fmt: skip

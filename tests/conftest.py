@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.application import CommandRequest, CommandResult, CrmApplication
-from projections.db import Database
-from projections.projector import create_tables
+from crmflow.aggregates.application import CommandRequest, CommandResult, CrmApplication
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables
 from tests.databases import fresh_postgres_database, postgres_available
-from workers import apache_kafka
-from workers.apache_kafka import ApacheKafka
-from workers.broker import BUNDLED_BROKER_TUNING, LocalBroker
-from workers.kafka import KafkaClients, KafkaSettings
+from crmflow.workers.kafka import apache_kafka
+from crmflow.workers.kafka.apache_kafka import ApacheKafka
+from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING, LocalBroker
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 
 _POSTGRES_UP = postgres_available()
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from workers.broker import free_port
+from crmflow.workers.kafka.broker import free_port
 
 
 def postgres_bin() -> Path | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from workers.kafka import KafkaClients
+from crmflow.workers.kafka.clients import KafkaClients
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.05, what: str = "") -> Any:

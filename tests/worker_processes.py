@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from workers.kafka import KafkaSettings
+from crmflow.workers.kafka.clients import KafkaSettings
 
 
 def worker_env(database_url: str, settings: KafkaSettings, reports_url: str | None = None) -> dict[str, str]:
@@ -33,7 +33,7 @@ class WorkerProcess:
         self.kind = kind
         self.log = log
         with log.open("ab") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "workers", "worker", kind], env=env,
+            self.process = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", kind], env=env,
                                             stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
 
     @property

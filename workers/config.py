@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from workers.kafka import KafkaSettings
+from crmflow.workers.kafka.clients import KafkaSettings
 
 
 def _comma_separated(value: object) -> object:
@@ -84,6 +84,6 @@ class Settings(BaseSettings):
 
     def tuned_for_bundled_broker(self) -> Settings:
         """These settings with the bundled broker's group timeouts and fetch wait (BUNDLED_BROKER_TUNING)."""
-        from workers.broker import BUNDLED_BROKER_TUNING
+        from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING
 
         return self.model_copy(update={f"kafka_{name}": value for name, value in BUNDLED_BROKER_TUNING.items()})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from aggregates.application import CrmApplication, HistoryEntry
-from workers.relay import INTERNAL_TOPIC_PREFIXES, render
+from crmflow.aggregates.application import CrmApplication, HistoryEntry
+from crmflow.aggregates.publication import published_documents
 
 
 def stored_history(app: CrmApplication, batch: int = 1000) -> Iterator[dict[str, Any]]:
@@ -22,9 +22,7 @@ def numbered_history(app: CrmApplication, after: int, batch: int = 1000) -> Iter
         notifications = app.recorder.select_notifications(start=start, limit=batch)
         if not notifications:
             return
-        for notification in notifications:
-            if not notification.topic.startswith(INTERNAL_TOPIC_PREFIXES):
-                yield notification.id, render(app, notification)
+        yield from published_documents(app, notifications)
         start = notifications[-1].id + 1
 
 

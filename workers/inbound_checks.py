@@ -18,7 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from aggregates.catalog import EVENT_CLASSES
+from crmflow.aggregates.catalog import EVENT_CLASSES
 
 REQUIRED = ("specversion", "id", "source", "type")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

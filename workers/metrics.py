@@ -41,7 +41,7 @@ INSTANCE_STATES = ("running", "waiting", "completed", "failed")
 @contextmanager
 def timed_command(command: str) -> Iterator[None]:
     """Observe a command's duration, labelled ok or refused (a domain error) or failed."""
-    from aggregates.errors import DomainError
+    from crmflow.aggregates.errors import DomainError
 
     started = time.perf_counter()
     outcome = "ok"

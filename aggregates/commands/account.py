@@ -7,10 +7,10 @@ from uuid import UUID
 
 from pydantic import Field
 
-from aggregates.account import Account
-from aggregates.commanding import CommandContext, Payload, command
-from aggregates.commands.fields import Currency, Email, Money, Name, Owner, Text
-from aggregates.contact import Contact
+from crmflow.aggregates.account import Account
+from crmflow.aggregates.commanding import CommandContext, Payload, command
+from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Text
+from crmflow.aggregates.contact import Contact
 
 
 class CreateAccount(Payload):

@@ -6,9 +6,9 @@ from uuid import UUID
 
 from pydantic import Field
 
-from aggregates.article import Article
-from aggregates.commanding import CommandContext, Payload, command
-from aggregates.commands.fields import Name, Text
+from crmflow.aggregates.article import Article
+from crmflow.aggregates.commanding import CommandContext, Payload, command
+from crmflow.aggregates.commands.fields import Name, Text
 
 
 class CreateArticle(Payload):

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from pydantic import Field
 
-from aggregates.campaign import CHANNELS, Campaign
-from aggregates.commanding import CommandContext, Payload, command
-from aggregates.commands.fields import Currency, Money, Name, Text
+from crmflow.aggregates.campaign import CHANNELS, Campaign
+from crmflow.aggregates.commanding import CommandContext, Payload, command
+from crmflow.aggregates.commands.fields import Currency, Money, Name, Text
 
 CampaignChannel = Literal[CHANNELS]  # type: ignore[valid-type]
 

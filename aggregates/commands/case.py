@@ -7,12 +7,12 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from aggregates.account import Account
-from aggregates.article import Article
-from aggregates.case import Case
-from aggregates.commanding import CommandContext, Payload, command
-from aggregates.commands.fields import Name, Owner, Reason, Text
-from aggregates.contact import Contact
+from crmflow.aggregates.account import Account
+from crmflow.aggregates.article import Article
+from crmflow.aggregates.case import Case
+from crmflow.aggregates.commanding import CommandContext, Payload, command
+from crmflow.aggregates.commands.fields import Name, Owner, Reason, Text
+from crmflow.aggregates.contact import Contact
 
 Priority = Literal["low", "medium", "high", "urgent"]
 Channel = Literal["email", "phone", "web", "chat", "social", "other"]

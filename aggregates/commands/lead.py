@@ -8,12 +8,12 @@ from uuid import UUID
 
 from pydantic import Field
 
-from aggregates.account import Account
-from aggregates.commanding import CommandContext, Payload, command
-from aggregates.commands.fields import Currency, Email, Money, Name, Owner, Reason
-from aggregates.contact import Contact
-from aggregates.lead import SOURCES, Lead
-from aggregates.opportunity import Opportunity
+from crmflow.aggregates.account import Account
+from crmflow.aggregates.commanding import CommandContext, Payload, command
+from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Reason
+from crmflow.aggregates.contact import Contact
+from crmflow.aggregates.lead import SOURCES, Lead
+from crmflow.aggregates.opportunity import Opportunity
 
 LeadSource = Literal[SOURCES]  # type: ignore[valid-type]
 

@@ -8,10 +8,10 @@ from uuid import UUID
 
 from pydantic import Field
 
-from aggregates.account import Account
-from aggregates.commanding import CommandContext, Payload, command
-from aggregates.commands.fields import Currency, Money, Name, Owner, Reason
-from aggregates.opportunity import Opportunity
+from crmflow.aggregates.account import Account
+from crmflow.aggregates.commanding import CommandContext, Payload, command
+from crmflow.aggregates.commands.fields import Currency, Money, Name, Owner, Reason
+from crmflow.aggregates.opportunity import Opportunity
 
 OpenStage = Literal["prospecting", "qualification", "proposal", "negotiation"]
 

@@ -19,7 +19,7 @@ def crmflow(tmp_path: Path) -> Crmflow:
 
     def invoke(*args: str, check: bool = True, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         # `python -m workers` is the same entry point as the `crmflow` script.
-        done = subprocess.run([sys.executable, "-m", "workers", *args], env={**env, **(extra_env or {})}, cwd=tmp_path,
+        done = subprocess.run([sys.executable, "-m", "crmflow", *args], env={**env, **(extra_env or {})}, cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         if check and done.returncode != 0:
             raise AssertionError(f"crmflow {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")

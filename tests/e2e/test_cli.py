@@ -82,7 +82,7 @@ def test_a_bad_setting_in_the_environment_is_named_without_a_traceback(tmp_path:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "workers", "catalog"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "crmflow", "catalog"], capture_output=True, text=True,
                           env={**os.environ, "CRMFLOW_PARTITIONS": "0"}, timeout=60)  # fmt: skip
     assert done.returncode == 2
     assert "invalid configuration: PARTITIONS: Input should be greater than or equal to 1" in done.stderr

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from projections.db import Database
-from projections.reports import REPORTS
+from crmflow.projections.db import Database
+from crmflow.projections.reports import REPORTS
 from tests.conftest import Broker
 from tests.e2e.conftest import Crmflow
 
@@ -26,7 +26,7 @@ def demo_run(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     data = tmp_path_factory.mktemp("demo") / "data"
     on_apache = ["--bootstrap-servers", broker.bootstrap_servers] if broker.name == "apache" else []
     done = subprocess.run(
-        [sys.executable, "-m", "workers", "demo", "--size", "small", "--days", "10", "--seed", "11", "--data-dir",
+        [sys.executable, "-m", "crmflow", "demo", "--size", "small", "--days", "10", "--seed", "11", "--data-dir",
          str(data), "--reports", "pipeline,sla", *on_apache],
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.application import CrmApplication
-from aggregates.inbound import inbound_id
+from crmflow.aggregates.application import CrmApplication
+from crmflow.aggregates.inbound import inbound_id
 from tests.waiting import wait_until
 from tests.worker_processes import worker_env
-from workers.broker import free_port
-from workers.kafka import KafkaSettings
+from crmflow.workers.kafka.broker import free_port
+from crmflow.workers.kafka.clients import KafkaSettings
 
 GOOD = {"specversion": "1.0", "id": "form-1", "source": "/web/forms", "type": "FormSubmitted",
         "tenantid": "acme", "data": {"email": "ada@ae.example"}}  # fmt: skip
@@ -29,7 +29,7 @@ def env(kafka_settings: KafkaSettings, tmp_path: Path) -> dict[str, str]:
 
 
 def crmflow(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "workers", *args], env=env, input=stdin,
+    done = subprocess.run([sys.executable, "-m", "crmflow", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, f"crmflow {' '.join(args)} failed:\n{done.stderr}"
     return done
@@ -39,7 +39,7 @@ def test_published_events_are_taken_in_and_failures_can_be_inspected_and_redrive
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join([json.dumps(GOOD), "this is not json",
                                  json.dumps({**GOOD, "id": "form-2", "tenantid": "initech"})]) + "\n")  # fmt: skip
-    intake = subprocess.Popen([sys.executable, "-m", "workers", "worker", "intake"], env=env,
+    intake = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "intake"], env=env,
                               stdout=subprocess.DEVNULL, stderr=(tmp_path / "intake.log").open("wb"))  # fmt: skip
     try:
         published = crmflow(env, "publish", str(events))
@@ -73,7 +73,7 @@ def test_published_events_are_taken_in_and_failures_can_be_inspected_and_redrive
 def test_the_local_broker_command_starts_a_broker_with_the_topics(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "CRMFLOW_TOPIC_PREFIX": "localdev"}
-    broker = subprocess.Popen([sys.executable, "-m", "workers", "broker", "--port", str(port)], env=env,
+    broker = subprocess.Popen([sys.executable, "-m", "crmflow", "broker", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         from kafka import KafkaConsumer

@@ -39,7 +39,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def crmflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "workers", *args],
+        [sys.executable, "-m", "crmflow", *args],
         env=env,
         check=False,
         capture_output=True,
@@ -53,7 +53,7 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Pop
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers", "serve", "--port", str(port)],
+        [sys.executable, "-m", "crmflow", "serve", "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -6,16 +6,16 @@ import re
 import urllib.request
 from pathlib import Path
 
-from aggregates.application import CommandRequest, CrmApplication
-from processes.loader import load_files
-from processes.registry import DefinitionRegistry
-from projections.db import Database
-from projections.projector import create_tables
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.processes.loader import load_files
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables
 from tests.waiting import wait_until
 from tests.worker_processes import WorkerProcess, worker_env
-from workers.broker import free_port
-from workers.demo.run import shipped_definition_files
-from workers.kafka import KafkaSettings
+from crmflow.workers.kafka.broker import free_port
+from crmflow.workers.demo.run import shipped_definition_files
+from crmflow.workers.kafka.clients import KafkaSettings
 
 
 def metric(text: str, name: str, **labels: str) -> float:

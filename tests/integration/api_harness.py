@@ -9,13 +9,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from aggregates.application import CrmApplication
-from projections.db import Database
-from projections.projector import apply_all
-from workers.api.app import create_app
-from workers.api.tokens import issue_token
-from workers.config import Settings
-from workers.history import stored_history
+from crmflow.aggregates.application import CrmApplication
+from crmflow.projections.db import Database
+from crmflow.projections.projector import apply_all
+from crmflow.workers.api.app import create_app
+from crmflow.workers.api.tokens import issue_token
+from crmflow.workers.config import Settings
+from crmflow.workers.history import stored_history
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.application import CrmApplication
-from projections.db import Database
-from projections.projector import create_tables
+from crmflow.aggregates.application import CrmApplication
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables
 from tests.conftest import Clock
 from tests.integration.api_harness import Api, start_api
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from processes.runtime import ProcessRuntime
+from crmflow.processes.runtime import ProcessRuntime
 from tests.conftest import Clock
 from tests.integration.api_harness import Api, User
-from workers.history import stored_history
+from crmflow.workers.history import stored_history
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 WEB_LEAD = (DEFINITIONS / "web-lead-follow-up.yaml").read_text()  # tenant: "*"

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from tests.integration.api_harness import SECRET, Api, User
-from workers.api.tokens import issue_token
+from crmflow.workers.api.tokens import issue_token
 
 # The role table as the README states it, written out again here on purpose.
 AREAS_OF = {

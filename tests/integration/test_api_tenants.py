@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from aggregates.application import CrmApplication
-from projections.db import Database
+from crmflow.aggregates.application import CrmApplication
+from crmflow.projections.db import Database
 from tests.conftest import Clock
 from tests.integration.api_harness import Api, User, start_api
 

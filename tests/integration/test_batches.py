@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.errors import AggregateExistsError, IllegalTransitionError
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.errors import AggregateExistsError, IllegalTransitionError
 
 
 def test_a_batch_creates_and_works_leads_with_each_commands_own_metadata(app: CrmApplication) -> None:

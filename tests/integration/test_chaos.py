@@ -31,22 +31,22 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
-from aggregates.application import CommandRequest, CrmApplication
-from processes.loader import load_files
-from processes.registry import DefinitionRegistry
-from projections.db import Database
-from projections.projector import create_tables, rebuild
-from projections.reports import REPORTS
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.processes.loader import load_files
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables, rebuild
+from crmflow.projections.reports import REPORTS
 from tests.conftest import required_service_missing
 from tests.postgres_server import PostgresServer
 from tests.postgres_server import missing_reason as postgres_missing
 from tests.waiting import read_topic, wait_until
 from tests.worker_processes import WorkerProcess, worker_env
-from workers import apache_kafka
-from workers.apache_kafka import ApacheKafka
-from workers.history import history_source, numbered_history
-from workers.kafka import KafkaClients, KafkaSettings
-from workers.projection_worker import stored_positions
+from crmflow.workers.kafka import apache_kafka
+from crmflow.workers.kafka.apache_kafka import ApacheKafka
+from crmflow.workers.history import history_source, numbered_history
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from crmflow.workers.run.projection_worker import stored_positions
 
 pytestmark = pytest.mark.slow
 log = structlog.get_logger("tests.chaos")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aggregates.application import CrmApplication
-from aggregates.errors import AggregateNotFoundError, IllegalTransitionError, InvalidValueError
+from crmflow.aggregates.application import CrmApplication
+from crmflow.aggregates.errors import AggregateNotFoundError, IllegalTransitionError, InvalidValueError
 from tests.conftest import Run
 
 

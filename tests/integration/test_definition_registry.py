@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.application import CrmApplication
-from processes.loader import load_files, parse_documents
-from processes.registry import DefinitionRegistry, DefinitionVersionConflictError
+from crmflow.aggregates.application import CrmApplication
+from crmflow.processes.loader import load_files, parse_documents
+from crmflow.processes.registry import DefinitionRegistry, DefinitionVersionConflictError
 from tests.conftest import Clock
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"

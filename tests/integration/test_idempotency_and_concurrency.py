@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.errors import ConcurrencyConflictError, IdempotencyKeyReusedError
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.errors import ConcurrencyConflictError, IdempotencyKeyReusedError
 from tests.conftest import Run
 
 

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from aggregates.application import CommandRequest, CrmApplication
-from processes.loader import load_files, parse_documents
-from processes.registry import DefinitionRegistry
-from processes.runtime import ProcessRuntime, ServiceCommands
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.processes.loader import load_files, parse_documents
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.runtime import ProcessRuntime, ServiceCommands
 from tests.conftest import Clock
 from tests.waiting import read_topic, wait_until
-from workers.history import describe_cause
-from workers.kafka import KafkaClients
-from workers.process_worker import ProcessWorker, TimerWorker
-from workers.relay import Relay
-from workers.shutdown import StopSignal
+from crmflow.workers.history import describe_cause
+from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 
@@ -160,7 +160,7 @@ class RacedRuntime(ProcessRuntime):
 
 def test_two_workers_changing_one_instance_do_not_both_win(app: CrmApplication, clock: Clock,
                                                           deployed: DefinitionRegistry) -> None:  # fmt: skip
-    from processes.runtime import InstanceConflictError
+    from crmflow.processes.runtime import InstanceConflictError
 
     lead = new_web_lead(app)
     created = {"specversion": "1.0", "id": "evt-1", "type": "LeadCreated", "subject": lead, "tenantid": "acme",

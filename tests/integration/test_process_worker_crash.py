@@ -9,23 +9,23 @@ import sys
 import threading
 from pathlib import Path
 
-from aggregates.application import CommandRequest, CrmApplication
-from processes.instance import instance_id
-from processes.loader import load_files
-from processes.registry import DefinitionRegistry
-from processes.runtime import StoredInstances
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.processes.instance import instance_id
+from crmflow.processes.loader import load_files
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.runtime import StoredInstances
 from tests.worker_processes import worker_env
 from tests.waiting import wait_until
-from workers.kafka import KafkaClients, KafkaSettings
-from workers.relay import Relay
-from workers.shutdown import StopSignal
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 
 
 def start_worker(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
     env = worker_env(database_url, settings)
-    return subprocess.Popen([sys.executable, "-m", "workers", "worker", "process"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "process"], env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
 
 

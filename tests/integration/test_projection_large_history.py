@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.application import CommandRequest, CrmApplication
-from projections.db import Database
-from projections.projector import create_tables, rebuild
-from projections.reports import REPORTS
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables, rebuild
+from crmflow.projections.reports import REPORTS
 from tests.databases import fresh_postgres_database
 from tests.waiting import wait_until
-from workers.history import history_source, stored_history
-from workers.kafka import KafkaClients
-from workers.projection_worker import ProjectionWorker, stored_positions
-from workers.relay import Relay
-from workers.shutdown import StopSignal
+from crmflow.workers.history import history_source, stored_history
+from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.run.projection_worker import ProjectionWorker, stored_positions
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 pytestmark = pytest.mark.slow
 TENANTS = ("acme", "globex")

@@ -9,22 +9,22 @@ import sys
 import threading
 from pathlib import Path
 
-from aggregates.application import CommandRequest, CrmApplication
-from projections.db import Database
-from projections.projector import create_tables, rebuild
-from projections.reports import REPORTS
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables, rebuild
+from crmflow.projections.reports import REPORTS
 from tests.worker_processes import worker_env
 from tests.waiting import wait_until
-from workers.history import history_source, stored_history
-from workers.kafka import KafkaClients, KafkaSettings
-from workers.projection_worker import stored_positions
-from workers.relay import Relay
-from workers.shutdown import StopSignal
+from crmflow.workers.history import history_source, stored_history
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from crmflow.workers.run.projection_worker import stored_positions
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 
 def start_worker(database_url: str, reports_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
     env = worker_env(database_url, settings, reports_url)
-    return subprocess.Popen([sys.executable, "-m", "workers", "worker", "projection"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "projection"], env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
 
 

@@ -6,12 +6,12 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.envelope import to_cloudevent_dict
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.envelope import to_cloudevent_dict
 from tests.waiting import read_topic
-from workers.kafka import KafkaClients
-from workers.relay import Relay
-from workers.shutdown import StopSignal
+from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 
 def sales_activity(app: CrmApplication, leads: int = 40) -> None:

@@ -11,16 +11,16 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.envelope import to_cloudevent_dict
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.envelope import to_cloudevent_dict
 from tests.worker_processes import worker_env
 from tests.waiting import read_topic, wait_until
-from workers.kafka import KafkaClients, KafkaSettings
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 
 
 def start_relay(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
     env = worker_env(database_url, settings)
-    return subprocess.Popen([sys.executable, "-m", "workers", "worker", "relay"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "relay"], env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
 
 

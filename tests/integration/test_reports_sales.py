@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from aggregates.application import CrmApplication
-from projections.db import Database
-from projections.projector import apply_all, rebuild
-from projections.reports import campaigns, forecast, funnel, pipeline, win_rate
+from crmflow.aggregates.application import CrmApplication
+from crmflow.projections.db import Database
+from crmflow.projections.projector import apply_all, rebuild
+from crmflow.projections.reports import campaigns, forecast, funnel, pipeline, win_rate
 from tests.conftest import Clock, Run
-from workers.history import history_source, stored_history
+from crmflow.workers.history import history_source, stored_history
 
 
 def id_of(result: Any, event_type: str) -> str:
@@ -128,7 +128,7 @@ def test_a_rebuild_gives_the_same_reports_as_the_incremental_projection(app: Crm
 
 
 def test_rebuilding_one_report_replaces_only_its_tables(app: CrmApplication, projected: Database) -> None:
-    from projections.reports import REPORTS, accounts
+    from crmflow.projections.reports import REPORTS, accounts
 
     # Someone damaged a funnel table (leads) and an accounts table by hand.
     with projected.transaction() as cur:

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from aggregates.application import CrmApplication
-from processes.loader import parse_documents
-from processes.registry import DefinitionRegistry
-from processes.runtime import ProcessRuntime
-from projections.db import Database
-from projections.projector import apply_all, rebuild
-from projections.reports import accounts, faq, instances, sla
+from crmflow.aggregates.application import CrmApplication
+from crmflow.processes.loader import parse_documents
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.runtime import ProcessRuntime
+from crmflow.projections.db import Database
+from crmflow.projections.projector import apply_all, rebuild
+from crmflow.projections.reports import accounts, faq, instances, sla
 from tests.conftest import Clock, Run
-from workers.history import history_source, stored_history
+from crmflow.workers.history import history_source, stored_history
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 # A tiny definition of our own: it waits for the case's resolution, with no deadline.

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from aggregates.application import CrmApplication
-from aggregates.errors import AggregateExistsError, IllegalTransitionError, InvalidCommandError, UnknownCommandError
+from crmflow.aggregates.application import CrmApplication
+from crmflow.aggregates.errors import AggregateExistsError, IllegalTransitionError, InvalidCommandError, UnknownCommandError
 from tests.conftest import Clock, Run
 
 

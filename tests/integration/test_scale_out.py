@@ -14,22 +14,22 @@ from pathlib import Path
 import structlog
 from eventsourcing.utils import get_topic
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.lead import Lead
-from processes.instance import instance_id
-from processes.loader import load_files
-from processes.registry import DefinitionRegistry
-from processes.runtime import StoredInstances
-from projections.db import Database
-from projections.projector import create_tables, rebuild
-from projections.reports import REPORTS
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.lead import Lead
+from crmflow.processes.instance import instance_id
+from crmflow.processes.loader import load_files
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.runtime import StoredInstances
+from crmflow.projections.db import Database
+from crmflow.projections.projector import create_tables, rebuild
+from crmflow.projections.reports import REPORTS
 from tests.waiting import read_topic, wait_until
 from tests.worker_processes import WorkerProcess, worker_env
-from workers.history import history_source, stored_history
-from workers.kafka import KafkaClients, KafkaSettings
-from workers.projection_worker import stored_positions
-from workers.relay import Relay
-from workers.shutdown import StopSignal
+from crmflow.workers.history import history_source, stored_history
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from crmflow.workers.run.projection_worker import stored_positions
+from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("tests.scale_out")
 

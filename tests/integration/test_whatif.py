@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from aggregates.application import CommandRequest, CrmApplication
-from processes.loader import parse_documents
-from processes.registry import DefinitionRegistry
-from processes.whatif import compare
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.processes.loader import parse_documents
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.whatif import compare
 from tests.conftest import Clock
-from workers.history import stored_history
+from crmflow.workers.history import stored_history
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 DEPLOYED = (DEFINITIONS / "web-lead-follow-up.yaml").read_text()

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from aggregates.account import Account
-from aggregates.article import Article
-from aggregates.campaign import Campaign
-from aggregates.contact import Contact
-from aggregates.errors import IllegalTransitionError, InvalidValueError
+from crmflow.aggregates.account import Account
+from crmflow.aggregates.article import Article
+from crmflow.aggregates.campaign import Campaign
+from crmflow.aggregates.contact import Contact
+from crmflow.aggregates.errors import IllegalTransitionError, InvalidValueError
 
 
 def new_campaign() -> Campaign:

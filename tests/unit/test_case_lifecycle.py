@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from aggregates.case import Case
-from aggregates.errors import IllegalTransitionError, InvalidValueError
+from crmflow.aggregates.case import Case
+from crmflow.aggregates.errors import IllegalTransitionError, InvalidValueError
 
 MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 

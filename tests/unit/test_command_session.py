@@ -8,12 +8,12 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.commanding import COMMANDS, CommandContext, CommandSpec
-from aggregates.commands.lead import AssignLead
-from aggregates.errors import DomainError, IllegalTransitionError
-from aggregates.lead import Lead
-from aggregates.session import CommandSession, SessionSpoiledError
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.commanding import COMMANDS, CommandContext, CommandSpec
+from crmflow.aggregates.commands.lead import AssignLead
+from crmflow.aggregates.errors import DomainError, IllegalTransitionError
+from crmflow.aggregates.lead import Lead
+from crmflow.aggregates.session import CommandSession, SessionSpoiledError
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

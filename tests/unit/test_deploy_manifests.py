@@ -20,9 +20,9 @@ import pytest
 import yaml
 from pydantic import AliasChoices, ValidationError
 
-from workers.cli.kafka import WORKER_KINDS
-from workers.config import Settings
-from workers.kafka import Topics
+from crmflow.workers.cli.kafka import WORKER_KINDS
+from crmflow.workers.config import Settings
+from crmflow.workers.kafka.clients import Topics
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -123,7 +123,7 @@ def test_every_deployment_file_is_yaml_an_operator_can_apply(path: Path) -> None
 
 
 def test_compose_runs_the_apache_kafka_release_the_tests_run(compose: dict[str, Any]) -> None:
-    from workers.apache_kafka import KAFKA_VERSION
+    from crmflow.workers.kafka.apache_kafka import KAFKA_VERSION
 
     pom = (REPO / ".ci" / "kafka" / "pom.xml").read_text(encoding="utf-8")
     assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.catalog import EVENT_CLASSES, UnknownEventTypeError, catalogue
-from aggregates.envelope import CloudEvent, event_id, event_meta, from_cloudevent, to_cloudevent_dict
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.catalog import EVENT_CLASSES, UnknownEventTypeError, catalogue
+from crmflow.aggregates.envelope import CloudEvent, event_id, event_meta, from_cloudevent, to_cloudevent_dict
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -88,7 +88,7 @@ def test_the_catalogue_lists_every_command_and_event_with_a_schema() -> None:
 
 
 def test_command_ids_are_distinct_version_4_uuids() -> None:
-    from aggregates.application import new_command_id
+    from crmflow.aggregates.application import new_command_id
 
     ids = [new_command_id() for _ in range(5000)]
     assert len(set(ids)) == len(ids)
@@ -96,7 +96,7 @@ def test_command_ids_are_distinct_version_4_uuids() -> None:
 
 
 def test_the_relays_fast_path_renders_exactly_what_the_domain_event_path_renders() -> None:
-    from workers.relay import render, wire_document
+    from crmflow.aggregates.publication import is_published, wire_document
 
     app = CrmApplication("memory://", clock=lambda: AT)
     # A bit of everything: ids, money, dates, times, lists, nulls, metadata with and without correlation.
@@ -111,7 +111,8 @@ def test_the_relays_fast_path_renders_exactly_what_the_domain_event_path_renders
     notifications = app.recorder.select_notifications(start=1, limit=100)
     assert len(notifications) >= 6
     for n in notifications:
-        assert render(app, n) == wire_document(app.mapper.to_domain_event(n), n.topic), n.topic
+        if is_published(n.topic):
+            assert wire_document(app, n) == app.mapper.to_domain_event(n).to_wire(), n.topic
 
 
 def test_event_ids_are_uuid5_of_aggregate_and_version() -> None:

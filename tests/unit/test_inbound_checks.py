@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from workers.inbound_checks import InboundPolicy, Rejected, check_inbound
+from crmflow.workers.inbound_checks import InboundPolicy, Rejected, check_inbound
 
 POLICY = InboundPolicy(
     tenants=frozenset({"acme", "globex"}),

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from aggregates.errors import IllegalTransitionError
-from aggregates.lead import Lead
+from crmflow.aggregates.errors import IllegalTransitionError
+from crmflow.aggregates.lead import Lead
 
 STEPS_TO = {
     "new": [],

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from aggregates.errors import FrozenAggregateError, IllegalTransitionError, InvalidValueError
-from aggregates.opportunity import Opportunity
+from crmflow.aggregates.errors import FrozenAggregateError, IllegalTransitionError, InvalidValueError
+from crmflow.aggregates.opportunity import Opportunity
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.store import DatabaseUrlError, persistence_env
+from crmflow.aggregates.store import DatabaseUrlError, persistence_env
 
 
 def test_no_url_means_sqlite_under_dot_crmflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

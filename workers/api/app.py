@@ -13,14 +13,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from aggregates.application import CrmApplication
-from projections.db import Database
-from workers.api import commands, health, processes, reads
-from workers.api.errors import install_error_handlers
-from workers.api.middleware import RequestLog
-from workers.api.services import Services
-from workers.bootstrap import build_application, build_reports_db, inbound_policy
-from workers.config import Settings
+from crmflow.aggregates.application import CrmApplication
+from crmflow.projections.db import Database
+from crmflow.workers.api import commands, health, processes, reads
+from crmflow.workers.api.errors import install_error_handlers
+from crmflow.workers.api.middleware import RequestLog
+from crmflow.workers.api.services import Services
+from crmflow.workers.bootstrap import build_application, build_reports_db, inbound_policy
+from crmflow.workers.config import Settings
 
 DESCRIPTION = """\
 crmflow over HTTP: run commands, send events from other services, read reports and

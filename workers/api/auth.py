@@ -14,8 +14,8 @@ import structlog
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from workers.api.errors import ApiError
-from workers.api.tokens import PLATFORM, InvalidToken, Role, read_token
+from crmflow.workers.api.errors import ApiError
+from crmflow.workers.api.tokens import PLATFORM, InvalidToken, Role, read_token
 
 
 @dataclass(frozen=True)

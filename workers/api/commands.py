@@ -14,14 +14,14 @@ import structlog
 from fastapi import APIRouter, Body, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from aggregates.application import CommandRequest
-from aggregates.catalog import command_spec
-from workers.api.auth import Caller
-from workers.api.errors import ApiError, error_responses
-from workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
-from workers.api.services import Service
-from workers.inbound_checks import Rejected, check_inbound
-from workers.metrics import timed_command
+from crmflow.aggregates.application import CommandRequest
+from crmflow.aggregates.catalog import command_spec
+from crmflow.workers.api.auth import Caller
+from crmflow.workers.api.errors import ApiError, error_responses
+from crmflow.workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
+from crmflow.workers.api.services import Service
+from crmflow.workers.inbound_checks import Rejected, check_inbound
+from crmflow.workers.metrics import timed_command
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["commands and events"])

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aggregates.errors import (
+from crmflow.aggregates.errors import (
     AggregateExistsError,
     AggregateNotFoundError,
     ConcurrencyConflictError,
@@ -29,7 +29,7 @@ from aggregates.errors import (
     InvalidValueError,
     UnknownCommandError,
 )
-from processes.registry import DefinitionVersionConflictError
+from crmflow.processes.registry import DefinitionVersionConflictError
 
 log = structlog.get_logger("crmflow.api")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.reports import REPORTS
+from crmflow.projections.reports import REPORTS
 
 LEAD_ID = "3f2a9c1e-0b7d-4c55-9a4e-2f1d7c0b9e11"
 COMMAND_EXAMPLE = {

@@ -7,9 +7,9 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Response
 
-from workers.api.errors import error_response, error_responses
-from workers.api.services import Service, Services
-from workers.metrics import exposition
+from crmflow.workers.api.errors import error_response, error_responses
+from crmflow.workers.api.services import Service, Services
+from crmflow.workers.metrics import exposition
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["operations"])

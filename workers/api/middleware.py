@@ -15,7 +15,7 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workers.metrics import HTTP_REQUESTS
+from crmflow.workers.metrics import HTTP_REQUESTS
 
 log = structlog.get_logger("crmflow.api")
 UNMATCHED = "(unmatched)"  # one label for every unknown path: raw paths would grow the metric without bound

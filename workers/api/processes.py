@@ -15,21 +15,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from processes.loader import Document, DocumentsInvalid, Issue, parse_documents
-from processes.registry import DeployedVersion
-from processes.validation import validate
-from projections.reports import REPORTS
-from workers.api.auth import Caller, Principal
-from workers.api.errors import ApiError, error_response, error_responses
-from workers.api.examples import (
+from crmflow.processes.loader import Document, DocumentsInvalid, Issue, parse_documents
+from crmflow.processes.registry import DeployedVersion
+from crmflow.processes.validation import validate
+from crmflow.projections.reports import REPORTS
+from crmflow.workers.api.auth import Caller, Principal
+from crmflow.workers.api.errors import ApiError, error_response, error_responses
+from crmflow.workers.api.examples import (
     DEPLOYED_EXAMPLE,
     INSTANCES_EXAMPLE,
     INVALID_EXAMPLE,
     LISTING_EXAMPLE,
     YAML_BODY,
 )
-from workers.api.services import Service, Services
-from workers.api.tokens import PLATFORM
+from crmflow.workers.api.services import Service, Services
+from crmflow.workers.api.tokens import PLATFORM
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["processes"])

@@ -9,13 +9,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from aggregates.errors import AggregateNotFoundError, InvalidValueError
-from projections.reports import REPORTS
-from workers.api.auth import Caller
-from workers.api.errors import ApiError, error_responses
-from workers.api.examples import AGGREGATE_EXAMPLE, REPORT_EXAMPLE
-from workers.api.services import Service
-from workers.history import describe_cause
+from crmflow.aggregates.errors import AggregateNotFoundError, InvalidValueError
+from crmflow.projections.reports import REPORTS
+from crmflow.workers.api.auth import Caller
+from crmflow.workers.api.errors import ApiError, error_responses
+from crmflow.workers.api.examples import AGGREGATE_EXAMPLE, REPORT_EXAMPLE
+from crmflow.workers.api.services import Service
+from crmflow.workers.history import describe_cause
 
 router = APIRouter(tags=["reads"])
 MOMENT = "ISO 8601 date or time, compared with the report's own date column"

@@ -14,10 +14,10 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
-from aggregates.application import CrmApplication
-from processes.registry import DefinitionRegistry
-from projections.db import Database
-from workers.inbound_checks import InboundPolicy
+from crmflow.aggregates.application import CrmApplication
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.projections.db import Database
+from crmflow.workers.inbound_checks import InboundPolicy
 
 T = TypeVar("T")
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import jwt
 
-from aggregates.application import check_tenant
-from aggregates.commanding import COMMANDS
-from aggregates.errors import InvalidValueError
-from projections.reports import REPORTS
+from crmflow.aggregates.application import check_tenant
+from crmflow.aggregates.commanding import COMMANDS
+from crmflow.aggregates.errors import InvalidValueError
+from crmflow.projections.reports import REPORTS
 
 PLATFORM = "*"
 ALGORITHM = "HS256"

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from aggregates.errors import DomainError
-from workers.cli import demo, domain, kafka, process, reports, serve
-from workers.cli.output import fail
-from workers.config import Settings
-from workers.logging import configure_logging
+from crmflow.aggregates.errors import DomainError
+from crmflow.workers.cli import demo, domain, kafka, process, reports, serve
+from crmflow.workers.cli.output import fail
+from crmflow.workers.config import Settings
+from crmflow.workers.logging import configure_logging
 
 MODULES = (demo, domain, kafka, process, reports, serve)
 

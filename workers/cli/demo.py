@@ -9,12 +9,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from projections.reports import REPORTS
-from workers.cli.output import fail, print_rows
-from workers.config import Settings
-from workers.demo.run import LOG_FILE, DemoError, DemoOptions, DemoResult, run_demo
-from workers.demo.workload import SIZES
-from workers.logging import configure_logging
+from crmflow.projections.reports import REPORTS
+from crmflow.workers.cli.output import fail, print_rows
+from crmflow.workers.config import Settings
+from crmflow.workers.demo.run import LOG_FILE, DemoError, DemoOptions, DemoResult, run_demo
+from crmflow.workers.demo.workload import SIZES
+from crmflow.workers.logging import configure_logging
 
 RAW = argparse.RawDescriptionHelpFormatter
 SHOWN_REPORTS = ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "faq", "accounts", "instances")

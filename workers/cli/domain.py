@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aggregates.application import CommandRequest
-from aggregates.catalog import catalogue
-from workers.bootstrap import build_application
-from workers.cli.output import fail, print_json, print_rows
-from workers.config import Settings
-from workers.history import describe_cause
+from crmflow.aggregates.application import CommandRequest
+from crmflow.aggregates.catalog import catalogue
+from crmflow.workers.bootstrap import build_application
+from crmflow.workers.cli.output import fail, print_json, print_rows
+from crmflow.workers.config import Settings
+from crmflow.workers.history import describe_cause
 
 RAW = argparse.RawDescriptionHelpFormatter
 

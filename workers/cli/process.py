@@ -10,18 +10,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from processes.durations import parse_duration
-from processes.loader import Document, DocumentsInvalid, load_files
-from processes.registry import DefinitionRegistry, DeployedVersion
-from processes.schema import json_schema
-from processes.simulation import Simulation
-from processes.testing import run_tests
-from processes.whatif import compare
-from workers.history import stored_history
-from processes.validation import validate
-from workers.bootstrap import build_application
-from workers.cli.output import fail, print_json, print_rows
-from workers.config import Settings
+from crmflow.processes.durations import parse_duration
+from crmflow.processes.loader import Document, DocumentsInvalid, load_files
+from crmflow.processes.registry import DefinitionRegistry, DeployedVersion
+from crmflow.processes.schema import json_schema
+from crmflow.processes.simulation import Simulation
+from crmflow.processes.testing import run_tests
+from crmflow.processes.whatif import compare
+from crmflow.workers.history import stored_history
+from crmflow.processes.validation import validate
+from crmflow.workers.bootstrap import build_application
+from crmflow.workers.cli.output import fail, print_json, print_rows
+from crmflow.workers.config import Settings
 
 RAW = argparse.RawDescriptionHelpFormatter
 

@@ -6,13 +6,13 @@ import argparse
 
 from rich.console import Console
 
-from projections.projector import rebuild
-from projections.reports import REPORTS
-from workers.bootstrap import build_application, build_kafka, build_reports_db
-from workers.cli.output import FORMATS, fail, print_rows
-from workers.config import Settings
-from workers.history import history_source
-from workers.projection_worker import ProjectionWorker, stored_positions
+from crmflow.projections.projector import rebuild
+from crmflow.projections.reports import REPORTS
+from crmflow.workers.bootstrap import build_application, build_kafka, build_reports_db
+from crmflow.workers.cli.output import FORMATS, fail, print_rows
+from crmflow.workers.config import Settings
+from crmflow.workers.history import history_source
+from crmflow.workers.run.projection_worker import ProjectionWorker, stored_positions
 
 RAW = argparse.RawDescriptionHelpFormatter
 

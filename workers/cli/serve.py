@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import structlog
 
-from workers.api.tokens import ROLES, issue_token
-from workers.cli.output import fail
-from workers.config import Settings
-from workers.shutdown import StopSignal
+from crmflow.workers.api.tokens import ROLES, issue_token
+from crmflow.workers.cli.output import fail
+from crmflow.workers.config import Settings
+from crmflow.workers.shutdown import StopSignal
 
 RAW = argparse.RawDescriptionHelpFormatter
 NO_SECRET = (
@@ -93,7 +93,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: FastAPI and uvicorn are heavy, and no other command needs them.
     import uvicorn
 
-    from workers.api.app import create_app
+    from crmflow.workers.api.app import create_app
 
     # uvicorn handles SIGTERM itself, then raises it again under the handler it found:
     # with ours in place, a graceful stop ends with exit code 0 instead of death by signal.

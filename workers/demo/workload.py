@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.errors import DomainError
-from projections.db import Database
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.errors import DomainError
+from crmflow.projections.db import Database
 
 SALES_REPS = ("dana", "eli", "fay")  # the web team (ana, ben, chen) gets leads from web-lead-follow-up
 AGENTS = ("sam", "kim", "lee", "noor")

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from processes.calendar import BusinessCalendar, CalendarError
-from processes.schema import Calendar
+from crmflow.processes.calendar import BusinessCalendar, CalendarError
+from crmflow.processes.schema import Calendar
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS_9_TO_17 = {day: ["09:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")}

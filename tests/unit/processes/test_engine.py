@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aggregates.errors import IllegalTransitionError
-from processes.compiled import CompiledProcess
-from processes.engine import Engine, MemoryInstances
-from processes.loader import parse_documents
-from processes.simulation import RecordingCommands, RecordingEmits, Simulation
+from crmflow.aggregates.errors import IllegalTransitionError
+from crmflow.processes.compiled import CompiledProcess
+from crmflow.processes.engine import Engine, MemoryInstances
+from crmflow.processes.loader import parse_documents
+from crmflow.processes.simulation import RecordingCommands, RecordingEmits, Simulation
 
 MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 LEAD = str(uuid.UUID(int=1))

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from processes.expressions import ExpressionError, Scope, compile_expression, unknown_variables
+from crmflow.processes.expressions import ExpressionError, Scope, compile_expression, unknown_variables
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 EVENT = {"type": "LeadCreated", "subject": "L-1", "data": {"source": "webinar", "score": 40}}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from processes.durations import DurationError, parse_duration
-from processes.loader import DocumentsInvalid, load_files, parse_documents
-from processes.schema import DoStep, ProcessDefinition, WaitForStep, json_schema
-from processes.validation import validate
+from crmflow.processes.durations import DurationError, parse_duration
+from crmflow.processes.loader import DocumentsInvalid, load_files, parse_documents
+from crmflow.processes.schema import DoStep, ProcessDefinition, WaitForStep, json_schema
+from crmflow.processes.validation import validate
 
 DEFINITIONS = Path(__file__).parents[3] / "processes" / "definitions"
 

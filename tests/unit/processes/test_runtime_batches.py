@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from aggregates.application import CommandRequest, CrmApplication
-from aggregates.commanding import COMMANDS, CommandContext, CommandSpec
-from aggregates.commands.lead import AssignLead
-from aggregates.errors import IllegalTransitionError
-from aggregates.lead import Lead
-from processes.instance import instance_id
-from processes.loader import parse_documents
-from processes.registry import DefinitionRegistry
-from processes.runtime import ProcessRuntime
-from workers.relay import render
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.commanding import COMMANDS, CommandContext, CommandSpec
+from crmflow.aggregates.commands.lead import AssignLead
+from crmflow.aggregates.errors import IllegalTransitionError
+from crmflow.aggregates.lead import Lead
+from crmflow.processes.instance import instance_id
+from crmflow.processes.loader import parse_documents
+from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.runtime import ProcessRuntime
+from crmflow.aggregates.publication import published_documents
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -55,7 +55,7 @@ def created_leads(app: CrmApplication, names: list[str]) -> list[dict[str, Any]]
     before = app.recorder.max_notification_id() or 0
     for name in names:
         app.execute(CommandRequest("lead.create", "acme", {"name": name, "source": "web"}))
-    return [render(app, n) for n in app.recorder.select_notifications(start=before + 1, limit=100)]
+    return [document for _, document in published_documents(app, app.recorder.select_notifications(start=before + 1, limit=100))]
 
 
 def test_a_batch_of_leads_is_assigned_in_one_transaction(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from processes.loader import load_files
-from processes.testing import run_tests
-from processes.validation import validate
+from crmflow.processes.loader import load_files
+from crmflow.processes.testing import run_tests
+from crmflow.processes.validation import validate
 
 DEFINITIONS = Path(__file__).parents[3] / "processes" / "definitions"
 DOCUMENTS = load_files(sorted(DEFINITIONS.glob("*.yaml")))

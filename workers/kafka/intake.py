@@ -19,11 +19,11 @@ import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka.errors import KafkaError
 
-from aggregates.application import CrmApplication
-from workers.inbound_checks import InboundPolicy, Rejected, check_inbound
-from workers.kafka import GroupMember, KafkaClients
-from workers.metrics import DEAD_LETTERS, EVENTS_HANDLED
-from workers.shutdown import StopSignal
+from crmflow.aggregates.application import CrmApplication
+from crmflow.workers.inbound_checks import InboundPolicy, Rejected, check_inbound
+from crmflow.workers.kafka.clients import GroupMember, KafkaClients
+from crmflow.workers.metrics import DEAD_LETTERS, EVENTS_HANDLED
+from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.intake")
 

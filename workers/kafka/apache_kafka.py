@@ -23,7 +23,7 @@ from types import TracebackType
 
 import structlog
 
-from workers.broker import BrokerError, free_port, stop_process
+from crmflow.workers.kafka.broker import BrokerError, free_port, stop_process
 
 log = structlog.get_logger("crmflow.apache_kafka")
 

@@ -20,13 +20,13 @@ from typing import Any
 
 import structlog
 
-from workers.bootstrap import build_application, build_intake, build_kafka, build_relay, build_reports_db
-from workers.config import Settings
-from workers.kafka import KafkaClients
-from workers.metrics import ConsumerLag
-from workers.process_worker import ProcessWorker, TimerWorker
-from workers.projection_worker import ProjectionWorker
-from workers.shutdown import StopSignal
+from crmflow.workers.bootstrap import build_application, build_intake, build_kafka, build_relay, build_reports_db
+from crmflow.workers.config import Settings
+from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.metrics import ConsumerLag
+from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
+from crmflow.workers.run.projection_worker import ProjectionWorker
+from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.runner")
 

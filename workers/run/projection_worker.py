@@ -16,11 +16,11 @@ import orjson
 import structlog
 from kafka import TopicPartition
 
-from projections.db import Database
-from projections.projector import apply, create_tables
-from workers.kafka import GroupMember, KafkaClients
-from workers.metrics import EVENTS_HANDLED
-from workers.shutdown import StopSignal
+from crmflow.projections.db import Database
+from crmflow.projections.projector import apply, create_tables
+from crmflow.workers.kafka.clients import GroupMember, KafkaClients
+from crmflow.workers.metrics import EVENTS_HANDLED
+from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.projections")
 CONSUMER = "projection"

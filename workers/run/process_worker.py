@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 import structlog
 
-from aggregates.application import CrmApplication
-from processes.runtime import InstanceConflictError, ProcessRuntime
-from workers.kafka import GroupMember, KafkaClients
-from workers.metrics import EVENTS_HANDLED, record_instances, timed_command
-from workers.shutdown import StopSignal
+from crmflow.aggregates.application import CrmApplication
+from crmflow.processes.runtime import InstanceConflictError, ProcessRuntime
+from crmflow.workers.kafka.clients import GroupMember, KafkaClients
+from crmflow.workers.metrics import EVENTS_HANDLED, record_instances, timed_command
+from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.process_worker")
 

@@ -16,8 +16,8 @@ import structlog
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from workers.intake import ATTEMPTS_HEADER
-from workers.kafka import KafkaClients
+from crmflow.workers.kafka.intake import ATTEMPTS_HEADER
+from crmflow.workers.kafka.clients import KafkaClients
 
 log = structlog.get_logger("crmflow.deadletter")
 

@@ -15,59 +15,22 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
-import orjson
 import structlog
 from eventsourcing.persistence import PersistenceError, Tracking
 
-from aggregates.application import CrmApplication
-from aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict, to_cloudevent_dict
-from aggregates.inbound import InboundEvent, inbound_cloudevent
-from workers.kafka import KafkaClients
-from workers.metrics import EVENTS_HANDLED, RELAY_LAG
-from workers.shutdown import StopSignal
+from crmflow.aggregates.application import CrmApplication
+from crmflow.aggregates.publication import encode, published_documents
+from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.metrics import EVENTS_HANDLED, RELAY_LAG
+from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.relay")
 SLOW_WRITE_S = 0.05
 
-# Internal records that never leave the store.
-INTERNAL_TOPIC_PREFIXES = (
-    "aggregates.idempotency:",
-    "processes.registry:DefinitionIndex",
-    "processes.instance_record:ProcessInstanceRecord.ProcessStateSaved",  # the engine's snapshots
-    "processes.rotation_record:",  # round-robin choices, kept for replays
-)
-EMITTED_TOPIC = "processes.instance_record:ProcessInstanceRecord.ProcessEventEmitted"
-INBOUND_TOPIC = f"{InboundEvent.__module__}:{InboundEvent.__qualname__}.InboundEventAccepted"
-
 
 class RelayDeliveryError(RuntimeError):
     """Kafka did not acknowledge every event of a batch; the position was not advanced."""
-
-
-def wire_document(domain_event: Any, topic: str) -> dict[str, Any]:
-    """What goes on the events topic for a stored event."""
-    if topic == INBOUND_TOPIC:
-        return inbound_cloudevent(domain_event)
-    if topic == EMITTED_TOPIC:
-        return dict(domain_event.detail["document"])  # what the process emitted, as it emitted it
-    return to_cloudevent_dict(domain_event)
-
-
-def render(app: CrmApplication, notification: Any) -> dict[str, Any]:
-    """The wire document of a notification: from the stored JSON when it can, else via the domain event."""
-    if notification.topic not in (INBOUND_TOPIC, EMITTED_TOPIC) and app.mapper.cipher is None and app.mapper.compressor is None:
-        try:
-            return stored_to_cloudevent_dict(notification.topic, notification.originator_id,
-                                             notification.originator_version, notification.state)  # fmt: skip
-        except NotPlainJson:
-            pass
-    return wire_document(app.mapper.to_domain_event(notification), notification.topic)
-
-
-def encode(document: dict[str, Any]) -> bytes:
-    return orjson.dumps(document)
 
 
 class Relay:
@@ -118,10 +81,7 @@ class Relay:
         producer = self.kafka.producer
         topic = self.kafka.topics.events
         futures = []
-        for notification in notifications:
-            if notification.topic.startswith(INTERNAL_TOPIC_PREFIXES):
-                continue
-            document = render(self.app, notification)
+        for _, document in published_documents(self.app, notifications):
             key = (document.get("subject") or document["id"]).encode()
             futures.append(producer.send(topic, key=key, value=encode(document)))
         producer.flush(timeout=self.ack_timeout_s)
@@ -203,9 +163,9 @@ class Relay:
 class PositionWriter:
     """Stores the relay's acknowledged position from a thread of its own while the relay runs.
 
-    On SQLite the write waits for the store's one write lock: under load
-    (benchmarks/e2e.py) 13 such waits took 1.2 s of 12, up to 0.34 s each,
-    and the relay published nothing meanwhile. From this thread the relay
+    On SQLite the write waits for the store's one write lock, under load for
+    long enough that the relay would publish nothing meanwhile (measured by
+    benchmarks/e2e.py, see benchmarks/README.md). From this thread the relay
     keeps publishing; what is written is always a position Kafka acknowledged,
     so a crash still loses nothing.
     """

@@ -1,3 +1,0 @@
-from workers.cli import entrypoint
-
-entrypoint()
