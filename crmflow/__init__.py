@@ -6,3 +6,7 @@ reports) and ``crmflow.workers`` (the runnable parts: Kafka, workers, CLI, HTTP
 API). The folders keep the design card's layout in the repository; the
 packaging maps them under this package.
 """
+
+from crmflow.aggregates.topics import register_legacy_topics
+
+register_legacy_topics()

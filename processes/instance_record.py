@@ -18,6 +18,7 @@ from eventsourcing.domain import event
 from eventsourcing.utils import get_topic
 
 from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.topics import legacy_names
 from crmflow.processes.engine import Effect
 
 
@@ -121,4 +122,5 @@ RECORDERS = {
     "completed": ProcessInstanceRecord._completed,
     "failed": ProcessInstanceRecord._failed,
 }
-STATE_TOPIC = get_topic(ProcessInstanceRecord.ProcessStateSaved)
+# The saved states, under the current topic and release 0.1's (until `crmflow store migrate`).
+STATE_TOPICS = legacy_names(get_topic(ProcessInstanceRecord.ProcessStateSaved))

@@ -35,7 +35,7 @@ from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Effect, Engine, MemoryInstances, Rotations
 from crmflow.processes.instance import Instance
-from crmflow.processes.instance_record import STATE_TOPIC, ProcessInstanceRecord
+from crmflow.processes.instance_record import STATE_TOPICS, ProcessInstanceRecord
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.rotation_record import RotationSlot, rotation_slot_id
 
@@ -106,7 +106,7 @@ class StoredInstances(MemoryInstances):
         newest = self.app.recorder.max_notification_id() or 0
         while True:
             notifications = self.app.recorder.select_notifications(
-                start=self.position + 1, limit=1000, stop=newest, topics=[STATE_TOPIC]
+                start=self.position + 1, limit=1000, stop=newest, topics=STATE_TOPICS
             )
             if not notifications:
                 self.position = max(self.position, newest)

@@ -18,7 +18,7 @@ def crmflow(tmp_path: Path) -> Crmflow:
     env = {**os.environ, "CRMFLOW_DATABASE_URL": str(tmp_path / "crm.db"), "COLUMNS": "200", "USER": "ada"}
 
     def invoke(*args: str, check: bool = True, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        # `python -m workers` is the same entry point as the `crmflow` script.
+        # `python -m crmflow` is the same entry point as the `crmflow` script.
         done = subprocess.run([sys.executable, "-m", "crmflow", *args], env={**env, **(extra_env or {})}, cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         if check and done.returncode != 0:

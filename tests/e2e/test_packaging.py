@@ -1,0 +1,59 @@
+"""crmflow installs one namespace: `crmflow.*`, nothing generic in site-packages."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FOLDERS = ("aggregates", "processes", "projections", "workers")
+
+
+def python_files() -> list[Path]:
+    roots = [REPO / "crmflow", *(REPO / f for f in FOLDERS), REPO / "tests", REPO / "benchmarks"]
+    return [path for root in roots for path in root.rglob("*.py")]
+
+
+def bare_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])  # fmt: skip
+        found += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in FOLDERS]
+    return found
+
+
+def test_no_code_imports_a_folder_by_its_bare_name() -> None:
+    offenders = [line for path in python_files() for line in bare_imports(path)]
+    assert not offenders, "import these as crmflow.<folder> (ruff TID251 says the same):\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("module", ["crmflow.aggregates.lead", "crmflow.workers.cli"])
+def test_outside_the_repository_only_the_crmflow_namespace_imports(module: str, tmp_path: Path) -> None:
+    def imports(name: str) -> bool:
+        return subprocess.run([sys.executable, "-c", f"import {name}"], cwd=tmp_path, capture_output=True).returncode == 0
+
+    assert imports(module)
+    assert not any(imports(folder) for folder in FOLDERS)
+
+
+def test_python_dash_m_crmflow_is_the_crmflow_command(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "crmflow", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and "usage: crmflow" in done.stdout
+
+
+def test_a_built_wheel_holds_only_the_crmflow_package_and_its_definitions(tmp_path: Path) -> None:
+    # Builds with pip's isolated build environment (setuptools from PyPI), as a release would.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = tmp_path.glob("crmflow-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {"crmflow", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert "crmflow/workers/kafka/relay.py" in names and "crmflow/processes/definitions/form-to-lead.yaml" in names
+    entry_points = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
+    assert "crmflow = crmflow.workers.cli:entrypoint" in entry_points
