@@ -14,15 +14,10 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
 from datetime import date, datetime
+from functools import cached_property, lru_cache
 from typing import Any
 from uuid import UUID
-
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, InternalError, JSONTranscoder, Transcoding
-from pydantic import ValidationError
 
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.catalog import command_spec
@@ -39,6 +34,10 @@ from crmflow.aggregates.errors import (
 from crmflow.aggregates.idempotency import IdempotencyRecord, idempotency_record_id
 from crmflow.aggregates.inbound import InboundEvent, inbound_id
 from crmflow.aggregates.store import persistence_env
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, InternalError, JSONTranscoder, Transcoding
+from pydantic import ValidationError
 
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
-from functools import cache
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
-
-from eventsourcing.domain import Aggregate
 
 from crmflow.aggregates.clock import event_time
 from crmflow.aggregates.envelope import to_cloudevent_dict
 from crmflow.aggregates.errors import IllegalTransitionError, InvalidValueError
+from eventsourcing.domain import Aggregate
 
 
 class TenantAggregate(Aggregate):

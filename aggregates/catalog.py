@@ -11,8 +11,7 @@ import difflib
 import typing
 from functools import cache
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, create_model
+from uuid import UUID
 
 import crmflow.aggregates.commands  # noqa: F401  (registers every command)
 from crmflow.aggregates.account import Account
@@ -22,10 +21,12 @@ from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.case import Case
 from crmflow.aggregates.commanding import COMMANDS, CommandSpec
 from crmflow.aggregates.contact import Contact
-from crmflow.aggregates.envelope import ENVELOPE_FIELDS
+from crmflow.aggregates.envelope import ENVELOPE_FIELDS, CloudEvent
 from crmflow.aggregates.errors import UnknownCommandError
 from crmflow.aggregates.lead import Lead
 from crmflow.aggregates.opportunity import Opportunity
+from eventsourcing.utils import get_topic
+from pydantic import BaseModel, ConfigDict, create_model
 
 AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,
@@ -106,3 +107,27 @@ def catalogue() -> dict[str, Any]:
             for name, cls in sorted(EVENT_CLASSES.items())
         ],
     }
+
+
+def from_cloudevent(document: CloudEvent | dict[str, Any]) -> Any:
+    """Rebuild the domain event of a crmflow CloudEvent (the inverse of ``envelope.to_cloudevent_dict``)."""
+    ce = document if isinstance(document, CloudEvent) else CloudEvent.model_validate(document)
+    cls = event_class(ce.type)
+    data = event_data_model(cls).model_validate(ce.data or {})
+    state: dict[str, Any] = {
+        "originator_id": UUID(ce.subject) if ce.subject else None,
+        "originator_version": ce.sequence,
+        "timestamp": ce.time,
+        **{name: getattr(data, name) for name in type(data).model_fields},
+    }
+    if "originator_topic" in typing.get_type_hints(cls):  # a "created" event
+        state["originator_topic"] = get_topic(aggregate_class_of(cls))
+    state["meta"] = {
+        "tenant": ce.tenantid,
+        "correlation_id": ce.correlationid,
+        "causation_id": ce.causationid,
+    }
+    domain_event = object.__new__(cls)
+    object.__setattr__(domain_event, "__dict__", state)
+    return domain_event
+

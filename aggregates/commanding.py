@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Repository
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
-from pydantic import BaseModel, ConfigDict
-
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import AggregateExistsError, AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from eventsourcing.application import Repository
+from pydantic import BaseModel, ConfigDict
 
 A = TypeVar("A", bound=TenantAggregate)
 P = TypeVar("P", bound="Payload")

@@ -8,14 +8,12 @@ Kafka key), ``sequence`` the aggregate version.
 from __future__ import annotations
 
 import hashlib
-import typing
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import orjson
-from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/events")
@@ -171,29 +169,3 @@ def stored_to_cloudevent_dict(topic: str, originator_id: UUID, version: int, sta
         "correlationid": meta.get("correlation_id") or meta.get("command_id"),
         "causationid": meta.get("causation_id") or meta.get("command_id"),
     }
-
-
-def from_cloudevent(document: CloudEvent | dict[str, Any]) -> Any:
-    """Rebuild the domain event of a crmflow CloudEvent (the inverse of to_cloudevent_dict)."""
-    from crmflow.aggregates.catalog import aggregate_class_of, event_class, event_data_model
-
-    ce = document if isinstance(document, CloudEvent) else CloudEvent.model_validate(document)
-    cls = event_class(ce.type)
-    data = event_data_model(cls).model_validate(ce.data or {})
-    state: dict[str, Any] = {
-        "originator_id": UUID(ce.subject) if ce.subject else None,
-        "originator_version": ce.sequence,
-        "timestamp": ce.time,
-        **{name: getattr(data, name) for name in type(data).model_fields},
-    }
-    if "originator_topic" in typing.get_type_hints(cls):  # a "created" event
-        state["originator_topic"] = get_topic(aggregate_class_of(cls))
-    state["meta"] = {
-        "tenant": ce.tenantid,
-        "correlation_id": ce.correlationid,
-        "causation_id": ce.causationid,
-    }
-    domain_event = object.__new__(cls)
-    object.__setattr__(domain_event, "__dict__", state)
-    return domain_event
-

@@ -15,11 +15,10 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from eventsourcing.application import Application
-from eventsourcing.utils import resolve_topic
-
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict
+from eventsourcing.application import Application
+from eventsourcing.utils import resolve_topic
 
 _STANDARD_ENVELOPE = TenantAggregate.Event.to_wire
 

@@ -13,7 +13,6 @@ from crmflow.processes.expressions import Expression, Scope, compile_expression
 from crmflow.processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep
 from crmflow.processes.validation import END, successors
 
-
 SUBJECT_EQUALS_VAR = re.compile(r"event\.subject\s*==\s*vars\.(\w+)|vars\.(\w+)\s*==\s*event\.subject")
 
 

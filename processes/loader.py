@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
-
 from crmflow.processes.schema import DOCUMENT_KINDS, STEP_KINDS
+from pydantic import BaseModel, ValidationError
 
 
 @dataclass(frozen=True)

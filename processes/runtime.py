@@ -25,9 +25,6 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
-from eventsourcing.persistence import IntegrityError
-
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.clock import pinned_event_time
 from crmflow.aggregates.session import CommandSession, SessionSpoiledError
@@ -38,6 +35,8 @@ from crmflow.processes.instance import Instance
 from crmflow.processes.instance_record import STATE_TOPICS, ProcessInstanceRecord
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.rotation_record import RotationSlot, rotation_slot_id
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from eventsourcing.persistence import IntegrityError
 
 log = structlog.get_logger("crmflow.processes")
 

@@ -10,15 +10,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.clock import system_clock
 from crmflow.projections.db import Database, reports_url
 from crmflow.projections.projector import create_tables
 from crmflow.workers.config import Settings
 from crmflow.workers.inbound_checks import InboundPolicy, load_schemas
-from crmflow.workers.kafka.intake import Intake
 from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.kafka.intake import Intake
 from crmflow.workers.kafka.relay import Relay
 
 log = structlog.get_logger("crmflow.bootstrap")

@@ -14,8 +14,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from kafka import TopicPartition
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest, start_http_server
+from crmflow.workers.kafka.clients import topic_partitions
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
 log = structlog.get_logger("crmflow.metrics")
 
@@ -87,7 +94,7 @@ class ConsumerLag:
         lags: dict[str, int] = {}
         for group, topic in self.groups.items():
             reader = self.readers[group]
-            partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+            partitions = topic_partitions(reader, topic)
             if not partitions:
                 continue
             ends = reader.end_offsets(partitions)

@@ -20,12 +20,7 @@ def python_files() -> list[Path]:
 
 
 def bare_imports(path: Path) -> list[str]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])  # fmt: skip
-        found += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in FOLDERS]
-    return found
+    return [f"{path.relative_to(REPO)}: {name}" for name in imported_modules(path) if name.split(".")[0] in FOLDERS]
 
 
 def test_no_code_imports_a_folder_by_its_bare_name() -> None:
@@ -57,3 +52,15 @@ def test_a_built_wheel_holds_only_the_crmflow_package_and_its_definitions(tmp_pa
     assert "crmflow/workers/kafka/relay.py" in names and "crmflow/processes/definitions/form-to-lead.yaml" in names
     entry_points = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
     assert "crmflow = crmflow.workers.cli:entrypoint" in entry_points
+
+
+def test_kafka_python_is_imported_only_by_the_kafka_wrapper() -> None:
+    product = [p for folder in FOLDERS for p in (REPO / folder).rglob("*.py")]
+    importers = {str(p.relative_to(REPO)) for p in product for line in imported_modules(p) if line.split(".")[0] == "kafka"}
+    assert importers == {"workers/kafka/clients.py"}
+
+
+def imported_modules(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names] + [
+        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module]  # fmt: skip

@@ -8,10 +8,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
-
 from crmflow.aggregates.application import CommandRequest, CrmApplication
-from crmflow.aggregates.catalog import EVENT_CLASSES, UnknownEventTypeError, catalogue
-from crmflow.aggregates.envelope import CloudEvent, event_id, event_meta, from_cloudevent, to_cloudevent_dict
+from crmflow.aggregates.catalog import EVENT_CLASSES, UnknownEventTypeError, catalogue, from_cloudevent
+from crmflow.aggregates.envelope import CloudEvent, event_id, event_meta, to_cloudevent_dict
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 

@@ -11,10 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
-
 from crmflow.processes.loader import Document, DocumentsInvalid, Issue, parse_documents
 from crmflow.processes.registry import DeployedVersion
 from crmflow.processes.validation import validate
@@ -30,6 +26,9 @@ from crmflow.workers.api.examples import (
 )
 from crmflow.workers.api.services import Service, Services
 from crmflow.workers.api.tokens import PLATFORM
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["processes"])

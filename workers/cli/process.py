@@ -8,20 +8,19 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.console import Console
-
 from crmflow.processes.durations import parse_duration
 from crmflow.processes.loader import Document, DocumentsInvalid, load_files
 from crmflow.processes.registry import DefinitionRegistry, DeployedVersion
 from crmflow.processes.schema import json_schema
 from crmflow.processes.simulation import Simulation
 from crmflow.processes.testing import run_tests
-from crmflow.processes.whatif import compare
-from crmflow.workers.history import stored_history
 from crmflow.processes.validation import validate
+from crmflow.processes.whatif import compare
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
+from crmflow.workers.history import stored_history
+from rich.console import Console
 
 RAW = argparse.RawDescriptionHelpFormatter
 

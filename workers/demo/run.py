@@ -24,15 +24,14 @@ from typing import Any
 
 import orjson
 import structlog
-
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.bootstrap import build_application, build_kafka, build_reports_db
-from crmflow.workers.kafka.broker import LocalBroker
 from crmflow.workers.config import Settings
 from crmflow.workers.demo.clock import SimulatedClock
 from crmflow.workers.demo.workload import SIZES, TENANTS, Size, Workload
+from crmflow.workers.kafka.broker import LocalBroker
 from crmflow.workers.run.runner import WORKER_KINDS, WorkerSet
 
 log = structlog.get_logger("crmflow.demo")

@@ -22,8 +22,8 @@ from pathlib import Path
 from types import TracebackType
 
 import structlog
-
 from crmflow.workers.kafka.broker import BrokerError, free_port, stop_process
+from crmflow.workers.kafka.clients import answers_metadata
 
 log = structlog.get_logger("crmflow.apache_kafka")
 
@@ -139,8 +139,6 @@ class ApacheKafka:
 
     def _wait_ready(self, timeout_s: float) -> None:
         """Ready when the broker answers a metadata request (a listening socket comes earlier)."""
-        from kafka import KafkaConsumer
-
         deadline = time.monotonic() + timeout_s
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -150,13 +148,8 @@ class ApacheKafka:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     pass
-                probe = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id="crmflow-readiness",
-                                      request_timeout_ms=5000, session_timeout_ms=4000)  # fmt: skip
-                try:
-                    probe.topics()  # a metadata request: the broker has joined its own quorum
-                    return
-                finally:
-                    probe.close()
+                answers_metadata(self.bootstrap_servers)  # the broker has joined its own quorum
+                return
             except Exception as error:  # noqa: BLE001 - any failure means "not yet"
                 last = error
                 time.sleep(0.2)

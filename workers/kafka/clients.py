@@ -30,6 +30,7 @@ from kafka.errors import (
     RebalanceInProgressError,
     TopicAlreadyExistsError,
 )
+from kafka.structs import OffsetAndMetadata
 from pydantic import BaseModel, Field
 
 log = structlog.get_logger("crmflow.kafka")
@@ -203,6 +204,26 @@ def consumer_config(s: KafkaSettings, *, client_id: str, group_id: str | None) -
             # Unique per group: one process may hold members of several groups (worker all).
             options["group_instance_id"] = f"{s.group_instance_id}-{group_id}"
     return options
+
+
+def topic_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of a topic, in order (none while the client has no metadata for it yet)."""
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
+def committable(offsets: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """What ``consumer.commit`` takes, from (topic, partition) -> the next offset to read."""
+    return {TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1) for (topic, partition), offset in offsets.items()}
+
+
+def answers_metadata(bootstrap_servers: str) -> None:
+    """Ask the cluster for its metadata once; raises while it cannot answer (a listening socket comes earlier)."""
+    probe = KafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="crmflow-readiness",
+                          request_timeout_ms=5000, session_timeout_ms=4000)  # fmt: skip
+    try:
+        probe.topics()
+    finally:
+        probe.close()
 
 
 class KafkaClients:

@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from kafka import TopicPartition
-from kafka.structs import OffsetAndMetadata
-
+from crmflow.workers.kafka.clients import KafkaClients, committable, topic_partitions
 from crmflow.workers.kafka.intake import ATTEMPTS_HEADER
-from crmflow.workers.kafka.clients import KafkaClients
 
 log = structlog.get_logger("crmflow.deadletter")
 
@@ -58,12 +55,7 @@ def _from_record(record: Any) -> DeadLetter:
     return DeadLetter(record.partition, record.offset, record.key, record.value or b"", headers, record.timestamp)
 
 
-def _partitions(consumer: Any, topic: str) -> list[TopicPartition]:
-    ids = consumer.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, p) for p in sorted(ids)]
-
-
-def _read_to_end(consumer: Any, partitions: list[TopicPartition], timeout_s: float) -> list[Any]:
+def _read_to_end(consumer: Any, partitions: list[Any], timeout_s: float) -> list[Any]:
     """Everything from the consumer's positions up to the end offsets of now."""
     end = consumer.end_offsets(partitions)
     records: list[Any] = []
@@ -76,7 +68,7 @@ def _read_to_end(consumer: Any, partitions: list[TopicPartition], timeout_s: flo
 
 def list_dead_letters(kafka: KafkaClients, timeout_s: float = 15.0) -> list[DeadLetter]:
     consumer = kafka.consumer(group_id=None)
-    partitions = _partitions(consumer, kafka.topics.deadletter)
+    partitions = topic_partitions(consumer, kafka.topics.deadletter)
     if not partitions:
         return []
     consumer.assign(partitions)
@@ -93,7 +85,7 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
     """Send dead letters not yet redriven back to their original topic; return them."""
     group = f"{kafka.settings.topic_prefix}.redrive"
     consumer = kafka.consumer(group_id=group)
-    partitions = _partitions(consumer, kafka.topics.deadletter)
+    partitions = topic_partitions(consumer, kafka.topics.deadletter)
     if not partitions:
         return []
     consumer.assign(partitions)
@@ -120,20 +112,20 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
     # Mark as redriven up to the first letter skipped by --error in each
     # partition, so that skipped letters stay pending. (Letters redriven after
     # a skipped one may be sent again later; the intake drops duplicates by id.)
-    consumer.commit(_redriven_offsets(records, {(d.partition, d.offset) for d in chosen}))
+    consumer.commit(committable(_redriven_offsets(records, {(d.partition, d.offset) for d in chosen})))
     log.info("dead_letters_redriven", count=len(chosen), error=error or "any")
     return chosen
 
 
-def _redriven_offsets(records: list[Any], chosen: set[tuple[int, int]]) -> dict[TopicPartition, OffsetAndMetadata]:
-    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-    blocked: set[TopicPartition] = set()
+def _redriven_offsets(records: list[Any], chosen: set[tuple[int, int]]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    blocked: set[tuple[str, int]] = set()
     for r in records:  # sorted by partition, offset
-        tp = TopicPartition(r.topic, r.partition)
+        tp = (r.topic, r.partition)
         if tp in blocked:
             continue
         if (r.partition, r.offset) not in chosen:
             blocked.add(tp)
             continue
-        offsets[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
+        offsets[tp] = r.offset + 1
     return offsets

@@ -14,11 +14,9 @@ from typing import Any
 
 import orjson
 import structlog
-from kafka import TopicPartition
-
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply, create_tables
-from crmflow.workers.kafka.clients import GroupMember, KafkaClients
+from crmflow.workers.kafka.clients import GroupMember, KafkaClients, topic_partitions
 from crmflow.workers.metrics import EVENTS_HANDLED
 from crmflow.workers.shutdown import StopSignal
 
@@ -83,7 +81,7 @@ class ProjectionWorker(GroupMember):
     def lag(self) -> dict[int, int]:
         """Events on the topic not yet in the read models, per partition."""
         probe = self.kafka.consumer(group_id=None)
-        partitions = [TopicPartition(self.topic, p) for p in sorted(probe.partitions_for_topic(self.topic) or ())]
+        partitions = topic_partitions(probe, self.topic)
         ends = probe.end_offsets(partitions) if partitions else {}
         probe.close()
         positions = stored_positions(self.db, self.topic)

@@ -19,8 +19,13 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-
-from crmflow.workers.bootstrap import build_application, build_intake, build_kafka, build_relay, build_reports_db
+from crmflow.workers.bootstrap import (
+    build_application,
+    build_intake,
+    build_kafka,
+    build_relay,
+    build_reports_db,
+)
 from crmflow.workers.config import Settings
 from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.metrics import ConsumerLag
