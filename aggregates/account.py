@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from crmflow.aggregates.base import TenantAggregate, check_not_negative
 from eventsourcing.domain import event
+
+from crmflow.aggregates.base import TenantAggregate, check_not_negative
 
 
 class Account(TenantAggregate):

@@ -5,9 +5,10 @@ draft → published → archived; an archived article may be published again.
 
 from __future__ import annotations
 
+from eventsourcing.domain import event
+
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import IllegalTransitionError
-from eventsourcing.domain import event
 
 
 class Article(TenantAggregate):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from dataclasses import field
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from crmflow.aggregates.clock import event_time
 from crmflow.aggregates.envelope import to_cloudevent_dict
 from crmflow.aggregates.errors import IllegalTransitionError, InvalidValueError
-from eventsourcing.domain import Aggregate
+from crmflow.aggregates.metadata import current_metadata
 
 
 class TenantAggregate(Aggregate):
@@ -37,6 +40,8 @@ class TenantAggregate(Aggregate):
         """
 
         published = True
+        # Who or what caused it; the metadata set while it is created (crmflow.aggregates.metadata).
+        meta: dict[str, Any] = field(default_factory=current_metadata, kw_only=True)
 
         @staticmethod
         def create_timestamp() -> datetime:

@@ -9,8 +9,9 @@ from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
-from crmflow.aggregates.base import TenantAggregate, check_not_negative, check_one_of
 from eventsourcing.domain import event
+
+from crmflow.aggregates.base import TenantAggregate, check_not_negative, check_one_of
 
 CHANNELS = ("web", "webinar", "email", "event", "social", "search", "partner", "print", "other")
 

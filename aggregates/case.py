@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from eventsourcing.domain import event
+
 from crmflow.aggregates.base import TenantAggregate, check_one_of
 from crmflow.aggregates.errors import IllegalTransitionError
-from eventsourcing.domain import event
 
 PRIORITIES = ("low", "medium", "high", "urgent")
 CHANNELS = ("email", "phone", "web", "chat", "social", "other")

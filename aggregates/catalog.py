@@ -13,6 +13,9 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+from pydantic import BaseModel, ConfigDict, create_model
+
 import crmflow.aggregates.commands  # noqa: F401  (registers every command)
 from crmflow.aggregates.account import Account
 from crmflow.aggregates.article import Article
@@ -25,8 +28,6 @@ from crmflow.aggregates.envelope import ENVELOPE_FIELDS, CloudEvent
 from crmflow.aggregates.errors import UnknownCommandError
 from crmflow.aggregates.lead import Lead
 from crmflow.aggregates.opportunity import Opportunity
-from eventsourcing.utils import get_topic
-from pydantic import BaseModel, ConfigDict, create_model
 
 AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,

@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from crmflow.aggregates.base import TenantAggregate
-from crmflow.aggregates.errors import AggregateExistsError, AggregateNotFoundError
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.application import Repository
 from pydantic import BaseModel, ConfigDict
+
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.errors import AggregateExistsError, AggregateNotFoundError
 
 A = TypeVar("A", bound=TenantAggregate)
 P = TypeVar("P", bound="Payload")

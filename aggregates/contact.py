@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from eventsourcing.domain import event
+
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import InvalidValueError
-from eventsourcing.domain import event
 
 
 class Contact(TenantAggregate):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from crmflow.aggregates.base import TenantAggregate
 from eventsourcing.domain import event
+
+from crmflow.aggregates.base import TenantAggregate
 
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/idempotency")
 

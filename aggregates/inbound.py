@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from crmflow.aggregates.base import TenantAggregate
 from eventsourcing.domain import event
+
+from crmflow.aggregates.base import TenantAggregate
 
 INBOUND_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/inbound")
 # CloudEvents attributes kept in their own fields; every other attribute is an extension.

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from eventsourcing.domain import event
+
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import IllegalTransitionError
-from eventsourcing.domain import event
 
 SOURCES = ("web", "webinar", "email", "event", "referral", "partner", "phone", "social", "other")
 

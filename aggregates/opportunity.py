@@ -11,9 +11,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
+from eventsourcing.domain import event
+
 from crmflow.aggregates.base import TenantAggregate, check_not_negative, check_one_of
 from crmflow.aggregates.errors import FrozenAggregateError, IllegalTransitionError
-from eventsourcing.domain import event
 
 OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
 CLOSED_STAGES = ("closed_won", "closed_lost")

@@ -15,10 +15,11 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from crmflow.aggregates.base import TenantAggregate
-from crmflow.aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict
 from eventsourcing.application import Application
 from eventsourcing.utils import resolve_topic
+
+from crmflow.aggregates.base import TenantAggregate
+from crmflow.aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict
 
 _STANDARD_ENVELOPE = TenantAggregate.Event.to_wire
 

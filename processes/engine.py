@@ -9,6 +9,7 @@ the live worker, ``process simulate``, ``process test`` and ``process whatif``.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -135,6 +136,12 @@ class Engine:
         self._waited: set[str] = set()
         for process in processes:
             self.deploy(process)
+
+    def with_ports(self, *, commands: CommandPort, rotations: Rotations) -> Engine:
+        """This engine (the same deployed processes, the same instances) with other ports: one batch's."""
+        bound = copy.copy(self)
+        bound.commands, bound.rotations = commands, rotations
+        return bound
 
     def deploy(self, process: CompiledProcess) -> None:
         """Add a version: new instances start on the latest; running ones keep theirs."""

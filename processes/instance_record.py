@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import event
+from eventsourcing.utils import get_topic
+
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.topics import legacy_names
 from crmflow.processes.engine import Effect
-from eventsourcing.domain import event
-from eventsourcing.utils import get_topic
 
 
 class ProcessInstanceRecord(TenantAggregate):

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from crmflow.processes.schema import DOCUMENT_KINDS, STEP_KINDS
 from pydantic import BaseModel, ValidationError
+
+from crmflow.processes.schema import DOCUMENT_KINDS, STEP_KINDS
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,15 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from eventsourcing.domain import event
+from eventsourcing.persistence import IntegrityError
+
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.clock import pinned_event_time
 from crmflow.aggregates.errors import ConcurrencyConflictError, DomainError
 from crmflow.processes.loader import Document, parse_documents
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
-from eventsourcing.domain import event
-from eventsourcing.persistence import IntegrityError
 
 REGISTRY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/definitions")
 INDEX_ID = uuid5(REGISTRY_NAMESPACE, "index")

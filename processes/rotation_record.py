@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from crmflow.aggregates.base import TenantAggregate
 from eventsourcing.domain import event
+
+from crmflow.aggregates.base import TenantAggregate
 
 ROTATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/rotation-slots")
 

@@ -7,7 +7,8 @@ worker sees what the others saved. Commands run through the application
 service with the engine's idempotency keys: a batch handled again after a
 crash replays their first results instead of acting twice. A batch's commands,
 round-robin choices, effects and instance states are saved in one transaction
-(a ``CommandSession``); a concurrent change of the same instance or aggregate
+(a ``UnitOfWork`` that rolls back refused commands, handed to the batch's
+ports explicitly); a concurrent change of the same instance or aggregate
 by another writer makes the save fail, and the caller handles the batch again
 on fresh state. In the rare batch where a refused command had already changed
 an aggregate that an earlier command of the batch changed, the batch is run
@@ -19,15 +20,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 import structlog
+from eventsourcing.application import AggregateNotFoundError as StoreNotFound
+from eventsourcing.persistence import IntegrityError
+
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.clock import pinned_event_time
-from crmflow.aggregates.session import CommandSession, SessionSpoiledError
+from crmflow.aggregates.metadata import event_metadata
+from crmflow.aggregates.unit_of_work import UnitOfWork, UnitSpoiledError
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Effect, Engine, MemoryInstances, Rotations
@@ -35,8 +41,6 @@ from crmflow.processes.instance import Instance
 from crmflow.processes.instance_record import STATE_TOPICS, ProcessInstanceRecord
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.rotation_record import RotationSlot, rotation_slot_id
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
-from eventsourcing.persistence import IntegrityError
 
 log = structlog.get_logger("crmflow.processes")
 
@@ -55,20 +59,20 @@ def untimed(_command: str) -> AbstractContextManager[None]:
 class ServiceCommands:
     """Commands through the application service: domain refusals raise DomainError.
 
-    Into the batch's session when there is one (stored when the batch is),
+    Into the batch's unit of work when there is one (stored when the batch is),
     else each in its own transaction. ``timed(name)`` wraps each command: the
     workers pass their latency metric in.
     """
 
-    def __init__(self, app: CrmApplication, timed: Timed = untimed) -> None:
+    def __init__(self, app: CrmApplication, timed: Timed = untimed, unit: UnitOfWork | None = None) -> None:
         self.app = app
         self.timed = timed
-        self.session: CommandSession | None = None
+        self.unit = unit
 
     def execute(self, request: CommandRequest) -> None:
         with self.timed(request.name):
-            if self.session is not None:
-                self.session.execute(request)
+            if self.unit is not None:
+                self.unit.run(request)
             else:
                 self.app.execute(request, conflict_retries=3)
 
@@ -136,29 +140,33 @@ class StoredRotations(Rotations):
     def __init__(self, app: CrmApplication) -> None:
         super().__init__()
         self.app = app
-        self.session: CommandSession | None = None
 
     def forget(self) -> None:
         """Drop the choices remembered in memory (some may not have been stored)."""
         self.given.clear()
 
-    def slot(self, tenant: str, process: str, step: str, instance: str, size: int) -> int:
+    def in_unit(self, unit: UnitOfWork | None) -> RotationsInUnit:
+        """The port one batch's engine uses: choices stored with that unit's commands."""
+        return RotationsInUnit(self, unit)
+
+    def slot(self, tenant: str, process: str, step: str, instance: str, size: int,
+             unit: UnitOfWork | None = None) -> int:  # fmt: skip
         key = (tenant, process, step, instance)
         if key not in self.given:
-            self.given[key] = self._stored(tenant, process, step, instance)
+            self.given[key] = self._stored(tenant, process, step, instance, unit)
         return self.given[key] % size
 
-    def _stored(self, tenant: str, process: str, step: str, instance: str) -> int:
+    def _stored(self, tenant: str, process: str, step: str, instance: str, unit: UnitOfWork | None) -> int:
         # Save first: nearly every choice is new, so the read is needed only when the save collides.
         record_id = rotation_slot_id(tenant, process, step, instance)
         rotation = (tenant, process, step)
         slot = self.positions[rotation]
-        if self.session is not None:
+        if unit is not None:
             # Stored with the batch's commands, so a choice is stored if and only if what it chose is.
             try:
                 return int(self.app.repository.get(record_id).slot)
             except StoreNotFound:
-                self.session.add(RotationSlot.construct(record_id, tenant_id=tenant, process=process, step=step,
+                unit.add(RotationSlot.construct(record_id, tenant_id=tenant, process=process, step=step,
                                                         instance=instance, slot=slot))  # fmt: skip
                 self.positions[rotation] += 1
                 return slot
@@ -172,13 +180,34 @@ class StoredRotations(Rotations):
         return slot
 
 
-def _stamp_cause(record: ProcessInstanceRecord, instance: Instance) -> None:
+class RotationsInUnit(Rotations):
+    """StoredRotations seen from one batch: what it hands out is stored with that batch's unit of work."""
+
+    def __init__(self, rotations: StoredRotations, unit: UnitOfWork | None) -> None:
+        self.rotations = rotations
+        self.unit = unit
+
+    def slot(self, tenant: str, process: str, step: str, instance: str, size: int) -> int:
+        return self.rotations.slot(tenant, process, step, instance, size, self.unit)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One transaction's worth of engine work: the engine bound to the batch's unit of work.
+
+    ``unit`` None: the one-by-one fallback, each command in its own transaction.
+    """
+
+    engine: Engine
+    unit: UnitOfWork | None
+    now: datetime
+
+
+def caused_by(instance: Instance, step: str | None) -> dict[str, Any]:
     """Who did it, for `crmflow explain`: the process, its version, the step (as commands carry it)."""
-    for event in record.pending_events:
-        cause = {"process": instance.definition, "version": instance.version, "instance": instance.id,
-                 "step": getattr(event, "step", None) or instance.step or "-"}  # fmt: skip
-        meta = {"tenant": instance.tenant, "caller": f"process:{instance.definition}@{instance.version}", "cause": cause}
-        object.__setattr__(event, "meta", meta)
+    cause = {"process": instance.definition, "version": instance.version, "instance": instance.id,
+             "step": step or instance.step or "-"}  # fmt: skip
+    return {"tenant": instance.tenant, "caller": f"process:{instance.definition}@{instance.version}", "cause": cause}
 
 
 # What an operator wants to see at info level; the rest (entered, waiting, started) is debug.
@@ -194,18 +223,20 @@ def log_effects(effects: list[Effect]) -> None:
 
 class ProcessRuntime:
     def __init__(self, app: CrmApplication, clock: Callable[[], datetime] | None = None, *,
-                 timed: Timed = untimed, session_events: int = 16) -> None:  # fmt: skip
+                 timed: Timed = untimed, session_events: int = 16,
+                 command_port: type[ServiceCommands] = ServiceCommands) -> None:  # fmt: skip
         self.app = app
         self.session_events = session_events
         self.clock = clock or app.clock
         self.registry = DefinitionRegistry(app)
         self.instances = StoredInstances(app)
         self.emits = StoredEmits()
-        self.commands = ServiceCommands(app, timed)
+        self.timed = timed
+        self.command_port = command_port
         self.rotations = StoredRotations(app)
-        self.engine = Engine([], self.instances, self.commands, self.emits, self.rotations)
+        # Holds the deployed processes; each batch works on a copy bound to its own ports (``_batch``).
+        self.engine = Engine([], self.instances, command_port(app, timed), self.emits, self.rotations)
         self.revision = -1
-        self.session: CommandSession | None = None
 
     def refresh(self) -> int:
         """New definition versions and instance changes, before each batch; return the states read."""
@@ -231,32 +262,29 @@ class ProcessRuntime:
         idle: list[dict[str, Any]] = []
         for start in range(0, len(events), self.session_events):
             chunk = events[start : start + self.session_events]
-            done, unmatched = self._in_session(partial(self._handle, chunk))
+            done, unmatched = self._in_batch(partial(self._handle, chunk))
             effects += done
             idle += unmatched
         return effects, idle
 
     def fire_due(self) -> list[Effect]:
         self.refresh()
-        return self._in_session(self._fire_due)
+        return self._in_batch(self._fire_due)
 
-    def _in_session(self, work: Callable[[datetime], Any]) -> Any:
-        """``work`` with its commands in one session, saved in one transaction; one by one if spoiled."""
+    def _in_batch(self, work: Callable[[Batch], Any]) -> Any:
+        """``work`` with its commands in one unit of work, saved in one transaction; one by one if spoiled."""
         now = self.clock()
-        self._use(CommandSession(self.app, now))
         try:
-            return work(now)
-        except SessionSpoiledError as error:
+            return work(self._batch(UnitOfWork(self.app, now, rollback_refused=True), now))
+        except UnitSpoiledError as error:
             log.info("process_batch_one_by_one", reason=str(error))
             self._forget()
             self.refresh()
-            self._use(None)
-            return work(now)
-        finally:
-            self._use(None)
+            return work(self._batch(None, now))
 
-    def _use(self, session: CommandSession | None) -> None:
-        self.session = self.commands.session = self.rotations.session = session
+    def _batch(self, unit: UnitOfWork | None, now: datetime) -> Batch:
+        ports = {"commands": self.command_port(self.app, self.timed, unit), "rotations": self.rotations.in_unit(unit)}
+        return Batch(self.engine.with_ports(**ports), unit, now)
 
     def _forget(self) -> None:
         """Drop what was believed or chosen but not stored; the next refresh reads the store again."""
@@ -264,38 +292,38 @@ class ProcessRuntime:
         self.rotations.forget()
         self.emits.documents.clear()
 
-    def _handle(self, events: list[dict[str, Any]], now: datetime) -> tuple[list[Effect], list[dict[str, Any]]]:
+    def _handle(self, events: list[dict[str, Any]], batch: Batch) -> tuple[list[Effect], list[dict[str, Any]]]:
         effects: list[Effect] = []
         idle = []
-        with pinned_event_time(now):
+        with pinned_event_time(batch.now):
             for event in events:
                 # Every log line about this event names its tenant, id and correlation id.
                 with structlog.contextvars.bound_contextvars(
                     tenant=event.get("tenantid"), event_id=event.get("id"), correlation_id=event.get("correlationid")
                 ):
-                    produced = self.engine.handle(event, now)
+                    produced = batch.engine.handle(event, batch.now)
                     log_effects(produced)
                 effects += produced
                 if not produced:
                     idle.append(event)
-        self.save(effects)
+        self.save(effects, batch.unit)
         return effects, idle
 
-    def _fire_due(self, now: datetime) -> list[Effect]:
-        with pinned_event_time(now):
-            effects = self.engine.fire_due(now)
+    def _fire_due(self, batch: Batch) -> list[Effect]:
+        with pinned_event_time(batch.now):
+            effects = batch.engine.fire_due(batch.now)
         log_effects(effects)
-        self.save(effects)
+        self.save(effects, batch.unit)
         return effects
 
-    def save(self, effects: list[Effect]) -> None:
+    def save(self, effects: list[Effect], unit: UnitOfWork | None = None) -> None:
         """The batch's commands, then every changed instance: its effects as events, then its state; one transaction."""
-        if not self.instances.dirty and not self.session:
+        if not self.instances.dirty and not unit:
             return
         try:
             records = self._records(effects)
-            if self.session is not None:
-                self.session.commit(*records)
+            if unit is not None:
+                unit.commit(*records)
             else:
                 self.app.save(*records)
         except (IntegrityError, InstanceConflictError):
@@ -317,14 +345,16 @@ class ProcessRuntime:
         records = []
         with pinned_event_time(self.clock()):
             for instance in self.instances.dirty.values():
-                record = self._record(instance, by_instance.get(instance.id, []))
+                with event_metadata(caused_by(instance, None)):
+                    record = self._record(instance, by_instance.get(instance.id, []))
                 for effect in by_instance.get(instance.id, []):
                     if effect.kind == "started":
                         continue
                     document = self.emits.documents.get(effect.detail.get("id", "")) if effect.kind == "emitted" else None
-                    record.record(effect, document)
-                record.save_state(instance.to_dict())
-                _stamp_cause(record, instance)
+                    with event_metadata(caused_by(instance, effect.step)):
+                        record.record(effect, document)
+                with event_metadata(caused_by(instance, None)):
+                    record.save_state(instance.to_dict())
                 records.append(record)
         return records
 

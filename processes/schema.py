@@ -13,8 +13,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crmflow.processes.durations import parse_duration
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from crmflow.processes.durations import parse_duration
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="lower-case letters, digits, '-'")]
 StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="step id (or `end`)")]

@@ -14,11 +14,11 @@ import pytest
 from crmflow.aggregates.application import CommandRequest, CommandResult, CrmApplication
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables
-from tests.databases import fresh_postgres_database, postgres_available
 from crmflow.workers.kafka import apache_kafka
 from crmflow.workers.kafka.apache_kafka import ApacheKafka
 from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING, LocalBroker
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from tests.databases import fresh_postgres_database, postgres_available
 
 _POSTGRES_UP = postgres_available()
 

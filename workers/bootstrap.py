@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
+
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.clock import system_clock
 from crmflow.projections.db import Database, reports_url

@@ -28,9 +28,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from crmflow.workers.kafka.clients import KafkaSettings
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from crmflow.workers.kafka.clients import KafkaSettings
 
 
 def _comma_separated(value: object) -> object:

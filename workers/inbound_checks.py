@@ -15,9 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crmflow.aggregates.catalog import EVENT_CLASSES
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+
+from crmflow.aggregates.catalog import EVENT_CLASSES
 
 REQUIRED = ("specversion", "id", "source", "type")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

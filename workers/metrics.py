@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from crmflow.workers.kafka.clients import topic_partitions
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     Counter,
@@ -23,6 +22,8 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+
+from crmflow.workers.kafka.clients import topic_partitions
 
 log = structlog.get_logger("crmflow.metrics")
 

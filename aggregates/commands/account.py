@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
+from pydantic import Field
+
 from crmflow.aggregates.account import Account
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Text
 from crmflow.aggregates.contact import Contact
-from pydantic import Field
 
 
 class CreateAccount(Payload):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from pydantic import Field
+
 from crmflow.aggregates.article import Article
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Name, Text
-from pydantic import Field
 
 
 class CreateArticle(Payload):

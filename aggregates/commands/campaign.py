@@ -6,10 +6,11 @@ from datetime import date
 from typing import Literal
 from uuid import UUID
 
+from pydantic import Field
+
 from crmflow.aggregates.campaign import CHANNELS, Campaign
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Money, Name, Text
-from pydantic import Field
 
 CampaignChannel = Literal[CHANNELS]  # type: ignore[valid-type]
 

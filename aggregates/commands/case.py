@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
+from pydantic import AwareDatetime, Field
+
 from crmflow.aggregates.account import Account
 from crmflow.aggregates.article import Article
 from crmflow.aggregates.case import Case
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Name, Owner, Reason, Text
 from crmflow.aggregates.contact import Contact
-from pydantic import AwareDatetime, Field
 
 Priority = Literal["low", "medium", "high", "urgent"]
 Channel = Literal["email", "phone", "web", "chat", "social", "other"]

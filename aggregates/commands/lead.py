@@ -6,13 +6,14 @@ from datetime import date
 from typing import Literal
 from uuid import UUID
 
+from pydantic import Field
+
 from crmflow.aggregates.account import Account
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Reason
 from crmflow.aggregates.contact import Contact
 from crmflow.aggregates.lead import SOURCES, Lead
 from crmflow.aggregates.opportunity import Opportunity
-from pydantic import Field
 
 LeadSource = Literal[SOURCES]  # type: ignore[valid-type]
 

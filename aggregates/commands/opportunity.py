@@ -6,11 +6,12 @@ from datetime import date
 from typing import Literal
 from uuid import UUID
 
+from pydantic import Field
+
 from crmflow.aggregates.account import Account
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Money, Name, Owner, Reason
 from crmflow.aggregates.opportunity import Opportunity
-from pydantic import Field
 
 OpenStage = Literal["prospecting", "qualification", "proposal", "negotiation"]
 

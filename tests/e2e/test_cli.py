@@ -67,6 +67,16 @@ def test_the_catalogue_is_printed_for_people_and_for_machines(crmflow: Crmflow) 
     assert "opportunity.win" in people and "OpportunityWon" in people
 
 
+def test_the_catalogue_is_printed_as_the_markdown_docs_page(crmflow: Crmflow) -> None:
+    from crmflow.workers.cli.domain import catalogue_markdown
+
+    page = crmflow("catalog", "--format", "markdown").stdout
+    assert page == catalogue_markdown(), "the command prints the very page docs/catalog.md is checked against"
+    assert page.startswith("# ") and "do not edit it by hand" in page
+    assert "| `opportunity.win` |" in page and "| `OpportunityWon` | opportunity |" in page
+    assert "crmflow catalog --format markdown > docs/catalog.md" in crmflow("catalog", "--help").stdout
+
+
 @pytest.mark.parametrize("sub", ["catalog", "command", "explain"])
 def test_every_subcommand_has_help_with_an_example(crmflow: Crmflow, sub: str) -> None:
     done = crmflow(sub, "--help")

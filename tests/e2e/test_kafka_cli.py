@@ -13,10 +13,10 @@ import pytest
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.inbound import inbound_id
-from tests.waiting import wait_until
-from tests.worker_processes import worker_env
 from crmflow.workers.kafka.broker import free_port
 from crmflow.workers.kafka.clients import KafkaSettings
+from tests.waiting import wait_until
+from tests.worker_processes import worker_env
 
 GOOD = {"specversion": "1.0", "id": "form-1", "source": "/web/forms", "type": "FormSubmitted",
         "tenantid": "acme", "data": {"email": "ada@ae.example"}}  # fmt: skip

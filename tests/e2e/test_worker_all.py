@@ -11,11 +11,11 @@ from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables
+from crmflow.workers.demo.run import shipped_definition_files
+from crmflow.workers.kafka.broker import free_port
+from crmflow.workers.kafka.clients import KafkaSettings
 from tests.waiting import wait_until
 from tests.worker_processes import WorkerProcess, worker_env
-from crmflow.workers.kafka.broker import free_port
-from crmflow.workers.demo.run import shipped_definition_files
-from crmflow.workers.kafka.clients import KafkaSettings
 
 
 def metric(text: str, name: str, **labels: str) -> float:

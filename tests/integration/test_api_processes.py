@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from crmflow.processes.runtime import ProcessRuntime
+from crmflow.workers.history import stored_history
 from tests.conftest import Clock
 from tests.integration.api_harness import Api, User
-from crmflow.workers.history import stored_history
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 WEB_LEAD = (DEFINITIONS / "web-lead-follow-up.yaml").read_text()  # tenant: "*"

@@ -8,8 +8,8 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.integration.api_harness import SECRET, Api, User
 from crmflow.workers.api.tokens import issue_token
+from tests.integration.api_harness import SECRET, Api, User
 
 # The role table as the README states it, written out again here on purpose.
 AREAS_OF = {

@@ -37,16 +37,16 @@ from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables, rebuild
 from crmflow.projections.reports import REPORTS
+from crmflow.workers.history import history_source, numbered_history
+from crmflow.workers.kafka import apache_kafka
+from crmflow.workers.kafka.apache_kafka import ApacheKafka
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from crmflow.workers.run.projection_worker import stored_positions
 from tests.conftest import required_service_missing
 from tests.postgres_server import PostgresServer
 from tests.postgres_server import missing_reason as postgres_missing
 from tests.waiting import read_topic, wait_until
 from tests.worker_processes import WorkerProcess, worker_env
-from crmflow.workers.kafka import apache_kafka
-from crmflow.workers.kafka.apache_kafka import ApacheKafka
-from crmflow.workers.history import history_source, numbered_history
-from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
-from crmflow.workers.run.projection_worker import stored_positions
 
 pytestmark = pytest.mark.slow
 log = structlog.get_logger("tests.chaos")

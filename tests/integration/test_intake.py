@@ -10,12 +10,12 @@ import pytest
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.inbound import inbound_id
+from crmflow.workers.inbound_checks import InboundPolicy
+from crmflow.workers.kafka import deadletters
+from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.kafka.intake import Intake
 from tests.unit.test_inbound_checks import BAD_MESSAGES
 from tests.waiting import read_topic, wait_until
-from crmflow.workers.kafka import deadletters
-from crmflow.workers.inbound_checks import InboundPolicy
-from crmflow.workers.kafka.intake import Intake
-from crmflow.workers.kafka.clients import KafkaClients
 
 POLICY = InboundPolicy(tenants=frozenset({"acme", "globex"}), max_bytes=2048)
 

@@ -13,13 +13,13 @@ from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.processes.loader import load_files, parse_documents
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.runtime import ProcessRuntime, ServiceCommands
-from tests.conftest import Clock
-from tests.waiting import read_topic, wait_until
 from crmflow.workers.history import describe_cause
 from crmflow.workers.kafka.clients import KafkaClients
-from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
 from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
 from crmflow.workers.shutdown import StopSignal
+from tests.conftest import Clock
+from tests.waiting import read_topic, wait_until
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 
@@ -84,10 +84,11 @@ def test_a_lead_nobody_works_is_escalated_once_by_the_timer_even_across_a_restar
 
 
 class CrashAfterCommand(ServiceCommands):
-    """Runs the command, then dies before the instance is saved: a worker killed mid-instance."""
+    """Stores the command (in its own transaction, as the one-by-one fallback does), then dies before
+    the instance is saved: a worker killed mid-instance."""
 
     def execute(self, request: CommandRequest) -> None:
-        super().execute(request)
+        self.app.execute(request, conflict_retries=3)
         raise SystemExit("killed between the command and saving the instance")
 
 
@@ -97,8 +98,7 @@ def test_a_worker_killed_mid_instance_resumes_without_repeating_the_command(app:
     (created,) = [e for e in app.history(lead, "acme")]
     event = {"specversion": "1.0", "id": "evt-1", "type": "LeadCreated", "subject": lead, "tenantid": "acme",
              "source": "/crmflow/acme/lead", "data": created.data}  # fmt: skip
-    doomed = ProcessRuntime(app, clock)
-    doomed.engine.commands = CrashAfterCommand(app)
+    doomed = ProcessRuntime(app, clock, command_port=CrashAfterCommand)
     with pytest.raises(SystemExit):
         doomed.handle([event])
 
@@ -152,10 +152,10 @@ class RacedRuntime(ProcessRuntime):
         super().__init__(app, clock)
         self.rivals = [rival]
 
-    def save(self, effects: Any) -> None:
+    def save(self, effects: Any, unit: Any = None) -> None:
         if self.rivals and self.instances.dirty:
             self.rivals.pop()()
-        super().save(effects)
+        super().save(effects, unit)
 
 
 def test_two_workers_changing_one_instance_do_not_both_win(app: CrmApplication, clock: Clock,

@@ -14,11 +14,11 @@ from crmflow.processes.instance import instance_id
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.runtime import StoredInstances
-from tests.worker_processes import worker_env
-from tests.waiting import wait_until
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 from crmflow.workers.kafka.relay import Relay
 from crmflow.workers.shutdown import StopSignal
+from tests.waiting import wait_until
+from tests.worker_processes import worker_env
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 

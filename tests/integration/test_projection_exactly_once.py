@@ -11,12 +11,12 @@ from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables, rebuild
 from crmflow.projections.reports import REPORTS
-from tests.waiting import wait_until
 from crmflow.workers.history import history_source, stored_history
 from crmflow.workers.kafka.clients import KafkaClients
-from crmflow.workers.run.projection_worker import ProjectionWorker, stored_positions
 from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.run.projection_worker import ProjectionWorker, stored_positions
 from crmflow.workers.shutdown import StopSignal
+from tests.waiting import wait_until
 
 
 def sales(app: CrmApplication, deals: int = 30) -> None:

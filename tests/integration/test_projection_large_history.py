@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,13 @@ from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables, rebuild
 from crmflow.projections.reports import REPORTS
-from tests.databases import fresh_postgres_database
-from tests.waiting import wait_until
 from crmflow.workers.history import history_source, stored_history
 from crmflow.workers.kafka.clients import KafkaClients
-from crmflow.workers.run.projection_worker import ProjectionWorker, stored_positions
 from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.run.projection_worker import ProjectionWorker, stored_positions
 from crmflow.workers.shutdown import StopSignal
+from tests.databases import fresh_postgres_database
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 TENANTS = ("acme", "globex")

@@ -13,13 +13,13 @@ from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables, rebuild
 from crmflow.projections.reports import REPORTS
-from tests.worker_processes import worker_env
-from tests.waiting import wait_until
 from crmflow.workers.history import history_source, stored_history
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
-from crmflow.workers.run.projection_worker import stored_positions
 from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.run.projection_worker import stored_positions
 from crmflow.workers.shutdown import StopSignal
+from tests.waiting import wait_until
+from tests.worker_processes import worker_env
 
 
 def start_worker(database_url: str, reports_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:

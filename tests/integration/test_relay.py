@@ -8,10 +8,10 @@ from typing import Any
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.envelope import to_cloudevent_dict
-from tests.waiting import read_topic
 from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.kafka.relay import Relay
 from crmflow.workers.shutdown import StopSignal
+from tests.waiting import read_topic
 
 
 def sales_activity(app: CrmApplication, leads: int = 40) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.envelope import to_cloudevent_dict
-from tests.worker_processes import worker_env
-from tests.waiting import read_topic, wait_until
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
+from tests.waiting import read_topic, wait_until
+from tests.worker_processes import worker_env
 
 
 def start_relay(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:

@@ -10,8 +10,8 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply_all, rebuild
 from crmflow.projections.reports import campaigns, forecast, funnel, pipeline, win_rate
-from tests.conftest import Clock, Run
 from crmflow.workers.history import history_source, stored_history
+from tests.conftest import Clock, Run
 
 
 def id_of(result: Any, event_type: str) -> str:

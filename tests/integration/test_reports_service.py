@@ -24,8 +24,8 @@ from crmflow.processes.runtime import ProcessRuntime
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply_all, rebuild
 from crmflow.projections.reports import accounts, faq, instances, sla
-from tests.conftest import Clock, Run
 from crmflow.workers.history import history_source, stored_history
+from tests.conftest import Clock, Run
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 # A tiny definition of our own: it waits for the case's resolution, with no deadline.

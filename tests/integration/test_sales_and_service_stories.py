@@ -7,7 +7,12 @@ from datetime import timedelta
 import pytest
 
 from crmflow.aggregates.application import CrmApplication
-from crmflow.aggregates.errors import AggregateExistsError, IllegalTransitionError, InvalidCommandError, UnknownCommandError
+from crmflow.aggregates.errors import (
+    AggregateExistsError,
+    IllegalTransitionError,
+    InvalidCommandError,
+    UnknownCommandError,
+)
 from tests.conftest import Clock, Run
 
 

@@ -23,13 +23,13 @@ from crmflow.processes.runtime import StoredInstances
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables, rebuild
 from crmflow.projections.reports import REPORTS
-from tests.waiting import read_topic, wait_until
-from tests.worker_processes import WorkerProcess, worker_env
 from crmflow.workers.history import history_source, stored_history
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
-from crmflow.workers.run.projection_worker import stored_positions
 from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.run.projection_worker import stored_positions
 from crmflow.workers.shutdown import StopSignal
+from tests.waiting import read_topic, wait_until
+from tests.worker_processes import WorkerProcess, worker_env
 
 log = structlog.get_logger("tests.scale_out")
 

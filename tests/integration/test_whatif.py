@@ -9,8 +9,8 @@ from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.processes.loader import parse_documents
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.whatif import compare
-from tests.conftest import Clock
 from crmflow.workers.history import stored_history
+from tests.conftest import Clock
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 DEPLOYED = (DEFINITIONS / "web-lead-follow-up.yaml").read_text()

@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
+
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.catalog import EVENT_CLASSES, UnknownEventTypeError, catalogue, from_cloudevent
 from crmflow.aggregates.envelope import CloudEvent, event_id, event_meta, to_cloudevent_dict

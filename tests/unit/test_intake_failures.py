@@ -9,8 +9,8 @@ from typing import Any
 from eventsourcing.persistence import OperationalError
 
 from crmflow.workers.inbound_checks import InboundPolicy
-from crmflow.workers.kafka.intake import Intake
 from crmflow.workers.kafka.clients import KafkaSettings, Topics
+from crmflow.workers.kafka.intake import Intake
 
 
 @dataclass

@@ -35,11 +35,12 @@ def test_a_join_that_completed_after_its_poll_gave_up_is_finished_with_its_assig
     import asyncio
     import threading
 
-    import crmflow.workers.kafka.clients  # noqa: F401 - applies the work-around
     from kafka.coordinator.base import BaseCoordinator
     from kafka.coordinator.consumer import ConsumerCoordinator
     from kafka.future import Future
     from kafka.structs import MemberState
+
+    import crmflow.workers.kafka.clients  # noqa: F401 - applies the work-around
 
     completed: list[tuple[object, ...]] = []
 
@@ -67,8 +68,8 @@ def test_a_join_that_completed_after_its_poll_gave_up_is_finished_with_its_assig
 
 
 def test_kafka_defaults_are_for_apache_kafka_and_the_bundled_broker_gets_its_own_tuning() -> None:
-    from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING
     from crmflow.workers.config import Settings
+    from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING
 
     production = Settings(_env_file=None)
     assert (production.kafka_max_poll_interval_ms, production.kafka_fetch_max_wait_ms) == (60_000, 500)

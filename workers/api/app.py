@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+from fastapi import FastAPI
+
 from crmflow.aggregates.application import CrmApplication
 from crmflow.projections.db import Database
 from crmflow.workers.api import commands, health, processes, reads
@@ -19,7 +21,6 @@ from crmflow.workers.api.middleware import RequestLog
 from crmflow.workers.api.services import Services
 from crmflow.workers.bootstrap import build_application, build_reports_db, inbound_policy
 from crmflow.workers.config import Settings
-from fastapi import FastAPI
 
 DESCRIPTION = """\
 crmflow over HTTP: run commands, send events from other services, read reports and

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
-from crmflow.workers.api.errors import ApiError
-from crmflow.workers.api.tokens import PLATFORM, InvalidToken, Role, read_token
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from crmflow.workers.api.errors import ApiError
+from crmflow.workers.api.tokens import PLATFORM, InvalidToken, Role, read_token
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ import json
 from typing import Annotated, Any
 
 import structlog
+from fastapi import APIRouter, Body, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
+
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import command_spec
 from crmflow.workers.api.auth import Caller
@@ -19,8 +22,6 @@ from crmflow.workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLO
 from crmflow.workers.api.services import Service
 from crmflow.workers.inbound_checks import Rejected, check_inbound
 from crmflow.workers.metrics import timed_command
-from fastapi import APIRouter, Body, Header, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["commands and events"])

@@ -12,6 +12,12 @@ import json
 from typing import Any
 
 import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from crmflow.aggregates.errors import (
     AggregateExistsError,
     AggregateNotFoundError,
@@ -24,11 +30,6 @@ from crmflow.aggregates.errors import (
     UnknownCommandError,
 )
 from crmflow.processes.registry import DefinitionVersionConflictError
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("crmflow.api")
 

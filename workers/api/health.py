@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from fastapi import APIRouter, Response
+
 from crmflow.workers.api.errors import error_response, error_responses
 from crmflow.workers.api.services import Service, Services
 from crmflow.workers.metrics import exposition
-from fastapi import APIRouter, Response
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["operations"])

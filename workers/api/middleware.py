@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 import structlog
-from crmflow.workers.metrics import HTTP_REQUESTS
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crmflow.workers.metrics import HTTP_REQUESTS
 
 log = structlog.get_logger("crmflow.api")
 UNMATCHED = "(unmatched)"  # one label for every unknown path: raw paths would grow the metric without bound

@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
 from crmflow.processes.loader import Document, DocumentsInvalid, Issue, parse_documents
 from crmflow.processes.registry import DeployedVersion
 from crmflow.processes.validation import validate
@@ -26,9 +30,6 @@ from crmflow.workers.api.examples import (
 )
 from crmflow.workers.api.services import Service, Services
 from crmflow.workers.api.tokens import PLATFORM
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["processes"])

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import APIRouter, Query
+
 from crmflow.aggregates.errors import AggregateNotFoundError, InvalidValueError
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.api.auth import Caller
@@ -14,7 +16,6 @@ from crmflow.workers.api.errors import ApiError, error_responses
 from crmflow.workers.api.examples import AGGREGATE_EXAMPLE, REPORT_EXAMPLE
 from crmflow.workers.api.services import Service
 from crmflow.workers.history import describe_cause
-from fastapi import APIRouter, Query
 
 router = APIRouter(tags=["reads"])
 MOMENT = "ISO 8601 date or time, compared with the report's own date column"

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
+from fastapi import Depends, Request
+
 from crmflow.aggregates.application import CrmApplication
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.db import Database
 from crmflow.workers.inbound_checks import InboundPolicy
-from fastapi import Depends, Request
 
 T = TypeVar("T")
 

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
+
 from crmflow.aggregates.application import check_tenant
 from crmflow.aggregates.commanding import COMMANDS
 from crmflow.aggregates.errors import InvalidValueError

@@ -6,12 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from crmflow.aggregates.errors import DomainError
 from crmflow.workers.cli import demo, domain, kafka, process, reports, serve, store
 from crmflow.workers.cli.output import fail
 from crmflow.workers.config import Settings
 from crmflow.workers.logging import configure_logging
-from pydantic import ValidationError
 
 MODULES = (demo, domain, kafka, process, reports, serve, store)
 

@@ -6,14 +6,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.cli.output import fail, print_rows
 from crmflow.workers.config import Settings
 from crmflow.workers.demo.run import LOG_FILE, DemoError, DemoOptions, DemoResult, run_demo
 from crmflow.workers.demo.workload import SIZES
 from crmflow.workers.logging import configure_logging
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 RAW = argparse.RawDescriptionHelpFormatter
 SHOWN_REPORTS = ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "faq", "accounts", "instances")

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import structlog
+from rich.console import Console
+
 from crmflow.workers.bootstrap import build_kafka
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
@@ -16,7 +18,6 @@ from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING, LocalBroker
 from crmflow.workers.metrics import serve_metrics
 from crmflow.workers.run.runner import WORKER_KINDS, WorkerSet
 from crmflow.workers.shutdown import StopSignal
-from rich.console import Console
 
 RAW = argparse.RawDescriptionHelpFormatter
 log = structlog.get_logger("crmflow.cli")

@@ -8,6 +8,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rich.console import Console
+
 from crmflow.processes.durations import parse_duration
 from crmflow.processes.loader import Document, DocumentsInvalid, load_files
 from crmflow.processes.registry import DefinitionRegistry, DeployedVersion
@@ -20,7 +22,6 @@ from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
 from crmflow.workers.history import stored_history
-from rich.console import Console
 
 RAW = argparse.RawDescriptionHelpFormatter
 

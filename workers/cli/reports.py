@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rich.console import Console
+
 from crmflow.projections.projector import rebuild
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.bootstrap import build_application, build_kafka, build_reports_db
@@ -11,7 +13,6 @@ from crmflow.workers.cli.output import FORMATS, fail, print_rows
 from crmflow.workers.config import Settings
 from crmflow.workers.history import history_source
 from crmflow.workers.run.projection_worker import ProjectionWorker, stored_positions
-from rich.console import Console
 
 RAW = argparse.RawDescriptionHelpFormatter
 

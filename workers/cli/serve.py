@@ -6,6 +6,7 @@ import argparse
 from datetime import timedelta
 
 import structlog
+
 from crmflow.workers.api.tokens import ROLES, issue_token
 from crmflow.workers.cli.output import fail
 from crmflow.workers.config import Settings
@@ -91,6 +92,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         return fail(f"crmflow serve refuses to start: {NO_SECRET}", code=2)
     # Imported here: FastAPI and uvicorn are heavy, and no other command needs them.
     import uvicorn
+
     from crmflow.workers.api.app import create_app
 
     # uvicorn handles SIGTERM itself, then raises it again under the handler it found:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
 from crmflow.aggregates.topics import migrate_stored_topics
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail
 from crmflow.workers.config import Settings
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
 
 RAW = argparse.RawDescriptionHelpFormatter
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 import structlog
+
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.reports import REPORTS

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 import structlog
+
 from crmflow.workers.kafka.broker import BrokerError, free_port, stop_process
 from crmflow.workers.kafka.clients import answers_metadata
 

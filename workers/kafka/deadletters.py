@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+
 from crmflow.workers.kafka.clients import KafkaClients, committable, topic_partitions
 from crmflow.workers.kafka.intake import ATTEMPTS_HEADER
 

@@ -16,12 +16,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from crmflow.aggregates.application import CrmApplication
 from crmflow.workers.inbound_checks import InboundPolicy, Rejected, check_inbound
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, KafkaError
 from crmflow.workers.metrics import DEAD_LETTERS, EVENTS_HANDLED
 from crmflow.workers.shutdown import StopSignal
-from eventsourcing.persistence import InterfaceError, OperationalError
 
 log = structlog.get_logger("crmflow.intake")
 

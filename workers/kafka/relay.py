@@ -17,12 +17,13 @@ import threading
 import time
 
 import structlog
+from eventsourcing.persistence import PersistenceError, Tracking
+
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.publication import encode, published_documents
 from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.metrics import EVENTS_HANDLED, RELAY_LAG
 from crmflow.workers.shutdown import StopSignal
-from eventsourcing.persistence import PersistenceError, Tracking
 
 log = structlog.get_logger("crmflow.relay")
 SLOW_WRITE_S = 0.05

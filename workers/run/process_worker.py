@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import structlog
+
 from crmflow.aggregates.application import CrmApplication
 from crmflow.processes.runtime import InstanceConflictError, ProcessRuntime
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import structlog
+
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply, create_tables
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, topic_partitions

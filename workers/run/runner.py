@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+
 from crmflow.workers.bootstrap import (
     build_application,
     build_intake,

@@ -12,11 +12,11 @@ from crmflow.aggregates.commanding import COMMANDS, CommandContext, CommandSpec
 from crmflow.aggregates.commands.lead import AssignLead
 from crmflow.aggregates.errors import IllegalTransitionError
 from crmflow.aggregates.lead import Lead
+from crmflow.aggregates.publication import published_documents
 from crmflow.processes.instance import instance_id
 from crmflow.processes.loader import parse_documents
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.runtime import ProcessRuntime
-from crmflow.aggregates.publication import published_documents
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
