@@ -2,8 +2,8 @@
 
 Never Python ``eval``: expressions are Common Expression Language, run by the
 ``common-expression-language`` runtime (Rust). Converting an event into a CEL
-context costs far more than evaluating a condition (about 25 µs against 1 µs),
-so a ``Scope`` converts each event once and every definition's conditions are
+context costs far more than evaluating a condition (benchmarks/README.md), so
+a ``Scope`` converts each event once and every definition's conditions are
 evaluated against it.
 """
 

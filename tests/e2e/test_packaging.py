@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -43,8 +44,14 @@ def test_python_dash_m_crmflow_is_the_crmflow_command(tmp_path: Path) -> None:
 
 
 def test_a_built_wheel_holds_only_the_crmflow_package_and_its_definitions(tmp_path: Path) -> None:
-    # Builds with pip's isolated build environment (setuptools from PyPI), as a release would.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(REPO)],
+    # From a copy of what the sdist holds (a build in the work tree would leave build/ behind), with pip's
+    # isolated build environment (setuptools from PyPI), as a release would.
+    source = tmp_path / "source"
+    for folder in ("crmflow", *FOLDERS):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(source)],
                    check=True, capture_output=True, timeout=300)  # fmt: skip
     (wheel,) = tmp_path.glob("crmflow-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
