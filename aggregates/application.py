@@ -25,20 +25,16 @@ from crmflow.aggregates.envelope import event_meta, jsonable, to_cloudevent_dict
 from crmflow.aggregates.errors import AggregateNotFoundError, ConcurrencyConflictError, InvalidCommandError
 from crmflow.aggregates.inbound import InboundEvent, inbound_id
 from crmflow.aggregates.store import persistence_env
-from crmflow.aggregates.tenants import check_tenant
 from crmflow.aggregates.unit_of_work import (
     CheckedCommand,
     CommandRequest,
     CommandResult,
     UnitOfWork,
-    new_command_id,
     recorded_result,
-    validate_payload,
 )
 
-# Re-exported: callers send requests, read results and check tenants through the application.
-__all__ = ["CommandRequest", "CommandResult", "CrmApplication", "HistoryEntry", "check_tenant", "new_command_id",
-           "validate_payload"]  # fmt: skip
+# Callers send requests and read results through the application: re-exported.
+__all__ = ["CommandRequest", "CommandResult", "CrmApplication", "HistoryEntry"]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from crmflow.aggregates.application import CommandRequest, validate_payload
 from crmflow.aggregates.catalog import command_spec
+from crmflow.aggregates.unit_of_work import CommandRequest, validate_payload
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Effect, Engine, MemoryInstances

@@ -88,7 +88,7 @@ def test_the_catalogue_lists_every_command_and_event_with_a_schema() -> None:
 
 
 def test_command_ids_are_distinct_version_4_uuids() -> None:
-    from crmflow.aggregates.application import new_command_id
+    from crmflow.aggregates.unit_of_work import new_command_id
 
     ids = [new_command_id() for _ in range(5000)]
     assert len(set(ids)) == len(ids)

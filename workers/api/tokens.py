@@ -27,9 +27,9 @@ from typing import Any
 
 import jwt
 
-from crmflow.aggregates.application import check_tenant
 from crmflow.aggregates.commanding import COMMANDS
 from crmflow.aggregates.errors import InvalidValueError
+from crmflow.aggregates.tenants import check_tenant
 from crmflow.projections.reports import REPORTS
 
 PLATFORM = "*"

@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import orjson
 import structlog
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -204,6 +205,18 @@ def consumer_config(s: KafkaSettings, *, client_id: str, group_id: str | None) -
             # Unique per group: one process may hold members of several groups (worker all).
             options["group_instance_id"] = f"{s.group_instance_id}-{group_id}"
     return options
+
+
+def decoded_events(records: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """The events among polled records (JSON objects with an id); anything else is logged and skipped."""
+    for record in records:
+        try:
+            event = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            log.warning("event_not_json", partition=record.partition, offset=record.offset)
+            continue
+        if isinstance(event, dict) and "id" in event:
+            yield event
 
 
 def topic_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:

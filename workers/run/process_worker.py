@@ -17,12 +17,11 @@ import time
 from collections import deque
 from typing import Any
 
-import orjson
 import structlog
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.processes.runtime import InstanceConflictError, ProcessRuntime
-from crmflow.workers.kafka.clients import GroupMember, KafkaClients
+from crmflow.workers.kafka.clients import GroupMember, KafkaClients, decoded_events
 from crmflow.workers.metrics import EVENTS_HANDLED, record_instances, timed_command
 from crmflow.workers.shutdown import StopSignal
 
@@ -46,15 +45,7 @@ class ProcessWorker(GroupMember):
     def poll_once(self, timeout_ms: int = 200) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms)
         records = [r for batch in batches.values() for r in batch]
-        events = []
-        for record in records:
-            try:
-                event = orjson.loads(record.value)
-            except orjson.JSONDecodeError:
-                log.warning("event_not_json", partition=record.partition, offset=record.offset)
-                continue
-            if isinstance(event, dict) and "type" in event and "id" in event:
-                events.append(event)
+        events = [event for event in decoded_events(records) if "type" in event]
         # Held events go first (they arrived earlier), but only when instances
         # changed since: otherwise nothing new could match them. Each keeps its first deadline.
         now = time.monotonic()

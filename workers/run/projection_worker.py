@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import structlog
 
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply, create_tables
-from crmflow.workers.kafka.clients import GroupMember, KafkaClients, topic_partitions
+from crmflow.workers.kafka.clients import GroupMember, KafkaClients, decoded_events, topic_partitions
 from crmflow.workers.metrics import EVENTS_HANDLED
 from crmflow.workers.shutdown import StopSignal
 
@@ -59,14 +58,8 @@ class ProjectionWorker(GroupMember):
         if not records:
             return 0
         with self.db.transaction() as cur:
-            for record in records:
-                try:
-                    event = orjson.loads(record.value)
-                except orjson.JSONDecodeError:
-                    log.warning("event_not_json", partition=record.partition, offset=record.offset)
-                    continue
-                if isinstance(event, dict) and "id" in event:
-                    self.applied += apply(cur, event)
+            for event in decoded_events(records):
+                self.applied += apply(cur, event)
             for tp, batch in batches.items():
                 cur.execute(
                     "INSERT INTO rm_positions (consumer, topic, part, next_offset) VALUES (%(c)s, %(t)s, %(p)s, %(o)s) "
