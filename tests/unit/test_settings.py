@@ -76,3 +76,4 @@ def test_kafka_defaults_are_for_apache_kafka_and_the_bundled_broker_gets_its_own
     assert production.kafka_assignor == "cooperative-sticky"
     bundled = production.tuned_for_bundled_broker().kafka()
     assert {name: getattr(bundled, name) for name in BUNDLED_BROKER_TUNING} == BUNDLED_BROKER_TUNING
+

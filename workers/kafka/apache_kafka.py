@@ -119,7 +119,9 @@ class ApacheKafka:
         (self.data_dir / "log4j2.xml").write_text(_LOG4J2)
         if (log_dir / "meta.properties").exists():
             return
-        done = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+        # "--cluster-id=ID" in one argument: an id may start with "-" (base64url), which a separate
+        # argument would make look like an option.
+        done = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
                                          "-c", str(self._config)),
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         if done.returncode != 0:
