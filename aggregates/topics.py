@@ -11,8 +11,7 @@ SQL on the store (and filters by topic) see one name per class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +71,7 @@ def migrate_stored_topics(app: Application, *, dry_run: bool = False, batch: int
     store = _StoreTable(app)
     events = states = 0
     while True:
-        with store.transaction() as cursor:
+        with store.datastore.transaction(commit=True) as cursor:
             rows = store.legacy_rows(cursor, batch, offset=events if dry_run else 0)
             for originator_id, version, topic, state in rows:
                 new_state = _rewrite_state(app, state)
@@ -126,11 +125,6 @@ class _StoreTable:
                        f"ORDER BY originator_id, originator_version LIMIT {mark} OFFSET {mark}")  # fmt: skip
         self.rewrite = (f"UPDATE {table} SET topic = {mark}, state = {mark} "
                         f"WHERE originator_id = {mark} AND originator_version = {mark}")  # fmt: skip
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=True) as cursor:
-            yield cursor
 
     def legacy_rows(self, cursor: Any, limit: int, offset: int) -> list[tuple[Any, int, str, bytes]]:
         cursor.execute(self.select, (*self.patterns, limit, offset))
