@@ -92,6 +92,7 @@ class Workload:
         self.stats: Counter[str] = Counter()
         self.invoiced: set[str] = set()
         self.articles: dict[str, dict[str, str]] = {}  # tenant → category → published article id
+        self.priority_decks: dict[str, list[str]] = {}  # tenant → priorities still to deal
 
     # What every user does: run a command, publish an event.
 
@@ -260,12 +261,21 @@ class Workload:
                                                        "ORDER BY account_id", tenant)]  # fmt: skip
         if not accounts:
             return
-        priorities = list(PRIORITY_WEIGHTS)
         for _ in range(self.per_hour(self.size.cases_per_day, hours)):
             subject, category = self.rng.choice(CASE_SUBJECTS)
             self.command(tenant, "case.open", "customer", account_id=self.rng.choice(accounts), subject=subject,
-                         category=category, priority=self.rng.choices(priorities, list(PRIORITY_WEIGHTS.values()))[0],
+                         category=category, priority=self.next_priority(tenant),
                          channel=self.rng.choice(("email", "phone", "web", "chat")), owner=self.rng.choice(AGENTS))  # fmt: skip
+
+    def next_priority(self, tenant: str) -> str:
+        """Deal priorities from a shuffled deck in PRIORITY_WEIGHTS' proportions, so every ten cases hold every
+        priority: independent draws would leave out the rare urgent one in some runs, and how many draws a run
+        makes depends on how fast the workers keep the read models up to date."""
+        deck = self.priority_decks.setdefault(tenant, [])
+        if not deck:
+            deck.extend(priority for priority, weight in PRIORITY_WEIGHTS.items() for _ in range(weight))
+            self.rng.shuffle(deck)
+        return deck.pop()
 
     def work_cases(self, tenant: str) -> None:
         cases = self.rows("SELECT case_id, account_id, status, priority, category, owner, first_responded_at "
