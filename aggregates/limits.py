@@ -1,0 +1,140 @@
+"""The limits every entry enforces: what crmflow stores, the relay and every consumer can handle.
+
+One set of numbers, checked where data comes in (the intake, the HTTP API,
+commands, process definitions and what they emit), so that nothing is stored
+that the relay cannot publish or a consumer cannot read. The relay's encoder
+(orjson) refuses nesting deeper than 255 and integers outside 64 bits; JSON
+readers in other languages often stop at 2^63; Kafka's default message size
+is 1 MB. The limits sit well inside all of these. docs/operations.md lists
+them; a refusal always names the limit and its value.
+
+Parsing is guarded too: the stdlib's ``json`` raises RecursionError on deep
+nesting and ValueError on integers of over 4,300 digits, and accepts NaN and
+Infinity, which no other JSON reader does. ``parse_json`` turns each of these
+into a ``LimitExceeded`` or a ``ValueError`` with a sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+# Inbound messages and event data.
+MAX_MESSAGE_BYTES = 256 * 1024  # one inbound message or HTTP body
+MAX_JSON_DEPTH = 32  # objects and arrays inside each other
+MAX_STRING_CHARS = 64 * 1024  # one string value or object key
+MAX_OBJECT_KEYS = 1_000  # keys of one object (CloudEvent attributes included)
+MAX_ARRAY_ITEMS = 10_000  # items of one array
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1  # a signed 64-bit integer, what Java's long and orjson read
+# A stored event, rendered for the wire: far below Kafka's default 1 MB message, with room for headers.
+MAX_EVENT_BYTES = 512 * 1024
+
+# Process definitions.
+MAX_DEFINITION_BYTES = 256 * 1024
+MAX_DEFINITION_STEPS = 200
+MAX_YAML_DEPTH = 32
+MAX_EXPRESSION_CHARS = 4 * 1024
+MAX_EXPRESSION_NESTING = 32  # brackets inside each other
+MAX_COMPREHENSION_NESTING = 2  # .map / .filter / .all / .exists inside each other
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A named limit, so that every refusal can say which one and how much."""
+
+    name: str
+    value: int
+    unit: str
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.value:,} {self.unit})"
+
+
+LIMITS: dict[str, Limit] = {
+    limit.name: limit
+    for limit in (
+        Limit("message_bytes", MAX_MESSAGE_BYTES, "bytes"),
+        Limit("json_depth", MAX_JSON_DEPTH, "levels"),
+        Limit("string_chars", MAX_STRING_CHARS, "characters"),
+        Limit("object_keys", MAX_OBJECT_KEYS, "keys"),
+        Limit("array_items", MAX_ARRAY_ITEMS, "items"),
+        Limit("integer_range", MAX_INTEGER, "largest magnitude (signed 64-bit)"),
+        Limit("event_bytes", MAX_EVENT_BYTES, "bytes"),
+        Limit("definition_bytes", MAX_DEFINITION_BYTES, "bytes"),
+        Limit("definition_steps", MAX_DEFINITION_STEPS, "steps"),
+        Limit("yaml_depth", MAX_YAML_DEPTH, "levels"),
+        Limit("expression_chars", MAX_EXPRESSION_CHARS, "characters"),
+        Limit("expression_nesting", MAX_EXPRESSION_NESTING, "levels"),
+        Limit("comprehension_nesting", MAX_COMPREHENSION_NESTING, "levels"),
+    )
+}
+
+
+class LimitExceeded(ValueError):
+    """A value is over one of crmflow's limits; ``limit`` names which."""
+
+    def __init__(self, limit: str, detail: str) -> None:
+        self.limit = LIMITS[limit]
+        super().__init__(f"{detail}; the limit is {self.limit.describe()}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259 has no NaN or Infinity)")
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse JSON within crmflow's limits. Raises LimitExceeded, or ValueError for what is not JSON."""
+    size = len(text)
+    if size > MAX_MESSAGE_BYTES:
+        raise LimitExceeded("message_bytes", f"the JSON text is {size:,} bytes")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise LimitExceeded("json_depth", "the JSON text is nested too deep to read") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:
+        if "digits" in str(error):  # int("1" * 5000): Python's guard against quadratic conversion
+            raise LimitExceeded("integer_range", "a JSON integer has more digits than any 64-bit integer") from None
+        raise
+    check_json_value(value)
+    return value
+
+
+def check_json_value(value: Any, *, where: str = "") -> None:
+    """Check a parsed JSON value against the limits (iteratively: no recursion for a deep value to exhaust).
+
+    ``where`` prefixes the path in the message (``data`` gives ``data.items[3]``)."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, bool) or item is None:
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"the number at {path or '(root)'} is {item}, which JSON cannot carry")
+            continue
+        if isinstance(item, int):
+            if not MIN_INTEGER <= item <= MAX_INTEGER:
+                raise LimitExceeded("integer_range", f"the integer at {path or '(root)'} is outside the signed 64-bit range")
+        elif isinstance(item, str):
+            if len(item) > MAX_STRING_CHARS:
+                raise LimitExceeded("string_chars", f"the string at {path or '(root)'} has {len(item):,} characters")
+        elif isinstance(item, dict):
+            if depth >= MAX_JSON_DEPTH:
+                raise LimitExceeded("json_depth", f"{path or '(root)'} is nested more than {MAX_JSON_DEPTH} levels deep")
+            if len(item) > MAX_OBJECT_KEYS:
+                raise LimitExceeded("object_keys", f"the object at {path or '(root)'} has {len(item):,} keys")
+            for key, child in item.items():
+                key = str(key)
+                if len(key) > MAX_STRING_CHARS:
+                    raise LimitExceeded("string_chars", f"a key of the object at {path or '(root)'} has {len(key):,} characters")
+                stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            if depth >= MAX_JSON_DEPTH:
+                raise LimitExceeded("json_depth", f"{path or '(root)'} is nested more than {MAX_JSON_DEPTH} levels deep")
+            if len(item) > MAX_ARRAY_ITEMS:
+                raise LimitExceeded("array_items", f"the array at {path or '(root)'} has {len(item):,} items")
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
