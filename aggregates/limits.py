@@ -97,7 +97,7 @@ def parse_json(text: str | bytes) -> Any:
         raise
     except ValueError as error:
         if "digits" in str(error):  # int("1" * 5000): Python's guard against quadratic conversion
-            raise LimitExceeded("integer_range", "a JSON integer has more digits than any 64-bit integer") from None
+            raise LimitExceeded("integer_range", "a JSON integer has more digits than a 64-bit one") from None
         raise
     check_json_value(value)
     return value
@@ -110,31 +110,32 @@ def check_json_value(value: Any, *, where: str = "") -> None:
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     while stack:
         item, path, depth = stack.pop()
+        at = path or "(root)"
         if isinstance(item, bool) or item is None:
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
-                raise ValueError(f"the number at {path or '(root)'} is {item}, which JSON cannot carry")
+                raise ValueError(f"the number at {at} is {item}, which JSON cannot carry")
             continue
         if isinstance(item, int):
             if not MIN_INTEGER <= item <= MAX_INTEGER:
-                raise LimitExceeded("integer_range", f"the integer at {path or '(root)'} is outside the signed 64-bit range")
+                raise LimitExceeded("integer_range", f"the integer at {at} is outside 64 bits")
         elif isinstance(item, str):
             if len(item) > MAX_STRING_CHARS:
-                raise LimitExceeded("string_chars", f"the string at {path or '(root)'} has {len(item):,} characters")
+                raise LimitExceeded("string_chars", f"the string at {at} has {len(item):,} characters")
         elif isinstance(item, dict):
             if depth >= MAX_JSON_DEPTH:
-                raise LimitExceeded("json_depth", f"{path or '(root)'} is nested more than {MAX_JSON_DEPTH} levels deep")
+                raise LimitExceeded("json_depth", f"{at} is nested more than {MAX_JSON_DEPTH} levels deep")
             if len(item) > MAX_OBJECT_KEYS:
-                raise LimitExceeded("object_keys", f"the object at {path or '(root)'} has {len(item):,} keys")
+                raise LimitExceeded("object_keys", f"the object at {at} has {len(item):,} keys")
             for key, child in item.items():
                 key = str(key)
                 if len(key) > MAX_STRING_CHARS:
-                    raise LimitExceeded("string_chars", f"a key of the object at {path or '(root)'} has {len(key):,} characters")
+                    raise LimitExceeded("string_chars", f"a key at {at} has {len(key):,} characters")
                 stack.append((child, f"{path}.{key}" if path else key, depth + 1))
         elif isinstance(item, (list, tuple)):
             if depth >= MAX_JSON_DEPTH:
-                raise LimitExceeded("json_depth", f"{path or '(root)'} is nested more than {MAX_JSON_DEPTH} levels deep")
+                raise LimitExceeded("json_depth", f"{at} is nested more than {MAX_JSON_DEPTH} levels deep")
             if len(item) > MAX_ARRAY_ITEMS:
-                raise LimitExceeded("array_items", f"the array at {path or '(root)'} has {len(item):,} items")
+                raise LimitExceeded("array_items", f"the array at {at} has {len(item):,} items")
             stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
