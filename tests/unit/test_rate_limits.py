@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from crmflow.workers.bootstrap import build_intake
 from crmflow.workers.config import Settings
 from crmflow.workers.inbound_checks import Rejected
 from crmflow.workers.kafka.intake_rate_limit import IntakeRateLimit
@@ -163,3 +164,10 @@ def test_the_intake_refuses_a_message_over_its_tenants_rate_as_rate_limited_nami
     assert "tenant acme is over the intake's limit of 1 per second (burst 2)" in refused.value.reason
     assert "crmflow deadletter redrive --error rate_limited" in refused.value.reason
     limit("globex")  # another tenant is not refused
+
+
+def test_the_intake_a_worker_builds_charges_tenants_at_the_configured_rate() -> None:
+    settings = Settings(tenants=["acme"], intake_rate_per_s=3, intake_burst=4)
+    intake = build_intake(settings, app=None, kafka=None)  # type: ignore[arg-type]  # built, never run
+    assert isinstance(intake.rate_limit, IntakeRateLimit)
+    assert intake.rate_limit.buckets.rate == Rate(3, 4)
