@@ -21,10 +21,10 @@ CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
 CRMFLOW_API_SECRET        the secret that signs and checks the API's bearer tokens (HS256; at least 32 chars)
 CRMFLOW_METRICS_PORT      workers serve Prometheus metrics on this port (unset: no metrics endpoint)
 CRMFLOW_LAG_INTERVAL_S    how often workers with metrics measure their consumer groups' lag (default 15)
-CRMFLOW_API_RATE_PER_S, CRMFLOW_API_BURST  HTTP requests per second and at once, per tenant (default 200, 1000;
-                          rate 0: unlimited)
-CRMFLOW_INTAKE_RATE_PER_S, CRMFLOW_INTAKE_BURST  inbound messages per second and at once, per tenant, taken in by
-                          each intake copy (default 2000, 50000; rate 0: unlimited)
+CRMFLOW_API_RATE_PER_S, CRMFLOW_API_BURST  HTTP requests per second and at once, per tenant
+                          (default 200, 1000; rate 0: unlimited)
+CRMFLOW_INTAKE_RATE_PER_S, CRMFLOW_INTAKE_BURST  inbound messages per second and at once, per tenant,
+                          taken in by each intake copy (default 2000, 50000; rate 0: unlimited)
 """
 
 from __future__ import annotations

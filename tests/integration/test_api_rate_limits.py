@@ -106,7 +106,9 @@ def test_a_request_without_a_valid_token_is_refused_as_unauthorized_before_any_r
 ) -> None:
     acme = limited_api.user("acme", "sales", "ada")
     for _ in range(5):
-        response = limited_api.client.get("/v1/reports/pipeline", headers={"Authorization": "Bearer nonsense"})
+        response = limited_api.client.get(
+            "/v1/reports/pipeline", headers={"Authorization": "Bearer nonsense"}
+        )
         assert response.status_code == 401
     # The bad tokens spent nothing: acme still has its whole burst of 3.
     assert [create_lead(acme, n) for n in range(4)] == [201, 201, 201, 429]

@@ -1,4 +1,4 @@
-"""Fair share at the intake: a tenant flooding the inbound topic neither holds back another nor loses anything."""
+"""Fair share at the intake: a tenant flooding the inbound topic holds back no other and loses nothing."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def drain(intake: Intake, handled: int) -> None:
 
 
 def redrive_rate_limited(kafka: KafkaClients, expected: int) -> list[deadletters.DeadLetter]:
-    """What an operator runs: `crmflow deadletter redrive --error rate_limited` (again, until all are sent)."""
+    """What an operator runs: `crmflow deadletter redrive --error rate_limited` (until all are back)."""
     sent: list[deadletters.DeadLetter] = []
 
     def all_sent() -> bool:
@@ -82,7 +82,9 @@ def stored(app: CrmApplication, tenant: str, event_id: str) -> list[str]:
 
 
 def rate_limited_so_far(tenant: str) -> float:
-    return REGISTRY.get_sample_value("crmflow_rate_limited_total", {"entry": "intake", "tenant": tenant}) or 0.0
+    return (
+        REGISTRY.get_sample_value("crmflow_rate_limited_total", {"entry": "intake", "tenant": tenant}) or 0.0
+    )
 
 
 def test_a_tenant_bursting_far_over_its_rate_does_not_hold_back_another_and_its_excess_is_redriven_in_full(
@@ -91,16 +93,22 @@ def test_a_tenant_bursting_far_over_its_rate_does_not_hold_back_another_and_its_
     counted_before = rate_limited_so_far("acme"), rate_limited_so_far("globex")
 
     # Acme floods 50 forms; globex's 3 arrive behind them, on the same partition.
-    publish(kafka, [form(f"acme-{n}", "acme") for n in range(50)] + [form(f"globex-{n}", "globex") for n in range(3)])
+    publish(
+        kafka,
+        [form(f"acme-{n}", "acme") for n in range(50)] + [form(f"globex-{n}", "globex") for n in range(3)],
+    )
     drain(intake, handled=53)
 
     # Globex's forms are stored in the same pass: its bucket (burst 10) is its own.
     assert all(stored(app, "globex", f"globex-{n}") == ["InboundEventAccepted"] for n in range(3))
-    # Acme's burst of 10 is stored; the other 50 - 10 = 40 are dead-lettered, each saying why and how to redrive.
+    # Acme's burst of 10 is stored; the other 50 - 10 = 40 are dead-lettered, saying why and how to redrive.
     assert sum(bool(stored(app, "acme", f"acme-{n}")) for n in range(50)) == 10
     letters = deadletters.list_dead_letters(kafka)
     assert len(letters) == 40 and {d.error for d in letters} == {"rate_limited"}
-    assert "tenant acme is over the intake's limit of 5 per second (burst 10)" in letters[0].headers["crmflow-reason"]
+    assert (
+        "tenant acme is over the intake's limit of 5 per second (burst 10)"
+        in letters[0].headers["crmflow-reason"]
+    )
     assert "crmflow deadletter redrive --error rate_limited" in letters[0].headers["crmflow-reason"]
 
     # The operator redrives after the flood. Between rounds 2 s pass: 2 s × 5/s = 10 tokens, a full burst,

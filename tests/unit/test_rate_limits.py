@@ -90,7 +90,9 @@ def test_refused_attempts_do_not_push_the_next_token_further_away() -> None:
     [(10, 0.1, 1), (0.5, 2.0, 2), (0.3, 1 / 0.3, 4)],
     ids=["a tenth of a second is 1", "two seconds are 2", "3.33 seconds are 4"],
 )
-def test_retry_after_is_the_wait_rounded_up_to_whole_seconds(per_s: float, wait_s: float, header: int) -> None:
+def test_retry_after_is_the_wait_rounded_up_to_whole_seconds(
+    per_s: float, wait_s: float, header: int
+) -> None:
     buckets = TenantBuckets(Rate(per_s=per_s, burst=1), clock=Seconds())
     buckets.charge("acme")
     refusal = buckets.charge("acme")
@@ -123,12 +125,16 @@ def test_tenants_whose_buckets_have_refilled_are_forgotten_so_many_tenants_do_no
     [((-1, 10), "a rate is 0 (unlimited) or a positive number per second, not -1"),
      ((5, 0), "a burst is at least 1 (one at a time), not 0")],
 )  # fmt: skip
-def test_a_rate_that_cannot_work_is_refused_saying_what_is_allowed(rate: tuple[float, int], message: str) -> None:
+def test_a_rate_that_cannot_work_is_refused_saying_what_is_allowed(
+    rate: tuple[float, int], message: str
+) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Rate(*rate)
 
 
-def test_the_limits_come_from_the_environment_and_the_defaults_are_generous(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_limits_come_from_the_environment_and_the_defaults_are_generous(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     defaults = Settings()
     assert defaults.api_rate() == Rate(200, 1_000)
     assert defaults.intake_rate() == Rate(2_000, 50_000)

@@ -48,8 +48,10 @@ RATE_LIMITED_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "the token's tenant is over its rate (CRMFLOW_API_RATE_PER_S, CRMFLOW_API_BURST)",
         "headers": {
-            "Retry-After": {"description": "whole seconds until a retry passes", "schema": {"type": "integer"}}
+            "Retry-After": {
+                "description": "whole seconds until a retry passes",
+                "schema": {"type": "integer"},
+            }
         },
     }
 }
-
