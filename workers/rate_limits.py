@@ -67,6 +67,10 @@ class TenantBuckets:
         self._buckets: dict[str, tuple[float, float]] = {}  # tenant: (tokens, when counted)
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """How many tenants have a bucket (one refilled to its burst may have been forgotten)."""
+        return len(self._buckets)
+
     def charge(self, tenant: str) -> Refusal | None:
         """Take one token from the tenant's bucket: None if it had one, else the refusal."""
         if self.rate.unlimited:

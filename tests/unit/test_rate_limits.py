@@ -115,7 +115,7 @@ def test_tenants_whose_buckets_have_refilled_are_forgotten_so_many_tenants_do_no
     # 2 s × 10/s refills every one of them (each spent 1 of 20); the next new tenant makes room.
     clock.advance(2)
     buckets.charge("newcomer")
-    assert len(buckets._buckets) == 1
+    assert len(buckets) == 1
     # Forgetting a full bucket changes nothing: a forgotten tenant still has its whole burst.
     assert charge_many(buckets, "t0", 20) == [None] * 20
 
