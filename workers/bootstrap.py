@@ -19,6 +19,7 @@ from crmflow.workers.config import Settings
 from crmflow.workers.inbound_checks import InboundPolicy, load_schemas
 from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.kafka.intake import Intake
+from crmflow.workers.kafka.intake_rate_limit import IntakeRateLimit
 from crmflow.workers.kafka.relay import Relay
 
 log = structlog.get_logger("crmflow.bootstrap")
@@ -54,4 +55,4 @@ def build_relay(settings: Settings, app: CrmApplication, kafka: KafkaClients) ->
 
 
 def build_intake(settings: Settings, app: CrmApplication, kafka: KafkaClients) -> Intake:
-    return Intake(app, kafka, inbound_policy(settings))
+    return Intake(app, kafka, inbound_policy(settings), IntakeRateLimit(settings.intake_rate()))

@@ -21,6 +21,10 @@ CRMFLOW_LOG_LEVEL         debug | info | warning | error (default info)
 CRMFLOW_API_SECRET        the secret that signs and checks the API's bearer tokens (HS256; at least 32 chars)
 CRMFLOW_METRICS_PORT      workers serve Prometheus metrics on this port (unset: no metrics endpoint)
 CRMFLOW_LAG_INTERVAL_S    how often workers with metrics measure their consumer groups' lag (default 15)
+CRMFLOW_API_RATE_PER_S, CRMFLOW_API_BURST  HTTP requests per second and at once, per tenant
+                          (default 200, 1000; rate 0: unlimited)
+CRMFLOW_INTAKE_RATE_PER_S, CRMFLOW_INTAKE_BURST  inbound messages per second and at once, per tenant,
+                          taken in by each intake copy (default 2000, 50000; rate 0: unlimited)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crmflow.workers.kafka.clients import KafkaSettings
+from crmflow.workers.rate_limits import Rate
 
 
 def _comma_separated(value: object) -> object:
@@ -66,6 +71,12 @@ class Settings(BaseSettings):
     api_secret: SecretStr | None = Field(None, min_length=32, description="signs the API's bearer tokens")
     metrics_port: int | None = Field(None, ge=1, le=65535)
     lag_interval_s: float = Field(15.0, gt=0)
+    # Fair share per tenant. The defaults sit far above what the demo, the tests and the benchmarks send, so
+    # only a tenant flooding the service meets them.
+    api_rate_per_s: float = Field(200.0, ge=0, allow_inf_nan=False)
+    api_burst: int = Field(1_000, ge=1)
+    intake_rate_per_s: float = Field(2_000.0, ge=0, allow_inf_nan=False)
+    intake_burst: int = Field(50_000, ge=1)
 
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(
@@ -81,6 +92,12 @@ class Settings(BaseSettings):
             assignor=self.kafka_assignor,
             group_instance_id=self.kafka_group_instance_id,
         )
+
+    def api_rate(self) -> Rate:
+        return Rate(self.api_rate_per_s, self.api_burst)
+
+    def intake_rate(self) -> Rate:
+        return Rate(self.intake_rate_per_s, self.intake_burst)
 
     def tuned_for_bundled_broker(self) -> Settings:
         """These settings with the bundled broker's group timeouts and fetch wait (BUNDLED_BROKER_TUNING)."""

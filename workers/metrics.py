@@ -42,6 +42,10 @@ COMMAND_DURATION = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )  # fmt: skip
 HTTP_REQUESTS = Counter("crmflow_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+RATE_LIMITED = Counter(
+    "crmflow_rate_limited_total", "Requests and inbound messages refused as over their tenant's rate",
+    ["entry", "tenant"],
+)  # fmt: skip
 
 INSTANCE_STATES = ("running", "waiting", "completed", "failed")
 

@@ -18,9 +18,11 @@ from crmflow.projections.db import Database
 from crmflow.workers.api import commands, health, processes, reads
 from crmflow.workers.api.errors import install_error_handlers
 from crmflow.workers.api.middleware import RequestLog
+from crmflow.workers.api.rate_limit import RATE_LIMITED_DEPENDENCY, RATE_LIMITED_RESPONSES
 from crmflow.workers.api.services import Services
 from crmflow.workers.bootstrap import build_application, build_reports_db, inbound_policy
 from crmflow.workers.config import Settings
+from crmflow.workers.rate_limits import TenantBuckets
 
 DESCRIPTION = """\
 crmflow over HTTP: run commands, send events from other services, read reports and
@@ -71,10 +73,14 @@ def create_app(
     api.state.services = Services(
         app, reports_db, inbound_policy(settings), settings.api_secret.get_secret_value()
     )
+    api.state.rate_limit = TenantBuckets(settings.api_rate())
     install_error_handlers(api)
     api.add_middleware(RequestLog)
-    for module in (commands, reads, processes, health):
-        api.include_router(module.router)
+    for module in (commands, reads, processes):
+        api.include_router(
+            module.router, dependencies=[RATE_LIMITED_DEPENDENCY], responses=RATE_LIMITED_RESPONSES
+        )
+    api.include_router(health.router)  # liveness, readiness and metrics are never rate-limited
     return api
 
 

@@ -12,6 +12,7 @@ may repeat (their headers name the original offset, so they are recognisable).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +22,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from crmflow.aggregates.application import CrmApplication
 from crmflow.workers.inbound_checks import InboundPolicy, Rejected, check_inbound
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, KafkaError
+from crmflow.workers.kafka.intake_rate_limit import unlimited
 from crmflow.workers.metrics import DEAD_LETTERS, EVENTS_HANDLED
 from crmflow.workers.shutdown import StopSignal
 
@@ -62,10 +64,12 @@ class Intake(GroupMember):
 
     group_kind = GROUP_SUFFIX
 
-    def __init__(self, app: CrmApplication, kafka: KafkaClients, policy: InboundPolicy) -> None:
+    def __init__(self, app: CrmApplication, kafka: KafkaClients, policy: InboundPolicy,
+                 rate_limit: Callable[[str], None] = unlimited) -> None:  # fmt: skip
         self.app = app
         self.kafka = kafka
         self.policy = policy
+        self.rate_limit = rate_limit  # charges a checked message's tenant; Rejected over its rate
         self.counts: Counter[str] = Counter()
         self.failures = 0
         self.handled = 0  # records stored or dead-lettered and committed since start
@@ -84,6 +88,7 @@ class Intake(GroupMember):
         for record in records:
             try:
                 tenant, document = check_inbound(record.value, self.policy)
+                self.rate_limit(tenant)
             except Rejected as rejected:
                 futures.append(self.dead_letter(record, rejected, "Rejected"))
             else:
