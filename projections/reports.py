@@ -2,7 +2,8 @@
 
 `crmflow query NAME` and `GET /v1/reports/NAME` print these. Medians and
 percentiles are computed here, not in SQL, so SQLite and PostgreSQL agree.
-Every query filters by tenant: no report ever returns another tenant's rows.
+Every query filters by tenant, and every join and sub-query matches the tenant as well as the id:
+no report ever returns or counts another tenant's rows, even one that names this tenant's ids.
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ def funnel(db: Database, tenant: str, since: str | None = None, until: str | Non
         "SUM(CASE WHEN l.status IN ('qualified', 'converted') THEN 1 ELSE 0 END) AS qualified, "
         "SUM(CASE WHEN l.status = 'converted' THEN 1 ELSE 0 END) AS converted, "
         "SUM(CASE WHEN o.stage = 'closed_won' THEN 1 ELSE 0 END) AS won "
-        "FROM rm_leads l LEFT JOIN rm_campaigns c ON c.campaign_id = l.campaign_id "
-        "LEFT JOIN rm_opportunities o ON o.opportunity_id = l.opportunity_id "
+        "FROM rm_leads l LEFT JOIN rm_campaigns c ON c.campaign_id = l.campaign_id AND c.tenant = l.tenant "
+        "LEFT JOIN rm_opportunities o ON o.opportunity_id = l.opportunity_id AND o.tenant = l.tenant "
         f"WHERE l.tenant = %(tenant)s{_between('l.created_at', since, until)} "
         "GROUP BY COALESCE(c.name, '(none)'), l.source ORDER BY campaign, source",
         {"tenant": tenant, "since": since, "until": until},
@@ -156,10 +157,11 @@ def funnel(db: Database, tenant: str, since: str | None = None, until: str | Non
 def campaigns(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT c.name AS campaign, c.channel, c.status, c.actual_cost AS cost, "
-        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id) AS leads, "
-        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.status = 'converted') AS converted, "
+        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant) AS leads, "
+        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant "
+        " AND l.status = 'converted') AS converted, "
         "(SELECT COALESCE(SUM(o.amount), 0) FROM rm_opportunities o WHERE o.campaign_id = c.campaign_id "
-        " AND o.stage = 'closed_won') AS won_revenue "
+        " AND o.tenant = c.tenant AND o.stage = 'closed_won') AS won_revenue "
         f"FROM rm_campaigns c WHERE c.tenant = %(tenant)s{_between('c.created_at', since, until)} ORDER BY c.name, c.campaign_id",
         {"tenant": tenant, "since": since, "until": until},
     )  # fmt: skip
@@ -210,7 +212,7 @@ def sla(db: Database, tenant: str, since: str | None = None, until: str | None =
 def faq(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT COALESCE(c.category, c.subject) AS topic, c.status, c.article_id, a.title "
-        "FROM rm_cases c LEFT JOIN rm_articles a ON a.article_id = c.article_id "
+        "FROM rm_cases c LEFT JOIN rm_articles a ON a.article_id = c.article_id AND a.tenant = c.tenant "
         f"WHERE c.tenant = %(tenant)s{_between('c.opened_at', since, until)}",
         {"tenant": tenant, "since": since, "until": until},
     )
@@ -240,7 +242,7 @@ def segment(revenue: float) -> str:
 def accounts(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT a.name AS account, a.account_id, a.revenue, a.cost_to_serve, a.last_activity_at, "
-        "(SELECT COUNT(*) FROM rm_cases c WHERE c.account_id = a.account_id "
+        "(SELECT COUNT(*) FROM rm_cases c WHERE c.account_id = a.account_id AND c.tenant = a.tenant "
         " AND c.status NOT IN ('resolved', 'closed')) AS open_cases "
         f"FROM rm_accounts a WHERE a.tenant = %(tenant)s{_between('a.last_activity_at', since, until)} ORDER BY a.name",
         {"tenant": tenant, "since": since, "until": until},

@@ -58,18 +58,16 @@ class ResolveCase(Payload):
 @command("case.open", OpenCase, emits=("CaseOpened",))
 def open_case(ctx: CommandContext, p: OpenCase) -> Case:
     """Open a case; SLA due times default to the priority's first-response and resolution hours."""
-    ctx.claim_id(Case, p.case_id)
-    if p.account_id is not None:
-        ctx.load(Account, p.account_id)
-    if p.contact_id is not None:
-        ctx.load(Contact, p.contact_id)
+    case_id = ctx.claim_id(Case, p.case_id)
+    account_id = ctx.reference(Account, p.account_id)
+    contact_id = ctx.reference(Contact, p.contact_id)
     return ctx.add(
         Case.open(
             tenant_id=ctx.tenant, subject=p.subject, priority=p.priority, channel=p.channel,
-            opened_at=ctx.at, account_id=p.account_id, contact_id=p.contact_id,
+            opened_at=ctx.at, account_id=account_id, contact_id=contact_id,
             description=p.description, category=p.category, owner=p.owner,
             first_response_due=p.first_response_due, resolution_due=p.resolution_due,
-            case_id=p.case_id,
+            case_id=case_id,
         )
     )  # fmt: skip
 
@@ -119,9 +117,12 @@ def set_case_sla(ctx: CommandContext, p: SetCaseSla) -> Case:
 def resolve_case(ctx: CommandContext, p: ResolveCase) -> Case:
     """Resolve the case with a solution, optionally a published knowledge article."""
     case = ctx.load(Case, p.case_id)
+    article_id = None
     if p.article_id is not None:
-        ctx.load(Article, p.article_id).check_is_published()
-    case.resolve(p.solution, p.article_id, ctx.at)
+        article = ctx.load(Article, p.article_id)
+        article.check_is_published()
+        article_id = article.id
+    case.resolve(p.solution, article_id, ctx.at)
     return case
 
 @command("case.close", CaseRef, emits=("CaseClosed",))

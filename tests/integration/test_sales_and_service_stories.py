@@ -103,7 +103,10 @@ def test_unknown_commands_and_bad_payloads_are_named_precisely(run: Run) -> None
 def test_a_caller_chosen_id_cannot_be_taken_twice(run: Run) -> None:
     import uuid
 
+    from crmflow.aggregates.ids import scoped_id
+
     lead_id = uuid.uuid4()
-    assert run("lead.create", lead_id=lead_id, name="Ada").aggregate_id == lead_id
+    # A chosen id is the tenant's own (docs/domain.md, "Ids are per tenant"): stored scoped to acme.
+    assert run("lead.create", lead_id=lead_id, name="Ada").aggregate_id == scoped_id("acme", lead_id)
     with pytest.raises(AggregateExistsError, match=f"cannot create lead {lead_id}: that id is already taken"):
         run("lead.create", lead_id=lead_id, name="Eve")
