@@ -17,6 +17,7 @@ from crmflow.aggregates.contact import Contact
 Priority = Literal["low", "medium", "high", "urgent"]
 Channel = Literal["email", "phone", "web", "chat", "social", "other"]
 
+
 class OpenCase(Payload):
     case_id: UUID | None = Field(None, description="choose the id (else one is made)")
     account_id: UUID | None = None
@@ -30,30 +31,37 @@ class OpenCase(Payload):
     first_response_due: AwareDatetime | None = Field(None, description="default: by priority")
     resolution_due: AwareDatetime | None = Field(None, description="default: by priority")
 
+
 class CaseRef(Payload):
     case_id: UUID
+
 
 class AssignCase(Payload):
     case_id: UUID
     owner: Owner
 
+
 class RespondToCase(Payload):
     case_id: UUID
     message: Text | None = None
 
+
 class CaseWithReason(Payload):
     case_id: UUID
     reason: Reason
+
 
 class SetCaseSla(Payload):
     case_id: UUID
     first_response_due: AwareDatetime
     resolution_due: AwareDatetime
 
+
 class ResolveCase(Payload):
     case_id: UUID
     solution: Text
     article_id: UUID | None = Field(None, description="the published article that solved it")
+
 
 @command("case.open", OpenCase, emits=("CaseOpened",))
 def open_case(ctx: CommandContext, p: OpenCase) -> Case:
@@ -71,12 +79,14 @@ def open_case(ctx: CommandContext, p: OpenCase) -> Case:
         )
     )  # fmt: skip
 
+
 @command("case.assign", AssignCase, emits=("CaseAssigned",))
 def assign_case(ctx: CommandContext, p: AssignCase) -> Case:
     """Give the case an owner."""
     case = ctx.load(Case, p.case_id)
     case.assign(p.owner)
     return case
+
 
 @command("case.respond", RespondToCase, emits=("CaseResponded",))
 def respond_to_case(ctx: CommandContext, p: RespondToCase) -> Case:
@@ -85,12 +95,14 @@ def respond_to_case(ctx: CommandContext, p: RespondToCase) -> Case:
     case.respond(p.message, ctx.at)
     return case
 
+
 @command("case.escalate", CaseWithReason, emits=("CaseEscalated",))
 def escalate_case(ctx: CommandContext, p: CaseWithReason) -> Case:
     """Escalate the case (again raises the escalation level)."""
     case = ctx.load(Case, p.case_id)
     case.escalate(p.reason, ctx.at)
     return case
+
 
 @command("case.hold", CaseWithReason, emits=("CaseOnHold",))
 def hold_case(ctx: CommandContext, p: CaseWithReason) -> Case:
@@ -99,6 +111,7 @@ def hold_case(ctx: CommandContext, p: CaseWithReason) -> Case:
     case.hold(p.reason, ctx.at)
     return case
 
+
 @command("case.resume", CaseRef, emits=("CaseResumed",))
 def resume_case(ctx: CommandContext, p: CaseRef) -> Case:
     """Take the case off hold; its due times move by the time it was on hold."""
@@ -106,12 +119,14 @@ def resume_case(ctx: CommandContext, p: CaseRef) -> Case:
     case.resume(ctx.at)
     return case
 
+
 @command("case.set_sla", SetCaseSla, emits=("CaseSlaSet",))
 def set_case_sla(ctx: CommandContext, p: SetCaseSla) -> Case:
     """Set the case's first-response and resolution due times (e.g. in business time)."""
     case = ctx.load(Case, p.case_id)
     case.set_sla(p.first_response_due, p.resolution_due)
     return case
+
 
 @command("case.resolve", ResolveCase, emits=("CaseResolved",))
 def resolve_case(ctx: CommandContext, p: ResolveCase) -> Case:
@@ -125,12 +140,14 @@ def resolve_case(ctx: CommandContext, p: ResolveCase) -> Case:
     case.resolve(p.solution, article_id, ctx.at)
     return case
 
+
 @command("case.close", CaseRef, emits=("CaseClosed",))
 def close_case(ctx: CommandContext, p: CaseRef) -> Case:
     """Close a resolved case for good."""
     case = ctx.load(Case, p.case_id)
     case.close()
     return case
+
 
 @command("case.reopen", CaseWithReason, emits=("CaseReopened",))
 def reopen_case(ctx: CommandContext, p: CaseWithReason) -> Case:

@@ -71,8 +71,15 @@ def create_lead(ctx: CommandContext, p: CreateLead) -> Lead:
     campaign_id = ctx.reference(Campaign, p.campaign_id)
     return ctx.add(
         Lead.construct(
-            lead_id, tenant_id=ctx.tenant, name=p.name, company=p.company, email=p.email,
-            source=p.source, campaign_id=campaign_id, owner=p.owner, score=p.score,
+            lead_id,
+            tenant_id=ctx.tenant,
+            name=p.name,
+            company=p.company,
+            email=p.email,
+            source=p.source,
+            campaign_id=campaign_id,
+            owner=p.owner,
+            score=p.score,
         )  # fmt: skip
     )
 
