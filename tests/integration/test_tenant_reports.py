@@ -225,3 +225,25 @@ def test_acme_reports_count_only_acme_rows_by_hand(reports: Database, acme: Worl
         ("Acme account", 1),
         ("Acme buyer Ltd", 0),
     ]
+
+
+def every_row(reports: Database) -> dict[str, list[dict[str, Any]]]:
+    return {
+        table: reports.query(f"SELECT * FROM rm_{table} ORDER BY 2")
+        for table in ("leads", "opportunities", "campaigns", "accounts", "cases", "articles", "instances")
+    }
+
+
+def test_events_of_another_tenant_naming_this_tenants_ids_change_none_of_its_rows(
+    app: CrmApplication, reports: Database, acme: World
+) -> None:
+    # Every projection handler keys its row by id and tenant: acme's whole history, replayed as globex's
+    # events (new event ids, same subjects and data), changes no row and adds none.
+    before = every_row(reports)
+    hostile = [{**event, "id": str(uuid.uuid4()), "tenantid": "globex"} for event in stored_history(app)]
+    assert {e["type"] for e in hostile} >= {"LeadCreated", "LeadConverted", "OpportunityWon", "CaseOpened"}
+
+    apply_all(reports, hostile)
+
+    assert every_row(reports) == before
+    assert all(report_of(reports, name, "globex") == [] for name in REPORTS)
