@@ -1,9 +1,10 @@
 """Commands: named ``aggregate.verb``, a pydantic payload each, one handler each.
 
 A handler loads what it needs through the CommandContext (which enforces the
-tenant), calls the aggregates' command methods, and returns the aggregate the
-command is about. The application saves everything the context touched in one
-transaction.
+tenant: ``load`` for the records it changes, ``reference`` for every other id
+it names, ``claim_id`` for an id the caller chose for a new record), calls the
+aggregates' command methods, and returns the aggregate the command is about.
+The application saves everything the context touched in one transaction.
 """
 
 from __future__ import annotations
