@@ -23,6 +23,7 @@ from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.clock import system_clock
 from crmflow.aggregates.envelope import event_meta, jsonable, to_cloudevent_dict
 from crmflow.aggregates.errors import AggregateNotFoundError, ConcurrencyConflictError, InvalidCommandError
+from crmflow.aggregates.ids import stored_candidates
 from crmflow.aggregates.inbound import InboundEvent, inbound_id
 from crmflow.aggregates.store import persistence_env
 from crmflow.aggregates.unit_of_work import (
@@ -177,9 +178,12 @@ class CrmApplication(Application[UUID]):
     # Queries: plain data, never aggregates.
 
     def history(self, aggregate_id: UUID | str, tenant: str | None = None) -> list[HistoryEntry]:
-        """The aggregate's events with their causes; [] if unknown or another tenant's."""
-        events = list(self.events.get(UUID(str(aggregate_id))))
-        if not events or (tenant is not None and events[0].tenant_id != tenant):
+        """The aggregate's events with their causes; [] if unknown or another tenant's.
+
+        With a tenant, ``aggregate_id`` is that tenant's id: as stored, or as chosen (crmflow.aggregates.ids).
+        """
+        events = self._own_events(UUID(str(aggregate_id)), tenant)
+        if not events:
             return []
         entries = []
         for event in events:
@@ -194,10 +198,14 @@ class CrmApplication(Application[UUID]):
 
     def state(self, aggregate_id: UUID | str, tenant: str) -> dict[str, Any]:
         """The aggregate's current fields as plain data."""
-        try:
-            aggregate = self.repository.get(UUID(str(aggregate_id)))
-        except StoreNotFound:
-            aggregate = None
+        aggregate = None
+        for candidate in stored_candidates(tenant, UUID(str(aggregate_id))):
+            try:
+                aggregate = self.repository.get(candidate)
+            except StoreNotFound:
+                continue
+            if isinstance(aggregate, TenantAggregate) and aggregate.tenant_id == tenant:
+                break
         if not isinstance(aggregate, TenantAggregate) or aggregate.tenant_id != tenant:
             raise AggregateNotFoundError(
                 f"{aggregate_id} not found in tenant {tenant}", aggregate_id=str(aggregate_id)
@@ -205,3 +213,12 @@ class CrmApplication(Application[UUID]):
         fields = {k: jsonable(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
         return {"id": str(aggregate.id), "kind": aggregate.kind, "version": aggregate.version,
                 "status": aggregate.status, **fields}  # fmt: skip
+
+    def _own_events(self, aggregate_id: UUID, tenant: str | None) -> list[Any]:
+        if tenant is None:
+            return list(self.events.get(aggregate_id))
+        for candidate in stored_candidates(tenant, aggregate_id):
+            events = list(self.events.get(candidate))
+            if events and events[0].tenant_id == tenant:
+                return events
+        return []

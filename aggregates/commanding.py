@@ -1,9 +1,10 @@
 """Commands: named ``aggregate.verb``, a pydantic payload each, one handler each.
 
 A handler loads what it needs through the CommandContext (which enforces the
-tenant), calls the aggregates' command methods, and returns the aggregate the
-command is about. The application saves everything the context touched in one
-transaction.
+tenant: ``load`` for the records it changes, ``reference`` for every other id
+it names, ``claim_id`` for an id the caller chose for a new record), calls the
+aggregates' command methods, and returns the aggregate the command is about.
+The application saves everything the context touched in one transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import AggregateExistsError, AggregateNotFoundError
+from crmflow.aggregates.ids import scoped_id, stored_candidates
 
 A = TypeVar("A", bound=TenantAggregate)
 P = TypeVar("P", bound="Payload")
@@ -79,44 +81,73 @@ class CommandContext:
         self.at = at
         self.loaded: dict[UUID, TenantAggregate] = {} if loaded is None else loaded
         self.touched: dict[UUID, TenantAggregate] = {}
-        self.chosen_ids: list[tuple[type[TenantAggregate], UUID]] = []
+        self.chosen_ids: list[tuple[type[TenantAggregate], UUID, UUID]] = []  # (kind, chosen, stored)
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         """The tenant's aggregate of that kind, or AggregateNotFoundError."""
-        aggregate = self.loaded.get(aggregate_id)
-        if aggregate is None:
-            try:
-                aggregate = self.repository.get(aggregate_id)
-            except StoreNotFound:
-                aggregate = None
-        if not isinstance(aggregate, cls) or aggregate.tenant_id != self.tenant:
-            raise AggregateNotFoundError(
-                f"{cls.kind} {aggregate_id} not found in tenant {self.tenant}",
-                kind=cls.kind,
-                aggregate_id=str(aggregate_id),
-                tenant=self.tenant,
-            )
+        aggregate = self._find(cls, aggregate_id)
         self.loaded[aggregate.id] = self.touched[aggregate.id] = aggregate
         return aggregate
 
-    def claim_id(self, cls: type[TenantAggregate], aggregate_id: UUID | None) -> None:
-        """Note a caller-chosen id for a new aggregate.
+    def reference(self, cls: type[TenantAggregate], aggregate_id: UUID | None) -> UUID | None:
+        """The stored id of a record the command refers to (and does not change), or AggregateNotFoundError.
 
-        No read here: the store's unique (id, version) constraint refuses a
-        taken id when the command is saved, and only then do we look up
-        whether it was the id (AggregateExistsError) or a concurrent writer.
+        Refused exactly as ``load`` refuses a target: another tenant's id is
+        answered like an id nobody has. Only the created event is read.
         """
         if aggregate_id is None:
-            return
-        if aggregate_id in self.loaded:
-            raise id_taken(cls, aggregate_id)
-        self.chosen_ids.append((cls, aggregate_id))
+            return None
+        return self._find(cls, aggregate_id, version=1).id
+
+    def _find(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
+        for candidate in stored_candidates(self.tenant, aggregate_id):
+            aggregate = self.loaded.get(candidate)
+            if aggregate is None:
+                aggregate = self._stored(candidate, version)
+            if isinstance(aggregate, cls) and aggregate.tenant_id == self.tenant:
+                return aggregate
+        raise AggregateNotFoundError(
+            f"{cls.kind} {aggregate_id} not found in tenant {self.tenant}",
+            kind=cls.kind,
+            aggregate_id=str(aggregate_id),
+            tenant=self.tenant,
+        )
+
+    def _stored(self, aggregate_id: UUID, version: int | None = None) -> TenantAggregate | None:
+        try:
+            return self.repository.get(aggregate_id, version=version)  # type: ignore[no-any-return]
+        except StoreNotFound:
+            return None
+
+    def claim_id(self, cls: type[TenantAggregate], chosen: UUID | None) -> UUID | None:
+        """The stored id for a caller-chosen id of a new aggregate (crmflow.aggregates.ids), or None.
+
+        Refused only when the tenant itself has the id: another tenant's
+        record under that id changes nothing. The scoped id is not read here:
+        the store's unique (id, version) constraint refuses a taken one when
+        the command is saved, and only then do we look up whether it was the
+        id (AggregateExistsError) or a concurrent writer. The id as given is
+        read, since records made before ids were scoped are stored under it.
+        """
+        if chosen is None:
+            return None
+        stored = scoped_id(self.tenant, chosen)
+        if stored in self.loaded or self._owns(chosen):
+            raise id_taken(cls, chosen)
+        self.chosen_ids.append((cls, chosen, stored))
+        return stored
+
+    def _owns(self, aggregate_id: UUID) -> bool:
+        aggregate = self.loaded.get(aggregate_id)
+        if aggregate is None:
+            aggregate = self._stored(aggregate_id, version=1)
+        return isinstance(aggregate, TenantAggregate) and aggregate.tenant_id == self.tenant
 
     def taken_id_error(self) -> AggregateExistsError | None:
         """After a refused save: the error if a chosen id was already taken."""
-        for cls, aggregate_id in self.chosen_ids:
-            if aggregate_id in self.repository:
-                return id_taken(cls, aggregate_id)
+        for cls, chosen, stored in self.chosen_ids:
+            if stored in self.repository:
+                return id_taken(cls, chosen)
         return None
 
     def add(self, aggregate: A) -> A:

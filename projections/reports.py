@@ -2,7 +2,8 @@
 
 `crmflow query NAME` and `GET /v1/reports/NAME` print these. Medians and
 percentiles are computed here, not in SQL, so SQLite and PostgreSQL agree.
-Every query filters by tenant: no report ever returns another tenant's rows.
+Every query filters by tenant, and every join and sub-query matches the tenant as well as the id:
+no report ever returns or counts another tenant's rows, even one that names this tenant's ids.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 
 from crmflow.projections.db import Database
 
-STAGE_ORDER = "CASE stage WHEN 'prospecting' THEN 1 WHEN 'qualification' THEN 2 WHEN 'proposal' THEN 3 " \
-              "WHEN 'negotiation' THEN 4 ELSE 5 END"  # fmt: skip
+STAGE_ORDER = (
+    "CASE stage WHEN 'prospecting' THEN 1 WHEN 'qualification' THEN 2 WHEN 'proposal' THEN 3 "
+    "WHEN 'negotiation' THEN 4 ELSE 5 END"
+)
 OPEN = "stage NOT IN ('closed_won', 'closed_lost')"
 
 
@@ -31,13 +34,21 @@ class Report:
 
 REPORTS: dict[str, Report] = {}
 READS = {
-    "pipeline": ("opportunities",), "forecast": ("opportunities",), "win-rate": ("opportunities",),
-    "funnel": ("leads", "campaigns", "opportunities"), "campaigns": ("campaigns", "leads", "opportunities"),
-    "sla": ("cases",), "faq": ("cases", "articles"), "accounts": ("accounts", "cases"), "instances": ("instances",),
-}  # fmt: skip
+    "pipeline": ("opportunities",),
+    "forecast": ("opportunities",),
+    "win-rate": ("opportunities",),
+    "funnel": ("leads", "campaigns", "opportunities"),
+    "campaigns": ("campaigns", "leads", "opportunities"),
+    "sla": ("cases",),
+    "faq": ("cases", "articles"),
+    "accounts": ("accounts", "cases"),
+    "instances": ("instances",),
+}
 
 
-def report(name: str, summary: str, columns: tuple[str, ...]) -> Callable[[Callable[..., list[dict[str, Any]]]], Any]:
+def report(
+    name: str, summary: str, columns: tuple[str, ...]
+) -> Callable[[Callable[..., list[dict[str, Any]]]], Any]:
     def register(run: Callable[..., list[dict[str, Any]]]) -> Any:
         REPORTS[name] = Report(name, summary, columns, run, READS[name])
         return run
@@ -55,7 +66,10 @@ def _between(column: str, since: str | None, until: str | None) -> str:
 
 
 def _money(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
-    """Sums as floats rounded to cents (PostgreSQL has no ROUND for double precision; SQLite none for NUMERIC)."""
+    """Sums as floats rounded to cents.
+
+    PostgreSQL has no ROUND for double precision, SQLite none for NUMERIC.
+    """
     for row in rows:
         for column in columns:
             row[column] = round(float(row[column] or 0), 2)
@@ -80,41 +94,67 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))], 2)
 
 
-@report("pipeline", "open opportunities by stage and owner: count, amount, weighted amount",
-        ("stage", "owner", "opportunities", "amount", "weighted_amount"))  # fmt: skip
-def pipeline(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
-    return _money(db.query(
-        f"SELECT stage, COALESCE(owner, '(none)') AS owner, COUNT(*) AS opportunities, SUM(amount) AS amount, "
-        f"SUM(amount * probability / 100.0) AS weighted_amount FROM rm_opportunities "
-        f"WHERE tenant = %(tenant)s AND {OPEN}{_between('close_date', since, until)} "
-        f"GROUP BY stage, COALESCE(owner, '(none)') ORDER BY MIN({STAGE_ORDER}), owner",
-        {"tenant": tenant, "since": since, "until": until},
-    ), "amount", "weighted_amount")  # fmt: skip
+@report(
+    "pipeline",
+    "open opportunities by stage and owner: count, amount, weighted amount",
+    ("stage", "owner", "opportunities", "amount", "weighted_amount"),
+)
+def pipeline(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    return _money(
+        db.query(
+            f"SELECT stage, COALESCE(owner, '(none)') AS owner, COUNT(*) AS opportunities, "
+            "SUM(amount) AS amount, "
+            f"SUM(amount * probability / 100.0) AS weighted_amount FROM rm_opportunities "
+            f"WHERE tenant = %(tenant)s AND {OPEN}{_between('close_date', since, until)} "
+            f"GROUP BY stage, COALESCE(owner, '(none)') ORDER BY MIN({STAGE_ORDER}), owner",
+            {"tenant": tenant, "since": since, "until": until},
+        ),
+        "amount",
+        "weighted_amount",
+    )
 
 
-@report("forecast", "by expected close month: weighted (open), best case (open + won) and won amount",
-        ("month", "open_opportunities", "weighted_amount", "best_case_amount", "won_amount"))  # fmt: skip
-def forecast(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
-    return _money(db.query(
-        "SELECT SUBSTR(close_date, 1, 7) AS month, "
-        f"SUM(CASE WHEN {OPEN} THEN 1 ELSE 0 END) AS open_opportunities, "
-        f"SUM(CASE WHEN {OPEN} THEN amount * probability / 100.0 ELSE 0 END) AS weighted_amount, "
-        "SUM(CASE WHEN stage <> 'closed_lost' THEN amount ELSE 0 END) AS best_case_amount, "
-        "SUM(CASE WHEN stage = 'closed_won' THEN amount ELSE 0 END) AS won_amount "
-        f"FROM rm_opportunities WHERE tenant = %(tenant)s{_between('close_date', since, until)} "
-        "GROUP BY SUBSTR(close_date, 1, 7) ORDER BY month",
-        {"tenant": tenant, "since": since, "until": until},
-    ), "weighted_amount", "best_case_amount", "won_amount")
+@report(
+    "forecast",
+    "by expected close month: weighted (open), best case (open + won) and won amount",
+    ("month", "open_opportunities", "weighted_amount", "best_case_amount", "won_amount"),
+)
+def forecast(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    return _money(
+        db.query(
+            "SELECT SUBSTR(close_date, 1, 7) AS month, "
+            f"SUM(CASE WHEN {OPEN} THEN 1 ELSE 0 END) AS open_opportunities, "
+            f"SUM(CASE WHEN {OPEN} THEN amount * probability / 100.0 ELSE 0 END) AS weighted_amount, "
+            "SUM(CASE WHEN stage <> 'closed_lost' THEN amount ELSE 0 END) AS best_case_amount, "
+            "SUM(CASE WHEN stage = 'closed_won' THEN amount ELSE 0 END) AS won_amount "
+            f"FROM rm_opportunities WHERE tenant = %(tenant)s{_between('close_date', since, until)} "
+            "GROUP BY SUBSTR(close_date, 1, 7) ORDER BY month",
+            {"tenant": tenant, "since": since, "until": until},
+        ),
+        "weighted_amount",
+        "best_case_amount",
+        "won_amount",
+    )
 
 
-@report("win-rate", "per owner and month closed: won / closed, average deal size, average sales cycle (days)",
-        ("owner", "month", "won", "lost", "win_rate", "average_deal_size", "average_sales_cycle_days"))  # fmt: skip
-def win_rate(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+@report(
+    "win-rate",
+    "per owner and month closed: won / closed, average deal size, average sales cycle (days)",
+    ("owner", "month", "won", "lost", "win_rate", "average_deal_size", "average_sales_cycle_days"),
+)
+def win_rate(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
     rows = db.query(
-        "SELECT COALESCE(owner, '(none)') AS owner, SUBSTR(closed_at, 1, 7) AS month, stage, amount, created_at, closed_at "
-        f"FROM rm_opportunities WHERE tenant = %(tenant)s AND closed_at IS NOT NULL{_between('closed_at', since, until)}",
+        "SELECT COALESCE(owner, '(none)') AS owner, SUBSTR(closed_at, 1, 7) AS month, stage, amount, "
+        "created_at, closed_at FROM rm_opportunities "
+        f"WHERE tenant = %(tenant)s AND closed_at IS NOT NULL{_between('closed_at', since, until)}",
         {"tenant": tenant, "since": since, "until": until},
-    )  # fmt: skip
+    )
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["owner"], row["month"]), []).append(row)
@@ -122,63 +162,118 @@ def win_rate(db: Database, tenant: str, since: str | None = None, until: str | N
     for (owner, month), deals in sorted(groups.items()):
         won = [d for d in deals if d["stage"] == "closed_won"]
         cycles = [_hours(d["created_at"], d["closed_at"]) / 24 for d in won]  # type: ignore[operator]
-        out.append({"owner": owner, "month": month, "won": len(won), "lost": len(deals) - len(won),
-                    "win_rate": _ratio(len(won), len(deals)),
-                    "average_deal_size": round(statistics.fmean(d["amount"] for d in won), 2) if won else None,
-                    "average_sales_cycle_days": round(statistics.fmean(cycles), 1) if cycles else None})  # fmt: skip
+        out.append(
+            {
+                "owner": owner,
+                "month": month,
+                "won": len(won),
+                "lost": len(deals) - len(won),
+                "win_rate": _ratio(len(won), len(deals)),
+                "average_deal_size": round(statistics.fmean(d["amount"] for d in won), 2) if won else None,
+                "average_sales_cycle_days": round(statistics.fmean(cycles), 1) if cycles else None,
+            }
+        )
     return out
 
 
-@report("funnel", "leads → working → qualified → converted → won, per campaign and source, with rates",
-        ("campaign", "source", "leads", "working", "qualified", "converted", "won",
-         "working_rate", "qualified_rate", "converted_rate", "won_rate"))  # fmt: skip
-def funnel(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+@report(
+    "funnel",
+    "leads → working → qualified → converted → won, per campaign and source, with rates",
+    (
+        "campaign",
+        "source",
+        "leads",
+        "working",
+        "qualified",
+        "converted",
+        "won",
+        "working_rate",
+        "qualified_rate",
+        "converted_rate",
+        "won_rate",
+    ),
+)
+def funnel(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT COALESCE(c.name, '(none)') AS campaign, l.source AS source, COUNT(*) AS leads, "
         "SUM(CASE WHEN l.worked_at IS NOT NULL THEN 1 ELSE 0 END) AS working, "
         "SUM(CASE WHEN l.status IN ('qualified', 'converted') THEN 1 ELSE 0 END) AS qualified, "
         "SUM(CASE WHEN l.status = 'converted' THEN 1 ELSE 0 END) AS converted, "
         "SUM(CASE WHEN o.stage = 'closed_won' THEN 1 ELSE 0 END) AS won "
-        "FROM rm_leads l LEFT JOIN rm_campaigns c ON c.campaign_id = l.campaign_id "
-        "LEFT JOIN rm_opportunities o ON o.opportunity_id = l.opportunity_id "
+        "FROM rm_leads l LEFT JOIN rm_campaigns c ON c.campaign_id = l.campaign_id AND c.tenant = l.tenant "
+        "LEFT JOIN rm_opportunities o ON o.opportunity_id = l.opportunity_id AND o.tenant = l.tenant "
         f"WHERE l.tenant = %(tenant)s{_between('l.created_at', since, until)} "
         "GROUP BY COALESCE(c.name, '(none)'), l.source ORDER BY campaign, source",
         {"tenant": tenant, "since": since, "until": until},
     )
     for r in rows:
-        r.update(working_rate=_ratio(r["working"], r["leads"]), qualified_rate=_ratio(r["qualified"], r["working"]),
-                 converted_rate=_ratio(r["converted"], r["qualified"]), won_rate=_ratio(r["won"], r["converted"]))  # fmt: skip
+        r.update(
+            working_rate=_ratio(r["working"], r["leads"]),
+            qualified_rate=_ratio(r["qualified"], r["working"]),
+            converted_rate=_ratio(r["converted"], r["qualified"]),
+            won_rate=_ratio(r["won"], r["converted"]),
+        )
     return rows
 
 
-@report("campaigns", "per campaign: leads, converted, won revenue, cost, cost per lead, ROI",
-        ("campaign", "channel", "status", "leads", "converted", "won_revenue", "cost", "cost_per_lead", "roi"))  # fmt: skip
-def campaigns(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+@report(
+    "campaigns",
+    "per campaign: leads, converted, won revenue, cost, cost per lead, ROI",
+    ("campaign", "channel", "status", "leads", "converted", "won_revenue", "cost", "cost_per_lead", "roi"),
+)
+def campaigns(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT c.name AS campaign, c.channel, c.status, c.actual_cost AS cost, "
-        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id) AS leads, "
-        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.status = 'converted') AS converted, "
+        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant) "
+        "AS leads, "
+        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant "
+        " AND l.status = 'converted') AS converted, "
         "(SELECT COALESCE(SUM(o.amount), 0) FROM rm_opportunities o WHERE o.campaign_id = c.campaign_id "
-        " AND o.stage = 'closed_won') AS won_revenue "
-        f"FROM rm_campaigns c WHERE c.tenant = %(tenant)s{_between('c.created_at', since, until)} ORDER BY c.name, c.campaign_id",
+        " AND o.tenant = c.tenant AND o.stage = 'closed_won') AS won_revenue "
+        f"FROM rm_campaigns c WHERE c.tenant = %(tenant)s{_between('c.created_at', since, until)} "
+        "ORDER BY c.name, c.campaign_id",
         {"tenant": tenant, "since": since, "until": until},
-    )  # fmt: skip
+    )
     for r in rows:
         cost, revenue = float(r["cost"] or 0), float(r["won_revenue"] or 0)
-        r.update(cost=round(cost, 2), won_revenue=round(revenue, 2),
-                 cost_per_lead=round(cost / r["leads"], 2) if r["leads"] else None,
-                 roi=round((revenue - cost) / cost, 4) if cost else None)  # fmt: skip
+        r.update(
+            cost=round(cost, 2),
+            won_revenue=round(revenue, 2),
+            cost_per_lead=round(cost / r["leads"], 2) if r["leads"] else None,
+            roi=round((revenue - cost) / cost, 4) if cost else None,
+        )
     return rows
 
 
-@report("sla", "cases by priority: open, first-response and resolution hours (median, p90), share within SLA, "
-        "escalations, oldest open case", ("priority", "cases", "open", "first_response_median_h", "first_response_p90_h",
-        "first_response_within_sla", "resolution_median_h", "resolution_p90_h", "resolution_within_sla", "escalations",
-        "backlog_max_age_h"))  # fmt: skip
-def sla(db: Database, tenant: str, since: str | None = None, until: str | None = None,
-        now: datetime | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    rows = db.query(f"SELECT * FROM rm_cases WHERE tenant = %(tenant)s{_between('opened_at', since, until)}",
-                    {"tenant": tenant, "since": since, "until": until})  # fmt: skip
+@report(
+    "sla",
+    "cases by priority: open, first-response and resolution hours (median, p90), share within SLA, "
+    "escalations, oldest open case",
+    (
+        "priority",
+        "cases",
+        "open",
+        "first_response_median_h",
+        "first_response_p90_h",
+        "first_response_within_sla",
+        "resolution_median_h",
+        "resolution_p90_h",
+        "resolution_within_sla",
+        "escalations",
+        "backlog_max_age_h",
+    ),
+)
+def sla(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    rows = db.query(
+        f"SELECT * FROM rm_cases WHERE tenant = %(tenant)s{_between('opened_at', since, until)}",
+        {"tenant": tenant, "since": since, "until": until},
+    )
     moment = (now or datetime.now(timezone.utc)).isoformat()
     out = []
     for priority in ("urgent", "high", "medium", "low"):
@@ -191,26 +286,39 @@ def sla(db: Database, tenant: str, since: str | None = None, until: str | None =
         first = [_hours(c["opened_at"], c["first_responded_at"]) for c in responded]
         resolution = [_hours(c["opened_at"], c["resolved_at"]) for c in resolved]
         ages = [_hours(c["opened_at"], moment) for c in open_cases]
-        out.append({
-            "priority": priority, "cases": len(cases), "open": len(open_cases),
-            "first_response_median_h": round(statistics.median(first), 2) if first else None,  # type: ignore[type-var]
-            "first_response_p90_h": _percentile(first, 0.9),  # type: ignore[arg-type]
-            "first_response_within_sla": _ratio(sum(c["first_response_within_sla"] or 0 for c in responded), len(responded)),
-            "resolution_median_h": round(statistics.median(resolution), 2) if resolution else None,  # type: ignore[type-var]
-            "resolution_p90_h": _percentile(resolution, 0.9),  # type: ignore[arg-type]
-            "resolution_within_sla": _ratio(sum(c["resolution_within_sla"] or 0 for c in resolved), len(resolved)),
-            "escalations": sum(c["escalations"] or 0 for c in cases),
-            "backlog_max_age_h": round(max(ages), 2) if ages else None,  # type: ignore[type-var]
-        })  # fmt: skip
+        out.append(
+            {
+                "priority": priority,
+                "cases": len(cases),
+                "open": len(open_cases),
+                "first_response_median_h": round(statistics.median(first), 2) if first else None,  # type: ignore[type-var]
+                "first_response_p90_h": _percentile(first, 0.9),  # type: ignore[arg-type]
+                "first_response_within_sla": _ratio(
+                    sum(c["first_response_within_sla"] or 0 for c in responded), len(responded)
+                ),
+                "resolution_median_h": round(statistics.median(resolution), 2) if resolution else None,  # type: ignore[type-var]
+                "resolution_p90_h": _percentile(resolution, 0.9),  # type: ignore[arg-type]
+                "resolution_within_sla": _ratio(
+                    sum(c["resolution_within_sla"] or 0 for c in resolved), len(resolved)
+                ),
+                "escalations": sum(c["escalations"] or 0 for c in cases),
+                "backlog_max_age_h": round(max(ages), 2) if ages else None,  # type: ignore[type-var]
+            }
+        )
     return out
 
 
-@report("faq", "most frequent case categories (or subjects) and the articles that resolved them",
-        ("topic", "cases", "resolved", "resolved_with_article", "top_article"))  # fmt: skip
-def faq(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+@report(
+    "faq",
+    "most frequent case categories (or subjects) and the articles that resolved them",
+    ("topic", "cases", "resolved", "resolved_with_article", "top_article"),
+)
+def faq(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT COALESCE(c.category, c.subject) AS topic, c.status, c.article_id, a.title "
-        "FROM rm_cases c LEFT JOIN rm_articles a ON a.article_id = c.article_id "
+        "FROM rm_cases c LEFT JOIN rm_articles a ON a.article_id = c.article_id AND a.tenant = c.tenant "
         f"WHERE c.tenant = %(tenant)s{_between('c.opened_at', since, until)}",
         {"tenant": tenant, "since": since, "until": until},
     )
@@ -221,9 +329,15 @@ def faq(db: Database, tenant: str, since: str | None = None, until: str | None =
     for topic, cases in topics.items():
         titles = [c["title"] for c in cases if c["title"]]
         top = max(sorted(set(titles)), key=titles.count) if titles else None
-        out.append({"topic": topic, "cases": len(cases),
-                    "resolved": sum(c["status"] in ("resolved", "closed") for c in cases),
-                    "resolved_with_article": len(titles), "top_article": top})  # fmt: skip
+        out.append(
+            {
+                "topic": topic,
+                "cases": len(cases),
+                "resolved": sum(c["status"] in ("resolved", "closed") for c in cases),
+                "resolved_with_article": len(titles),
+                "top_article": top,
+            }
+        )
     return sorted(out, key=lambda r: (-r["cases"], r["topic"]))
 
 
@@ -235,20 +349,30 @@ def segment(revenue: float) -> str:
     return next((name for floor, name in SEGMENTS if revenue >= floor), "prospect")
 
 
-@report("accounts", "per account: revenue, cost to serve, profit, segment, open cases, last activity",
-        ("account", "revenue", "cost_to_serve", "profit", "segment", "open_cases", "last_activity_at"))  # fmt: skip
-def accounts(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+@report(
+    "accounts",
+    "per account: revenue, cost to serve, profit, segment, open cases, last activity",
+    ("account", "revenue", "cost_to_serve", "profit", "segment", "open_cases", "last_activity_at"),
+)
+def accounts(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT a.name AS account, a.account_id, a.revenue, a.cost_to_serve, a.last_activity_at, "
-        "(SELECT COUNT(*) FROM rm_cases c WHERE c.account_id = a.account_id "
+        "(SELECT COUNT(*) FROM rm_cases c WHERE c.account_id = a.account_id AND c.tenant = a.tenant "
         " AND c.status NOT IN ('resolved', 'closed')) AS open_cases "
-        f"FROM rm_accounts a WHERE a.tenant = %(tenant)s{_between('a.last_activity_at', since, until)} ORDER BY a.name",
+        f"FROM rm_accounts a WHERE a.tenant = %(tenant)s{_between('a.last_activity_at', since, until)} "
+        "ORDER BY a.name",
         {"tenant": tenant, "since": since, "until": until},
-    )  # fmt: skip
+    )
     for r in rows:
         revenue, cost = float(r["revenue"] or 0), float(r["cost_to_serve"] or 0)
-        r.update(revenue=round(revenue, 2), cost_to_serve=round(cost, 2), profit=round(revenue - cost, 2),
-                 segment=segment(revenue))  # fmt: skip
+        r.update(
+            revenue=round(revenue, 2),
+            cost_to_serve=round(cost, 2),
+            profit=round(revenue - cost, 2),
+            segment=segment(revenue),
+        )
     # The id breaks ties, so that the order is the same on every database and every rebuild.
     rows.sort(key=lambda r: (-r["profit"], r["account"], r["account_id"]))
     for row in rows:
@@ -256,12 +380,18 @@ def accounts(db: Database, tenant: str, since: str | None = None, until: str | N
     return rows
 
 
-@report("instances", "process instances by definition, version, state and step; stuck: waiting with nothing to wake them",
-        ("definition", "version", "status", "step", "instances", "stuck"))  # fmt: skip
-def instances(db: Database, tenant: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+@report(
+    "instances",
+    "process instances by definition, version, state and step; stuck: waiting with nothing to wake them",
+    ("definition", "version", "status", "step", "instances", "stuck"),
+)
+def instances(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
     return db.query(
         "SELECT definition, version, status, COALESCE(step, '') AS step, COUNT(*) AS instances, "
-        "SUM(CASE WHEN status = 'waiting' AND due_at IS NULL AND waiting_on IS NULL THEN 1 ELSE 0 END) AS stuck "
+        "SUM(CASE WHEN status = 'waiting' AND due_at IS NULL AND waiting_on IS NULL THEN 1 ELSE 0 END) "
+        "AS stuck "
         f"FROM rm_instances WHERE tenant = %(tenant)s{_between('started_at', since, until)} "
         "GROUP BY definition, version, status, COALESCE(step, '') ORDER BY definition, version, status, step",
         {"tenant": tenant, "since": since, "until": until},

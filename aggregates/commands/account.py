@@ -60,10 +60,10 @@ class UpdateContact(Payload):
 @command("account.create", CreateAccount, emits=("AccountCreated",))
 def create_account(ctx: CommandContext, p: CreateAccount) -> Account:
     """Create a customer account."""
-    ctx.claim_id(Account, p.account_id)
+    account_id = ctx.claim_id(Account, p.account_id)
     return ctx.add(
         Account.construct(
-            p.account_id, tenant_id=ctx.tenant, name=p.name, industry=p.industry,
+            account_id, tenant_id=ctx.tenant, name=p.name, industry=p.industry,
             website=p.website, owner=p.owner,
         )
     )  # fmt: skip
@@ -96,11 +96,11 @@ def assign_account(ctx: CommandContext, p: AssignAccount) -> Account:
 @command("contact.create", CreateContact, emits=("ContactCreated",))
 def create_contact(ctx: CommandContext, p: CreateContact) -> Contact:
     """Create a contact at an account of the tenant."""
-    ctx.claim_id(Contact, p.contact_id)
-    ctx.load(Account, p.account_id)
+    contact_id = ctx.claim_id(Contact, p.contact_id)
+    account_id = ctx.reference(Account, p.account_id)
     return ctx.add(
         Contact.construct(
-            p.contact_id, tenant_id=ctx.tenant, account_id=p.account_id, name=p.name,
+            contact_id, tenant_id=ctx.tenant, account_id=account_id, name=p.name,
             email=p.email, phone=p.phone, title=p.title,
         )
     )  # fmt: skip

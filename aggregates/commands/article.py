@@ -32,10 +32,10 @@ class ReviseArticle(Payload):
 @command("article.create", CreateArticle, emits=("ArticleCreated",))
 def create_article(ctx: CommandContext, p: CreateArticle) -> Article:
     """Write a knowledge-base / FAQ article (status draft)."""
-    ctx.claim_id(Article, p.article_id)
+    article_id = ctx.claim_id(Article, p.article_id)
     return ctx.add(
         Article.construct(
-            p.article_id, tenant_id=ctx.tenant, title=p.title, body=p.body,
+            article_id, tenant_id=ctx.tenant, title=p.title, body=p.body,
             category=p.category, tags=list(p.tags),
         )
     )  # fmt: skip

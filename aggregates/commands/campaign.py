@@ -38,12 +38,12 @@ class RecordCampaignCost(Payload):
 @command("campaign.create", CreateCampaign, emits=("CampaignCreated",))
 def create_campaign(ctx: CommandContext, p: CreateCampaign) -> Campaign:
     """Plan a campaign with a channel and a budget (status planned)."""
-    ctx.claim_id(Campaign, p.campaign_id)
+    campaign_id = ctx.claim_id(Campaign, p.campaign_id)
     return ctx.add(
         Campaign.plan(
             tenant_id=ctx.tenant, name=p.name, channel=p.channel, budget=p.budget,
             currency=p.currency, start_date=p.start_date, end_date=p.end_date,
-            campaign_id=p.campaign_id,
+            campaign_id=campaign_id,
         )
     )  # fmt: skip
 

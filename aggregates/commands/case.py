@@ -17,6 +17,7 @@ from crmflow.aggregates.contact import Contact
 Priority = Literal["low", "medium", "high", "urgent"]
 Channel = Literal["email", "phone", "web", "chat", "social", "other"]
 
+
 class OpenCase(Payload):
     case_id: UUID | None = Field(None, description="choose the id (else one is made)")
     account_id: UUID | None = None
@@ -30,48 +31,54 @@ class OpenCase(Payload):
     first_response_due: AwareDatetime | None = Field(None, description="default: by priority")
     resolution_due: AwareDatetime | None = Field(None, description="default: by priority")
 
+
 class CaseRef(Payload):
     case_id: UUID
+
 
 class AssignCase(Payload):
     case_id: UUID
     owner: Owner
 
+
 class RespondToCase(Payload):
     case_id: UUID
     message: Text | None = None
 
+
 class CaseWithReason(Payload):
     case_id: UUID
     reason: Reason
+
 
 class SetCaseSla(Payload):
     case_id: UUID
     first_response_due: AwareDatetime
     resolution_due: AwareDatetime
 
+
 class ResolveCase(Payload):
     case_id: UUID
     solution: Text
     article_id: UUID | None = Field(None, description="the published article that solved it")
 
+
 @command("case.open", OpenCase, emits=("CaseOpened",))
 def open_case(ctx: CommandContext, p: OpenCase) -> Case:
     """Open a case; SLA due times default to the priority's first-response and resolution hours."""
-    ctx.claim_id(Case, p.case_id)
-    if p.account_id is not None:
-        ctx.load(Account, p.account_id)
-    if p.contact_id is not None:
-        ctx.load(Contact, p.contact_id)
+    case_id = ctx.claim_id(Case, p.case_id)
+    account_id = ctx.reference(Account, p.account_id)
+    contact_id = ctx.reference(Contact, p.contact_id)
     return ctx.add(
         Case.open(
             tenant_id=ctx.tenant, subject=p.subject, priority=p.priority, channel=p.channel,
-            opened_at=ctx.at, account_id=p.account_id, contact_id=p.contact_id,
+            opened_at=ctx.at, account_id=account_id, contact_id=contact_id,
             description=p.description, category=p.category, owner=p.owner,
             first_response_due=p.first_response_due, resolution_due=p.resolution_due,
-            case_id=p.case_id,
+            case_id=case_id,
         )
     )  # fmt: skip
+
 
 @command("case.assign", AssignCase, emits=("CaseAssigned",))
 def assign_case(ctx: CommandContext, p: AssignCase) -> Case:
@@ -80,12 +87,14 @@ def assign_case(ctx: CommandContext, p: AssignCase) -> Case:
     case.assign(p.owner)
     return case
 
+
 @command("case.respond", RespondToCase, emits=("CaseResponded",))
 def respond_to_case(ctx: CommandContext, p: RespondToCase) -> Case:
     """Answer the customer; the first answer stops the first-response clock (new → working)."""
     case = ctx.load(Case, p.case_id)
     case.respond(p.message, ctx.at)
     return case
+
 
 @command("case.escalate", CaseWithReason, emits=("CaseEscalated",))
 def escalate_case(ctx: CommandContext, p: CaseWithReason) -> Case:
@@ -94,12 +103,14 @@ def escalate_case(ctx: CommandContext, p: CaseWithReason) -> Case:
     case.escalate(p.reason, ctx.at)
     return case
 
+
 @command("case.hold", CaseWithReason, emits=("CaseOnHold",))
 def hold_case(ctx: CommandContext, p: CaseWithReason) -> Case:
     """Put the case on hold; its SLA clock stops."""
     case = ctx.load(Case, p.case_id)
     case.hold(p.reason, ctx.at)
     return case
+
 
 @command("case.resume", CaseRef, emits=("CaseResumed",))
 def resume_case(ctx: CommandContext, p: CaseRef) -> Case:
@@ -108,6 +119,7 @@ def resume_case(ctx: CommandContext, p: CaseRef) -> Case:
     case.resume(ctx.at)
     return case
 
+
 @command("case.set_sla", SetCaseSla, emits=("CaseSlaSet",))
 def set_case_sla(ctx: CommandContext, p: SetCaseSla) -> Case:
     """Set the case's first-response and resolution due times (e.g. in business time)."""
@@ -115,14 +127,19 @@ def set_case_sla(ctx: CommandContext, p: SetCaseSla) -> Case:
     case.set_sla(p.first_response_due, p.resolution_due)
     return case
 
+
 @command("case.resolve", ResolveCase, emits=("CaseResolved",))
 def resolve_case(ctx: CommandContext, p: ResolveCase) -> Case:
     """Resolve the case with a solution, optionally a published knowledge article."""
     case = ctx.load(Case, p.case_id)
+    article_id = None
     if p.article_id is not None:
-        ctx.load(Article, p.article_id).check_is_published()
-    case.resolve(p.solution, p.article_id, ctx.at)
+        article = ctx.load(Article, p.article_id)
+        article.check_is_published()
+        article_id = article.id
+    case.resolve(p.solution, article_id, ctx.at)
     return case
+
 
 @command("case.close", CaseRef, emits=("CaseClosed",))
 def close_case(ctx: CommandContext, p: CaseRef) -> Case:
@@ -130,6 +147,7 @@ def close_case(ctx: CommandContext, p: CaseRef) -> Case:
     case = ctx.load(Case, p.case_id)
     case.close()
     return case
+
 
 @command("case.reopen", CaseWithReason, emits=("CaseReopened",))
 def reopen_case(ctx: CommandContext, p: CaseWithReason) -> Case:

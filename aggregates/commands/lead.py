@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field
 
 from crmflow.aggregates.account import Account
+from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Reason
 from crmflow.aggregates.contact import Contact
@@ -66,11 +67,19 @@ class ConvertLead(Payload):
 @command("lead.create", CreateLead, emits=("LeadCreated",))
 def create_lead(ctx: CommandContext, p: CreateLead) -> Lead:
     """Create a lead (status new)."""
-    ctx.claim_id(Lead, p.lead_id)
+    lead_id = ctx.claim_id(Lead, p.lead_id)
+    campaign_id = ctx.reference(Campaign, p.campaign_id)
     return ctx.add(
         Lead.construct(
-            p.lead_id, tenant_id=ctx.tenant, name=p.name, company=p.company, email=p.email,
-            source=p.source, campaign_id=p.campaign_id, owner=p.owner, score=p.score,
+            lead_id,
+            tenant_id=ctx.tenant,
+            name=p.name,
+            company=p.company,
+            email=p.email,
+            source=p.source,
+            campaign_id=campaign_id,
+            owner=p.owner,
+            score=p.score,
         )  # fmt: skip
     )
 

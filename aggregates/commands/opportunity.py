@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field
 
 from crmflow.aggregates.account import Account
+from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Money, Name, Owner, Reason
 from crmflow.aggregates.opportunity import Opportunity
@@ -63,13 +64,14 @@ class AssignOpportunity(Payload):
 @command("opportunity.create", CreateOpportunity, emits=("OpportunityCreated",))
 def create_opportunity(ctx: CommandContext, p: CreateOpportunity) -> Opportunity:
     """Open an opportunity for an account of the tenant."""
-    ctx.claim_id(Opportunity, p.opportunity_id)
-    ctx.load(Account, p.account_id)
+    opportunity_id = ctx.claim_id(Opportunity, p.opportunity_id)
+    account_id = ctx.reference(Account, p.account_id)
+    campaign_id = ctx.reference(Campaign, p.campaign_id)
     return ctx.add(
         Opportunity.open(
-            tenant_id=ctx.tenant, account_id=p.account_id, name=p.name, amount=p.amount,
+            tenant_id=ctx.tenant, account_id=account_id, name=p.name, amount=p.amount,
             currency=p.currency, close_date=p.close_date, owner=p.owner, stage=p.stage,
-            campaign_id=p.campaign_id, opportunity_id=p.opportunity_id,
+            campaign_id=campaign_id, opportunity_id=opportunity_id,
         )
     )  # fmt: skip
 

@@ -50,9 +50,13 @@ def test_a_webinar_lead_becomes_a_won_deal(app: CrmApplication, run: Run) -> Non
 def test_an_urgent_case_is_answered_escalated_resolved_with_an_article_and_closed(
     app: CrmApplication, run: Run, clock: Clock
 ) -> None:
-    article = run("article.create", title="Reset MFA", body="Use the recovery codes.", category="login").aggregate_id
+    article = run(
+        "article.create", title="Reset MFA", body="Use the recovery codes.", category="login"
+    ).aggregate_id
     run("article.publish", article_id=article)
-    case = run("case.open", subject="Locked out after MFA reset", priority="urgent", channel="phone").aggregate_id
+    case = run(
+        "case.open", subject="Locked out after MFA reset", priority="urgent", channel="phone"
+    ).aggregate_id
 
     clock.advance(minutes=20)
     run("case.respond", case_id=case, message="Looking into it")
@@ -92,7 +96,14 @@ def test_unknown_commands_and_bad_payloads_are_named_precisely(run: Run) -> None
     with pytest.raises(UnknownCommandError, match="unknown command 'lead.qualfy'; did you mean lead.qualify"):
         run("lead.qualfy")
     with pytest.raises(InvalidCommandError) as bad:
-        run("opportunity.create", account_id="not-a-uuid", name="", amount="-5", close_date="soon", colour="red")
+        run(
+            "opportunity.create",
+            account_id="not-a-uuid",
+            name="",
+            amount="-5",
+            close_date="soon",
+            colour="red",
+        )
     problems = bad.value.details["errors"]
     assert any(p.startswith("account_id: Input should be a valid UUID") for p in problems)
     assert any(p.startswith("amount: Input should be greater than or equal to 0") for p in problems)
@@ -103,7 +114,10 @@ def test_unknown_commands_and_bad_payloads_are_named_precisely(run: Run) -> None
 def test_a_caller_chosen_id_cannot_be_taken_twice(run: Run) -> None:
     import uuid
 
+    from crmflow.aggregates.ids import scoped_id
+
     lead_id = uuid.uuid4()
-    assert run("lead.create", lead_id=lead_id, name="Ada").aggregate_id == lead_id
+    # A chosen id is the tenant's own (docs/domain.md, "Ids are per tenant"): stored scoped to acme.
+    assert run("lead.create", lead_id=lead_id, name="Ada").aggregate_id == scoped_id("acme", lead_id)
     with pytest.raises(AggregateExistsError, match=f"cannot create lead {lead_id}: that id is already taken"):
         run("lead.create", lead_id=lead_id, name="Eve")

@@ -68,7 +68,8 @@ def _check_moment(field: str, value: str | None) -> None:
 @router.get(
     "/v1/aggregates/{aggregate_id}",
     summary="A record's current state and its history, each event with what caused it",
-    description="Another tenant's id is answered exactly like an unknown one (404).",
+    description="The id as stored, or the id the tenant chose when it created the record. Another "
+    "tenant's id is answered exactly like an unknown one (404).",
     responses={
         200: {"content": {"application/json": {"example": AGGREGATE_EXAMPLE}}},
         **error_responses(401, 403, 404),
@@ -95,6 +96,6 @@ def get_aggregate(aggregate_id: str, caller: Caller, services: Service) -> dict[
             "meta": h.meta,
             "caused_by": describe_cause(h),
         }
-        for h in services.app.history(uuid, tenant)
+        for h in services.app.history(state["id"], tenant)  # the stored id, whichever id was asked for
     ]
     return {"id": state["id"], "kind": state["kind"], "state": state, "history": history}
