@@ -5,11 +5,21 @@ through a ``CommandPort`` (the worker's runs them through the application
 service; the designer tools only record them), emitted events through an
 ``EmitPort``, and instances live in an ``InstanceStore``. The same engine runs
 the live worker, ``process simulate``, ``process test`` and ``process whatif``.
+
+Guards on every run (docs/process-language.md, Limits): an instance runs at
+most MAX_STEPS_PER_EVENT steps and MAX_EVENT_HANDLING_MS for one event or
+timer, checked between steps (one CEL evaluation cannot be interrupted; its
+static cost bound, checked at validation, is what limits it); an event
+emitted MAX_PROCESS_HOPS emits after the first is not made; variables and
+emitted events stay within the JSON limits. Over any of these the instance
+fails with the reason, and the engine goes on with the next one.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,13 +30,43 @@ from uuid import NAMESPACE_URL, uuid5
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.envelope import jsonable
 from crmflow.aggregates.errors import DomainError
+from crmflow.aggregates.limits import (
+    MAX_EVENT_BYTES,
+    MAX_EVENT_HANDLING_MS,
+    MAX_PROCESS_HOPS,
+    MAX_STEPS_PER_EVENT,
+    LimitExceeded,
+    check_json_value,
+)
 from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
 from crmflow.processes.expressions import ExpressionError, Scope
 from crmflow.processes.instance import Instance, Waiting, instance_id
 from crmflow.processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
 
-MAX_STEPS_PER_RUN = 500
 EMIT_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-emits")
+# A CloudEvents extension attribute on emitted events: how many process emits led to this one.
+HOPS = "processhops"
+
+
+class RunLimitError(Exception):
+    """An instance went over a run-time guard; it fails with this reason."""
+
+
+def hops(event: dict[str, Any]) -> int:
+    value = event.get(HOPS)
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def bounded(value: Any, where: str) -> Any:
+    """A value an instance keeps or sends, within the JSON limits (a loop could double a string each turn)."""
+    try:
+        check_json_value(value, where=where)
+    except ValueError as error:  # LimitExceeded is one
+        raise RunLimitError(str(error)) from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -125,7 +165,12 @@ class Rotations:
 
 class Engine:
     def __init__(self, processes: Iterable[CompiledProcess], instances: InstanceStore,
-                 commands: CommandPort, emits: EmitPort, rotations: Rotations | None = None) -> None:  # fmt: skip
+                 commands: CommandPort, emits: EmitPort, rotations: Rotations | None = None, *,
+                 max_steps: int = MAX_STEPS_PER_EVENT, budget_ms: float = MAX_EVENT_HANDLING_MS,
+                 monotonic: Any = time.monotonic) -> None:  # fmt: skip
+        self.max_steps = max_steps
+        self.budget_ms = budget_ms
+        self.monotonic = monotonic  # the run-time guard measures real time, whatever the engine's clock says
         self.instances = instances
         self.commands = commands
         self.emits = emits
@@ -173,6 +218,9 @@ class Engine:
             # Most events concern no definition (the engine's own instance events, for
             # one): skip them before paying for their CEL context.
             return []
+        if hops(event) > MAX_PROCESS_HOPS:
+            limit = LimitExceeded("process_hops", f"event {event_id} was caused by {hops(event)} process emits in a row")
+            return [Effect("skipped", "", "", 0, None, {"error": f"not acted on: {limit}"})]
         scope = Scope(event, now, tenant)
         effects: list[Effect] = []
         for instance in waiting:
@@ -243,8 +291,8 @@ class Engine:
         instance.remember(str(event["id"]))
         effects.append(self._effect("started", instance, None, key=key, trigger=event["type"], event=str(event["id"])))
         try:
-            instance.vars = {name: jsonable(e.evaluate(scope)) for name, e in process.vars.items()}
-        except ExpressionError as error:
+            instance.vars = {name: bounded(jsonable(e.evaluate(scope)), f"vars.{name}") for name, e in process.vars.items()}
+        except (ExpressionError, RunLimitError) as error:
             self._fail(instance, None, str(error), effects)
             return
         self._run(process, instance, process.first_step(), scope, str(event["id"]), now, effects)
@@ -255,7 +303,13 @@ class Engine:
              now: datetime, effects: list[Effect]) -> None:  # fmt: skip
         visits: dict[str, int] = defaultdict(int)
         instance.status = "running"
-        for _ in range(MAX_STEPS_PER_RUN):
+        started = self.monotonic()
+        for _ in range(self.max_steps):
+            spent_ms = (self.monotonic() - started) * 1000
+            if spent_ms > self.budget_ms:
+                limit = LimitExceeded("event_handling_ms", f"spent {spent_ms:,.0f} ms on one event, up to step {step_id!r}")
+                self._fail(instance, step_id, str(limit), effects)
+                return
             if process.is_end(step_id):
                 instance.status, instance.step = "completed", None
                 effects.append(self._effect("completed", instance, None))
@@ -268,14 +322,15 @@ class Engine:
             scope.with_vars(instance.vars)
             try:
                 next_step = self._execute(process, instance, step, scope, f"{cause}/{visits[step_id]}", now, effects)
-            except (ExpressionError, MissingCalendarError) as error:
+            except (ExpressionError, MissingCalendarError, RunLimitError) as error:
                 self._fail(instance, step_id, str(error), effects)
                 return
             if next_step is None:  # waiting, or failed
                 self.instances.save(instance)
                 return
             step_id = next_step
-        self._fail(instance, step_id, f"ran {MAX_STEPS_PER_RUN} steps without waiting: a loop?", effects)
+        limit = LimitExceeded("steps_per_event", f"ran {self.max_steps:,} steps for one event without waiting (a loop?)")
+        self._fail(instance, step_id, str(limit), effects)
 
     def _execute(self, process: CompiledProcess, instance: Instance, step: Any, scope: Scope, cause: str,
                  now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
@@ -289,7 +344,7 @@ class Engine:
             scope.context.add_function("round_robin", round_robin)
         if isinstance(step, SetStep):
             for name, source in step.set.items():
-                instance.vars[name] = jsonable(process.evaluate(source, scope))
+                instance.vars[name] = bounded(jsonable(process.evaluate(source, scope)), f"vars.{name}")
                 scope.with_vars(instance.vars)
             return process.following(step.id)
         if isinstance(step, ChoiceStep):
@@ -302,6 +357,7 @@ class Engine:
         if isinstance(step, EmitStep):
             data = {name: jsonable(process.evaluate(source, scope)) for name, source in step.data.items()}
             document = self._emitted(process, instance, step.emit, data, cause, now, scope)
+            self._check_emit(step.emit, document)
             self.emits.emit(document)
             effects.append(self._effect("emitted", instance, step.id, type=step.emit, data=data, id=document["id"]))
             return process.following(step.id)
@@ -411,7 +467,19 @@ class Engine:
             "tenantid": instance.tenant,
             "correlationid": event.get("correlationid") or str(event.get("id")),
             "causationid": str(event.get("id")),
+            HOPS: hops(event) + 1,
         }
+
+    @staticmethod
+    def _check_emit(event_type: str, document: dict[str, Any]) -> None:
+        """What the relay and every consumer can carry; and no emit chain without end."""
+        if document[HOPS] > MAX_PROCESS_HOPS:
+            limit = LimitExceeded("process_hops", f"emitting {event_type} would make the {document[HOPS]}th process emit in a row")
+            raise RunLimitError(f"{limit}: do definitions trigger each other round?")
+        bounded(document["data"], "data")
+        size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        if size > MAX_EVENT_BYTES:
+            raise RunLimitError(str(LimitExceeded("event_bytes", f"the emitted {event_type} would be {size:,} bytes")))
 
     @staticmethod
     def _effect(kind: str, instance: Instance, step: str | None, **detail: Any) -> Effect:

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from crmflow.aggregates.limits import LimitExceeded
+from crmflow.processes.bounds import check_depth, check_size, check_steps
 from crmflow.processes.schema import DOCUMENT_KINDS, STEP_KINDS
 
 
@@ -114,9 +116,17 @@ def field_name(path: tuple[str | int, ...]) -> str:
 
 
 def parse_documents(text: str, file: str) -> list[Document]:
-    """Every document of a YAML text as its model; DocumentsInvalid lists all problems."""
+    """Every document of a YAML text as its model; DocumentsInvalid lists all problems.
+
+    Its size and nesting are checked before it is parsed (processes/bounds.py).
+    """
     try:
+        check_size(text)
+        check_depth(text, YamlLoader)
         nodes = list(yaml.compose_all(text, Loader=YamlLoader))
+    except LimitExceeded as error:
+        line = getattr(error, "line", 1)
+        raise DocumentsInvalid([Issue(file, line, "", f"refused before parsing: {error}")]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -124,6 +134,11 @@ def parse_documents(text: str, file: str) -> list[Document]:
     documents, issues = [], []
     for node in nodes:
         if node is None:
+            continue
+        try:
+            check_steps(node)
+        except LimitExceeded as error:
+            issues.append(Issue(file, line_of(node, ("steps",)), "steps", str(error)))
             continue
         data = YamlLoader("").construct_document(node)
         if not isinstance(data, dict):

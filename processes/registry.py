@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import structlog
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.domain import event
 from eventsourcing.persistence import IntegrityError
@@ -23,8 +24,9 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.clock import pinned_event_time
 from crmflow.aggregates.errors import ConcurrencyConflictError, DomainError
-from crmflow.processes.loader import Document, parse_documents
+from crmflow.processes.loader import Document, DocumentsInvalid, parse_documents
 
+log = structlog.get_logger("crmflow.processes")
 REGISTRY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/definitions")
 INDEX_ID = uuid5(REGISTRY_NAMESPACE, "index")
 
@@ -191,7 +193,14 @@ class DefinitionRegistry:
             else:
                 chosen.append(v)
         chosen += latest.values()
-        return [d for v in chosen for d in parse_documents(v.content, f"deployed:{v.name}@{v.version}")]
+        documents = []
+        for v in chosen:
+            try:
+                documents += parse_documents(v.content, f"deployed:{v.name}@{v.version}")
+            except DocumentsInvalid as invalid:
+                # Deployed before today's limits (a 50 MB definition, YAML nested too deep): left out, with why.
+                log.warning("deployed_definition_refused", name=v.name, version=v.version, reason=str(invalid))
+        return documents
 
     def _index(self) -> DefinitionIndex | None:
         found = self._get(INDEX_ID)

@@ -37,6 +37,7 @@ from crmflow.aggregates.unit_of_work import UnitOfWork, UnitSpoiledError
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Effect, Engine, MemoryInstances, Rotations
+from crmflow.processes.expressions import ExpressionError
 from crmflow.processes.instance import Instance
 from crmflow.processes.instance_record import STATE_TOPICS, ProcessInstanceRecord
 from crmflow.processes.registry import DefinitionRegistry
@@ -216,6 +217,10 @@ NOTEWORTHY_EFFECTS = frozenset({"command", "refused", "emitted", "timeout", "com
 
 def log_effects(effects: list[Effect]) -> None:
     for effect in effects:
+        if effect.kind in ("failed", "skipped"):  # an incident: say why
+            log.warning(f"process_{effect.kind}", process=effect.process, version=effect.version,
+                        instance=effect.instance, step=effect.step, reason=effect.detail.get("error"))  # fmt: skip
+            continue
         level = log.info if effect.kind in NOTEWORTHY_EFFECTS else log.debug
         level(f"process_{effect.kind}", process=effect.process, version=effect.version,
               instance=effect.instance, step=effect.step)  # fmt: skip
@@ -246,7 +251,13 @@ class ProcessRuntime:
             calendars = {d.model.name: BusinessCalendar(d.model) for d in documents if d.kind == "Calendar"}  # type: ignore[attr-defined, arg-type]
             for document in documents:
                 if document.kind == "Process":
-                    self.engine.deploy(CompiledProcess(document.model, calendars))  # type: ignore[arg-type]
+                    try:
+                        compiled = CompiledProcess(document.model, calendars)  # type: ignore[arg-type]
+                    except ExpressionError as error:
+                        # Deployed before today's limits: refused now, the others still run.
+                        log.warning("definition_refused", definition=document.file, reason=str(error))
+                        continue
+                    self.engine.deploy(compiled)
             log.info("definitions_loaded", revision=revision, versions=len(self.engine.versions))
             self.revision = revision
         return self.instances.refresh()

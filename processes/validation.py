@@ -4,7 +4,8 @@ The schema (processes/schema.py) checks shapes; this module checks meaning:
 commands and event types that exist, arguments that fit the command's
 payload, CEL that compiles and names only known variables, steps that exist
 and can be reached, waits that can tell their instance's events from others',
-and calendars that are defined.
+calendars that are defined, a worst-case cost within budget, and no loop that
+would run forever (processes/endless.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import difflib
 from collections.abc import Iterator
 
 from crmflow.aggregates.catalog import AGGREGATES, COMMANDS, EVENT_CLASSES
+from crmflow.aggregates.limits import MAX_DEFINITION_COST, LimitExceeded
+from crmflow.processes.endless import self_triggers, trigger_rings, zero_wait_cycles
 from crmflow.processes.expressions import ExpressionError, compile_expression, unknown_variables
+from crmflow.processes.graph import END, successors
 from crmflow.processes.loader import Document, Issue
 from crmflow.processes.schema import (
     ChoiceStep,
@@ -25,7 +29,6 @@ from crmflow.processes.schema import (
     WaitStep,
 )
 
-END = "end"
 DOMAIN_PREFIXES = tuple(sorted({cls.__name__ for cls in AGGREGATES}, key=len, reverse=True))
 Path = tuple[str | int, ...]
 
@@ -51,6 +54,7 @@ def validate(documents: list[Document], context: list[Document] = ()) -> list[Is
         if key in seen:
             issues.append(document.issue(("version",), f"{p.name} version {p.version} is defined twice"))
         seen[key] = document
+    issues += list(_rings(processes, [d for d in context if d.kind == "Process"]))
     for document in (d for d in documents if d.kind == "ProcessTest"):
         process = document.model.process  # type: ignore[attr-defined]
         if process not in {name for name, _ in names}:
@@ -116,6 +120,72 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
 
     for i in _unreachable(p):
         yield document.issue(("steps", i, "id"), f"step {p.steps[i].id!r} can never be reached")
+    yield from _endless(document)
+    yield from _total_cost(document)
+
+
+def _endless(document: Document) -> Iterator[Issue]:
+    p: ProcessDefinition = document.model  # type: ignore[assignment]
+    for cycle in zero_wait_cycles(p):
+        names = " → ".join(p.steps[i].id for i in cycle)
+        yield document.issue(("steps", cycle[0], "id"), f"steps {names} loop without time passing (every wait in the "
+                             "loop is zero-length), so the loop never ends; give one of its waits a positive duration")  # fmt: skip
+    for event_type in self_triggers(p):
+        at = ("trigger", "on", p.trigger.on.index(event_type))
+        yield document.issue(at, f"the process emits {event_type} and triggers on it, so every instance starts "
+                                 "another, forever; trigger on a type it does not emit")  # fmt: skip
+
+
+def _rings(processes: list[Document], context: list[Document]) -> Iterator[Issue]:
+    """Definitions of one tenant that trigger each other round, counting what is deployed (the latest versions)."""
+    given = {id(d) for d in processes}
+    latest: dict[tuple[str, str], Document] = {}
+    for document in [*context, *processes]:  # the documents given replace what is deployed under their name
+        p: ProcessDefinition = document.model  # type: ignore[assignment]
+        key = (p.name, p.tenant)
+        current = latest.get(key)
+        if current is None or id(document) in given or p.version >= current.model.version:  # type: ignore[attr-defined]
+            latest[key] = document
+    by_model = {id(d.model): d for d in latest.values()}
+    for ring in trigger_rings([d.model for d in latest.values()]):  # type: ignore[misc]
+        loop = "; ".join(f"{p.name} emits {', '.join(sorted(set(_emits(p))))}" for p in ring)
+        for p in ring:
+            document = by_model[id(p)]
+            if id(document) in given:
+                yield document.issue(("trigger", "on"), f"triggers in a ring with {', '.join(o.name for o in ring if o is not p)} "
+                                     f"({loop}, and each triggers on what another emits): their events would trigger "
+                                     "each other forever; break the ring")  # fmt: skip
+
+
+def _emits(p: ProcessDefinition) -> list[str]:
+    return [step.emit for step in p.steps if isinstance(step, EmitStep)]
+
+
+def _total_cost(document: Document) -> Iterator[Issue]:
+    """All expressions of one definition together (those that do not compile are reported on their own)."""
+    p: ProcessDefinition = document.model  # type: ignore[assignment]
+    total = 0
+    for source in expression_sources(p):
+        try:
+            total += compile_expression(source).cost
+        except ExpressionError:
+            continue
+    if total > MAX_DEFINITION_COST:
+        limit = LimitExceeded("definition_cost", f"its expressions' estimated worst-case costs add up to {total:,} units")
+        yield document.issue(("steps",), f"the definition is refused: {limit}")
+
+
+def expression_sources(p: ProcessDefinition) -> list[str]:
+    """Every CEL expression of a definition."""
+    out = [p.trigger.key, *([p.trigger.when] if p.trigger.when else []), *p.vars.values()]
+    for step in p.steps:
+        for attribute in ("args", "data", "set"):
+            out += list((getattr(step, attribute, None) or {}).values())
+        if isinstance(step, WaitForStep) and step.wait_for.when:
+            out.append(step.wait_for.when)
+        for branch in getattr(step, "choice", None) or []:
+            out.append(branch.when)
+    return out
 
 
 def _targets(step: object) -> Iterator[tuple[Path, str]]:
@@ -128,18 +198,6 @@ def _targets(step: object) -> Iterator[tuple[Path, str]]:
             yield ("choice", j, "next"), branch.next
         if step.otherwise:
             yield ("otherwise",), step.otherwise
-
-
-def successors(p: ProcessDefinition, i: int) -> list[str]:
-    """The step ids (or 'end') that step i can lead to."""
-    step = p.steps[i]
-    following = p.steps[i + 1].id if i + 1 < len(p.steps) else END
-    if isinstance(step, ChoiceStep):
-        return [b.next for b in step.choice] + [step.otherwise or following]
-    out = [step.next or following]
-    if isinstance(step, WaitForStep) and step.on_timeout:
-        out.append(step.on_timeout)
-    return out
 
 
 def _unreachable(p: ProcessDefinition) -> list[int]:
@@ -203,7 +261,10 @@ def _event_type(document: Document, path: Path, event_type: str, emitted: set[st
 
 def _correlated(document: Document, at: Path, step: WaitForStep) -> Iterator[Issue]:
     """A wait whose condition ignores vars would wake every instance waiting here."""
-    expression = compile_expression(step.wait_for.when or "true")
+    try:
+        expression = compile_expression(step.wait_for.when or "true")
+    except ExpressionError:
+        return  # reported as it is
     if "vars" not in expression.variables:
         yield document.issue(
             (*at, "wait_for", "when"),

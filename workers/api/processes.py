@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from crmflow.aggregates.limits import MAX_DEFINITION_BYTES, LimitExceeded
 from crmflow.processes.loader import Document, DocumentsInvalid, Issue, parse_documents
 from crmflow.processes.registry import DeployedVersion
 from crmflow.processes.validation import validate
@@ -37,6 +38,7 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 BODY_NAME = "body"  # what issues name as their file
 
 
+TOO_LARGE_RESPONSE = {"description": "the body is over the definition size limit (refused before it is parsed)"}
 INVALID_RESPONSE = {
     "description": "every problem, each with line, field and message",
     "content": {"application/json": {"example": INVALID_EXAMPLE}},
@@ -88,6 +90,7 @@ def list_definitions(
     responses={
         200: {"content": {"application/json": {"example": {"valid": True, "documents": {"Process": 1}}}}},
         422: INVALID_RESPONSE,
+        413: TOO_LARGE_RESPONSE,
         **error_responses(401, 403, 415),
     },
 )
@@ -113,6 +116,7 @@ async def validate_definitions(request: Request, caller: Caller, services: Servi
     responses={
         201: {"content": {"application/json": {"example": DEPLOYED_EXAMPLE}}},
         422: INVALID_RESPONSE,
+        413: TOO_LARGE_RESPONSE,
         **error_responses(401, 403, 409, 415),
     },
 )
@@ -173,8 +177,14 @@ async def _yaml_text(request: Request) -> str:
             f"not {media or 'no content type'}",
             accepted=list(YAML_TYPES),
         )
+    body = bytearray()
+    async for chunk in request.stream():  # read no further than the limit: a 50 MB body is refused at 256 KB
+        body += chunk
+        if len(body) > MAX_DEFINITION_BYTES:
+            limit = LimitExceeded("definition_bytes", "the body is larger")
+            raise ApiError(413, "too_large", f"the definitions are refused before parsing: {limit}")
     try:
-        return (await request.body()).decode("utf-8")
+        return bytes(body).decode("utf-8")
     except UnicodeDecodeError as error:
         raise ApiError(
             422,
