@@ -125,6 +125,6 @@ def trigger_rings(processes: list[ProcessDefinition]) -> list[list[ProcessDefini
         }
         for component in strongly_connected(graph):
             if len(component) > 1:
-                members = [group[i] for i in sorted(component)]
+                members = sorted((group[i] for i in component), key=lambda p: (p.name, p.tenant))
                 rings.setdefault(tuple(sorted(id(m) for m in members)), members)
     return list(rings.values())

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from crmflow.aggregates.limits import LimitExceeded
+from crmflow.aggregates.limits import MAX_DEFINITION_BYTES, LimitExceeded
 from crmflow.processes.bounds import check_depth, check_size, check_steps
 from crmflow.processes.schema import DOCUMENT_KINDS, STEP_KINDS
 
@@ -190,6 +190,11 @@ def load_files(paths: list[Path]) -> list[Document]:
     documents, issues = [], []
     for path in paths:
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_DEFINITION_BYTES:  # not even read
+                limit = LimitExceeded("definition_bytes", f"the file is {size:,} bytes")
+                issues.append(Issue(str(path), 1, "", f"refused before parsing: {limit}"))
+                continue
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             issues.append(Issue(str(path), 1, "", f"cannot read the file: {error}"))
