@@ -28,7 +28,7 @@ def check_size(text: str) -> None:
 
 
 def check_depth(text: str, loader: type[yaml.SafeLoader]) -> None:
-    """Raises LimitExceeded at the first collection nested deeper than MAX_YAML_DEPTH (yaml.YAMLError if not YAML)."""
+    """LimitExceeded at the first collection nested deeper than MAX_YAML_DEPTH (yaml.YAMLError: not YAML)."""
     depth = 0
     for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):
@@ -47,5 +47,9 @@ def check_steps(node: yaml.Node) -> None:
     if not isinstance(node, yaml.MappingNode):
         return
     for key, value in node.value:
-        if key.value == "steps" and isinstance(value, yaml.SequenceNode) and len(value.value) > MAX_DEFINITION_STEPS:
+        if (
+            key.value == "steps"
+            and isinstance(value, yaml.SequenceNode)
+            and len(value.value) > MAX_DEFINITION_STEPS
+        ):
             raise LimitExceeded("definition_steps", f"the document has {len(value.value):,} steps")

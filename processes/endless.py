@@ -49,7 +49,9 @@ def instant_edges(p: ProcessDefinition, i: int) -> list[str]:
 def zero_wait_cycles(p: ProcessDefinition) -> list[list[int]]:
     """Cycles of steps that pass a zero-length wait and no positive one (each as its step indexes)."""
     index = {step.id: i for i, step in enumerate(p.steps)}
-    graph = {i: [index[t] for t in instant_edges(p, i) if t != END and t in index] for i in range(len(p.steps))}
+    graph = {
+        i: [index[t] for t in instant_edges(p, i) if t != END and t in index] for i in range(len(p.steps))
+    }
     cycles = []
     for component in strongly_connected(graph):
         looping = len(component) > 1 or component[0] in graph[component[0]]

@@ -94,7 +94,8 @@ class InstanceStore(Protocol):
     def get(self, instance_id: str) -> Instance | None: ...
     def save(self, instance: Instance) -> None: ...
     def waiting_for(self, tenant: str, event_type: str, subject: str | None) -> list[Instance]:
-        """Instances waiting for this type in this tenant: those correlated to this subject, and the uncorrelated."""
+        """Instances waiting for this type in this tenant: those correlated to this subject, and others."""
+
     def due(self, now: datetime) -> list[Instance]: ...
 
 
@@ -123,14 +124,18 @@ class MemoryInstances:
         for slot in self._indexed.pop(instance.id, []):
             self._waiting[slot].pop(instance.id, None)
         if instance.waiting is not None and instance.waiting.on:
-            slots = [(instance.tenant, event_type, instance.waiting.subject) for event_type in instance.waiting.on]
+            slots = [
+                (instance.tenant, event_type, instance.waiting.subject) for event_type in instance.waiting.on
+            ]
             for slot in slots:
                 self._waiting[slot][instance.id] = instance
             self._indexed[instance.id] = slots
 
     def waiting_for(self, tenant: str, event_type: str, subject: str | None) -> list[Instance]:
         # A copy: handling one instance may change the index.
-        found = list(self._waiting.get((tenant, event_type, subject), {}).values()) if subject is not None else []
+        found = (
+            list(self._waiting.get((tenant, event_type, subject), {}).values()) if subject is not None else []
+        )
         found += self._waiting.get((tenant, event_type, None), {}).values()
         return [i for i in found if i.waiting is not None]
 
@@ -212,14 +217,18 @@ class Engine:
         """Advance waiting instances that this event wakes, and start the processes it triggers."""
         tenant, event_type, event_id = event.get("tenantid") or "", event["type"], str(event["id"])
         subject = event.get("subject")
-        waiting = self.instances.waiting_for(tenant, event_type, str(subject) if subject is not None else None)
+        waiting = self.instances.waiting_for(
+            tenant, event_type, str(subject) if subject is not None else None
+        )
         candidates = self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), [])
         if not waiting and not candidates:
             # Most events concern no definition (the engine's own instance events, for
             # one): skip them before paying for their CEL context.
             return []
         if hops(event) > MAX_PROCESS_HOPS:
-            limit = LimitExceeded("process_hops", f"event {event_id} was caused by {hops(event)} process emits in a row")
+            limit = LimitExceeded(
+                "process_hops", f"event {event_id} was caused by {hops(event)} process emits in a row"
+            )
             return [Effect("skipped", "", "", 0, None, {"error": f"not acted on: {limit}"})]
         scope = Scope(event, now, tenant)
         effects: list[Effect] = []
@@ -250,8 +259,9 @@ class Engine:
             waiting = instance.waiting
             assert waiting is not None and waiting.timer_id is not None and waiting.due is not None
             process = self.versions[(instance.definition, instance.version)]
-            timer_event = {"specversion": "1.0", "id": waiting.timer_id, "type": "TimerFired", "source": "/crmflow/timers",
-                           "subject": instance.key, "tenantid": instance.tenant, "time": waiting.due.isoformat(),
+            timer_event = {"specversion": "1.0", "id": waiting.timer_id, "type": "TimerFired",
+                           "source": "/crmflow/timers", "subject": instance.key, "tenantid": instance.tenant,
+                           "time": waiting.due.isoformat(),
                            "data": {"step": waiting.step, "reason": waiting.reason}}  # fmt: skip
             scope = Scope(timer_event, now, instance.tenant, instance.vars)
             instance.waiting = None
@@ -285,13 +295,19 @@ class Engine:
             return
         iid = instance_id(tenant, process.name, key)
         existing = self.instances.get(iid)
-        if existing is not None and (existing.status in ("running", "waiting") or event["id"] in existing.seen):
+        if existing is not None and (
+            existing.status in ("running", "waiting") or event["id"] in existing.seen
+        ):
             return  # one live instance per key; a redelivered trigger starts nothing
         instance = Instance(iid, process.name, process.version, tenant, key, str(event["id"]))
         instance.remember(str(event["id"]))
-        effects.append(self._effect("started", instance, None, key=key, trigger=event["type"], event=str(event["id"])))
+        effects.append(
+            self._effect("started", instance, None, key=key, trigger=event["type"], event=str(event["id"]))
+        )
         try:
-            instance.vars = {name: bounded(jsonable(e.evaluate(scope)), f"vars.{name}") for name, e in process.vars.items()}
+            instance.vars = {
+                name: bounded(jsonable(e.evaluate(scope)), f"vars.{name}") for name, e in process.vars.items()
+            }
         except (ExpressionError, RunLimitError) as error:
             self._fail(instance, None, str(error), effects)
             return
@@ -307,7 +323,9 @@ class Engine:
         for _ in range(self.max_steps):
             spent_ms = (self.monotonic() - started) * 1000
             if spent_ms > self.budget_ms:
-                limit = LimitExceeded("event_handling_ms", f"spent {spent_ms:,.0f} ms on one event, up to step {step_id!r}")
+                limit = LimitExceeded(
+                    "event_handling_ms", f"spent {spent_ms:,.0f} ms on one event, up to step {step_id!r}"
+                )
                 self._fail(instance, step_id, str(limit), effects)
                 return
             if process.is_end(step_id):
@@ -321,7 +339,9 @@ class Engine:
             effects.append(self._effect("entered", instance, step_id))
             scope.with_vars(instance.vars)
             try:
-                next_step = self._execute(process, instance, step, scope, f"{cause}/{visits[step_id]}", now, effects)
+                next_step = self._execute(
+                    process, instance, step, scope, f"{cause}/{visits[step_id]}", now, effects
+                )
             except (ExpressionError, MissingCalendarError, RunLimitError) as error:
                 self._fail(instance, step_id, str(error), effects)
                 return
@@ -329,17 +349,22 @@ class Engine:
                 self.instances.save(instance)
                 return
             step_id = next_step
-        limit = LimitExceeded("steps_per_event", f"ran {self.max_steps:,} steps for one event without waiting (a loop?)")
+        limit = LimitExceeded(
+            "steps_per_event", f"ran {self.max_steps:,} steps for one event without waiting (a loop?)"
+        )
         self._fail(instance, step_id, str(limit), effects)
 
     def _execute(self, process: CompiledProcess, instance: Instance, step: Any, scope: Scope, cause: str,
                  now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
         """Run one step; return the next step id, or None when the instance waits or failed."""
         if process.uses_round_robin(step.id):
+
             def round_robin(choices: list[Any]) -> Any:
                 if not choices:
                     raise ExpressionError("round_robin() needs a non-empty list")
-                return choices[self.rotations.slot(instance.tenant, process.name, step.id, instance.id, len(choices))]
+                return choices[
+                    self.rotations.slot(instance.tenant, process.name, step.id, instance.id, len(choices))
+                ]
 
             scope.context.add_function("round_robin", round_robin)
         if isinstance(step, SetStep):
@@ -359,7 +384,9 @@ class Engine:
             document = self._emitted(process, instance, step.emit, data, cause, now, scope)
             self._check_emit(step.emit, document)
             self.emits.emit(document)
-            effects.append(self._effect("emitted", instance, step.id, type=step.emit, data=data, id=document["id"]))
+            effects.append(
+                self._effect("emitted", instance, step.id, type=step.emit, data=data, id=document["id"])
+            )
             return process.following(step.id)
         if isinstance(step, WaitForStep):
             due = process.due(now, step.timeout) if step.timeout is not None else None
@@ -369,7 +396,11 @@ class Engine:
             self._wait(instance, Waiting(step.id, on, timer, due, "event", subject), effects)
             return None
         if isinstance(step, WaitStep):
-            self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"), effects)
+            self._wait(
+                instance,
+                Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"),
+                effects,
+            )
             return None
         raise AssertionError(f"unknown step kind {type(step).__name__}")
 
@@ -395,8 +426,8 @@ class Engine:
                                         error=error.message, attempt=instance.attempt))  # fmt: skip
             if step.retry is not None and instance.attempt <= step.retry.max:
                 due = now + process.retry_delay(step.retry.backoff, instance.attempt)
-                self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, f"{cause}/retry{instance.attempt}"),
-                                             due, "retry"), effects)  # fmt: skip
+                timer = _timer(instance, step.id, f"{cause}/retry{instance.attempt}")
+                self._wait(instance, Waiting(step.id, [], timer, due, "retry"), effects)
                 return None
             self._fail(instance, step.id, f"{step.do} refused: {error.message}", effects)
             return None
@@ -441,7 +472,9 @@ class Engine:
         effects.append(self._effect("failed", instance, step, error=reason))
         self.instances.save(instance)
 
-    def _wakes(self, process: CompiledProcess, instance: Instance, event: dict[str, Any], scope: Scope) -> bool:
+    def _wakes(
+        self, process: CompiledProcess, instance: Instance, event: dict[str, Any], scope: Scope
+    ) -> bool:
         step = process.step(instance.waiting.step)  # type: ignore[union-attr]
         assert isinstance(step, WaitForStep)
         if step.wait_for.when is None:
@@ -474,12 +507,17 @@ class Engine:
     def _check_emit(event_type: str, document: dict[str, Any]) -> None:
         """What the relay and every consumer can carry; and no emit chain without end."""
         if document[HOPS] > MAX_PROCESS_HOPS:
-            limit = LimitExceeded("process_hops", f"emitting {event_type} would make the {document[HOPS]}th process emit in a row")
+            limit = LimitExceeded(
+                "process_hops",
+                f"emitting {event_type} would make the {document[HOPS]}th process emit in a row",
+            )
             raise RunLimitError(f"{limit}: do definitions trigger each other round?")
         bounded(document["data"], "data")
         size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
         if size > MAX_EVENT_BYTES:
-            raise RunLimitError(str(LimitExceeded("event_bytes", f"the emitted {event_type} would be {size:,} bytes")))
+            raise RunLimitError(
+                str(LimitExceeded("event_bytes", f"the emitted {event_type} would be {size:,} bytes"))
+            )
 
     @staticmethod
     def _effect(kind: str, instance: Instance, step: str | None, **detail: Any) -> Effect:

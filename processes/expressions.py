@@ -105,10 +105,14 @@ def unknown_variables(expression: Expression, allowed: frozenset[str] = VARIABLE
 class Scope:
     """The variables one evaluation sees: event, vars, now, tenant."""
 
-    def __init__(self, event: dict[str, Any], now: datetime, tenant: str, vars: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, event: dict[str, Any], now: datetime, tenant: str, vars: dict[str, Any] | None = None
+    ) -> None:
         self.event = event  # the Python dict too: reading it back from CEL would convert it again
         self.vars = vars or {}
-        self.context = cel.Context(variables={"event": event, "now": now, "tenant": tenant, "vars": self.vars})
+        self.context = cel.Context(
+            variables={"event": event, "now": now, "tenant": tenant, "vars": self.vars}
+        )
         self._largest: dict[str, tuple[str, int]] = {}
 
     def with_vars(self, vars: dict[str, Any]) -> Scope:

@@ -130,7 +130,9 @@ def parse_documents(text: str, file: str) -> list[Document]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        raise DocumentsInvalid([Issue(file, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")]) from None
+        raise DocumentsInvalid(
+            [Issue(file, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")]
+        ) from None
     documents, issues = [], []
     for node in nodes:
         if node is None:
@@ -142,12 +144,26 @@ def parse_documents(text: str, file: str) -> list[Document]:
             continue
         data = YamlLoader("").construct_document(node)
         if not isinstance(data, dict):
-            issues.append(Issue(file, node.start_mark.line + 1, "", "a document must be a mapping with apiVersion and kind"))
+            issues.append(
+                Issue(
+                    file,
+                    node.start_mark.line + 1,
+                    "",
+                    "a document must be a mapping with apiVersion and kind",
+                )
+            )
             continue
         model = DOCUMENT_KINDS.get(str(data.get("kind")))
         if model is None:
             kinds = ", ".join(DOCUMENT_KINDS)
-            issues.append(Issue(file, line_of(node, ("kind",)), "kind", f"{data.get('kind')!r} is not a document kind: use one of {kinds}"))
+            issues.append(
+                Issue(
+                    file,
+                    line_of(node, ("kind",)),
+                    "kind",
+                    f"{data.get('kind')!r} is not a document kind: use one of {kinds}",
+                )
+            )
             continue
         try:
             own_text = text[node.start_mark.index : node.end_mark.index].strip() + "\n"

@@ -144,7 +144,9 @@ class DefinitionRegistry:
                 continue  # someone else deployed at the same moment: read again and retry
         raise ConcurrencyConflictError("definitions changed while deploying; try again")
 
-    def _plan(self, documents: list[Document], deployed_by: str) -> tuple[list[TenantAggregate], DefinitionIndex, list[DeployOutcome]]:
+    def _plan(
+        self, documents: list[Document], deployed_by: str
+    ) -> tuple[list[TenantAggregate], DefinitionIndex, list[DeployOutcome]]:
         index = self._index() or DefinitionIndex()
         changed: list[TenantAggregate] = []
         outcomes = []
@@ -160,7 +162,9 @@ class DefinitionRegistry:
             if record.deploy(version, document.text, deployed_by):
                 index.record(str(record.id))
                 changed.append(record)
-            outcomes.append(DeployOutcome(document.kind, scope, model.name, version, bool(record.pending_events)))
+            outcomes.append(
+                DeployOutcome(document.kind, scope, model.name, version, bool(record.pending_events))
+            )
         return changed, index, outcomes
 
     def revision(self) -> int:
@@ -178,11 +182,12 @@ class DefinitionRegistry:
                     record = self._get(UUID(definition))
                     assert record is not None
                     out.append(DeployedVersion(record.document_kind, record.tenant_id, record.name, e.version,
-                                               e.content_hash, e.deployed_by, e.timestamp, e.content))  # fmt: skip
+                                               e.content_hash, e.deployed_by, e.timestamp,
+                                               e.content))  # fmt: skip
         return sorted(out, key=lambda v: (v.deployed_at, v.name, v.version))
 
     def documents(self, *, latest_only: bool = False) -> list[Document]:
-        """The deployed documents: every process version (running instances keep theirs), the latest calendars."""
+        """The deployed documents: every process version (running instances keep theirs), latest calendars."""
         latest: dict[tuple[str, str, str], DeployedVersion] = {}
         chosen = []
         for v in self.versions():
@@ -198,8 +203,10 @@ class DefinitionRegistry:
             try:
                 documents += parse_documents(v.content, f"deployed:{v.name}@{v.version}")
             except DocumentsInvalid as invalid:
-                # Deployed before today's limits (a 50 MB definition, YAML nested too deep): left out, with why.
-                log.warning("deployed_definition_refused", name=v.name, version=v.version, reason=str(invalid))
+                # Deployed before today's limits (50 MB, YAML nested too deep): left out, saying why.
+                log.warning(
+                    "deployed_definition_refused", name=v.name, version=v.version, reason=str(invalid)
+                )
         return documents
 
     def _index(self) -> DefinitionIndex | None:

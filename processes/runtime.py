@@ -208,7 +208,11 @@ def caused_by(instance: Instance, step: str | None) -> dict[str, Any]:
     """Who did it, for `crmflow explain`: the process, its version, the step (as commands carry it)."""
     cause = {"process": instance.definition, "version": instance.version, "instance": instance.id,
              "step": step or instance.step or "-"}  # fmt: skip
-    return {"tenant": instance.tenant, "caller": f"process:{instance.definition}@{instance.version}", "cause": cause}
+    return {
+        "tenant": instance.tenant,
+        "caller": f"process:{instance.definition}@{instance.version}",
+        "cause": cause,
+    }
 
 
 # What an operator wants to see at info level; the rest (entered, waiting, started) is debug.
@@ -219,7 +223,8 @@ def log_effects(effects: list[Effect]) -> None:
     for effect in effects:
         if effect.kind in ("failed", "skipped"):  # an incident: say why
             log.warning(f"process_{effect.kind}", process=effect.process, version=effect.version,
-                        instance=effect.instance, step=effect.step, reason=effect.detail.get("error"))  # fmt: skip
+                        instance=effect.instance, step=effect.step,
+                        reason=effect.detail.get("error"))  # fmt: skip
             continue
         level = log.info if effect.kind in NOTEWORTHY_EFFECTS else log.debug
         level(f"process_{effect.kind}", process=effect.process, version=effect.version,
@@ -294,7 +299,10 @@ class ProcessRuntime:
             return work(self._batch(None, now))
 
     def _batch(self, unit: UnitOfWork | None, now: datetime) -> Batch:
-        ports = {"commands": self.command_port(self.app, self.timed, unit), "rotations": self.rotations.in_unit(unit)}
+        ports = {
+            "commands": self.command_port(self.app, self.timed, unit),
+            "rotations": self.rotations.in_unit(unit),
+        }
         return Batch(self.engine.with_ports(**ports), unit, now)
 
     def _forget(self) -> None:
@@ -303,14 +311,18 @@ class ProcessRuntime:
         self.rotations.forget()
         self.emits.documents.clear()
 
-    def _handle(self, events: list[dict[str, Any]], batch: Batch) -> tuple[list[Effect], list[dict[str, Any]]]:
+    def _handle(
+        self, events: list[dict[str, Any]], batch: Batch
+    ) -> tuple[list[Effect], list[dict[str, Any]]]:
         effects: list[Effect] = []
         idle = []
         with pinned_event_time(batch.now):
             for event in events:
                 # Every log line about this event names its tenant, id and correlation id.
                 with structlog.contextvars.bound_contextvars(
-                    tenant=event.get("tenantid"), event_id=event.get("id"), correlation_id=event.get("correlationid")
+                    tenant=event.get("tenantid"),
+                    event_id=event.get("id"),
+                    correlation_id=event.get("correlationid"),
                 ):
                     produced = batch.engine.handle(event, batch.now)
                     log_effects(produced)
@@ -328,7 +340,7 @@ class ProcessRuntime:
         return effects
 
     def save(self, effects: list[Effect], unit: UnitOfWork | None = None) -> None:
-        """The batch's commands, then every changed instance: its effects as events, then its state; one transaction."""
+        """The batch's commands, then each changed instance (its effects as events, its state); one commit."""
         if not self.instances.dirty and not unit:
             return
         try:
@@ -361,7 +373,11 @@ class ProcessRuntime:
                 for effect in by_instance.get(instance.id, []):
                     if effect.kind == "started":
                         continue
-                    document = self.emits.documents.get(effect.detail.get("id", "")) if effect.kind == "emitted" else None
+                    document = (
+                        self.emits.documents.get(effect.detail.get("id", ""))
+                        if effect.kind == "emitted"
+                        else None
+                    )
                     with event_metadata(caused_by(instance, effect.step)):
                         record.record(effect, document)
                 with event_metadata(caused_by(instance, None)):

@@ -42,7 +42,13 @@ def validate(documents: list[Document], context: list[Document] = ()) -> list[Is
     everything = [*documents, *context]
     calendars = {d.model.name for d in everything if d.kind == "Calendar"}  # type: ignore[attr-defined]
     processes = [d for d in documents if d.kind == "Process"]
-    emitted = {step.emit for d in everything if d.kind == "Process" for step in d.model.steps if isinstance(step, EmitStep)}  # type: ignore[attr-defined]
+    emitted = {
+        step.emit
+        for d in everything
+        if d.kind == "Process"
+        for step in d.model.steps
+        if isinstance(step, EmitStep)
+    }  # type: ignore[attr-defined]
     issues: list[Issue] = []
     for document in processes:
         issues += list(_check_process(document, calendars, emitted))
@@ -73,7 +79,9 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
     for name, source in p.vars.items():
         yield from _expression(document, ("vars", name), source, declared, vars_allowed=False)
     for event_type in p.trigger.on:
-        yield from _event_type(document, ("trigger", "on", p.trigger.on.index(event_type)), event_type, emitted)
+        yield from _event_type(
+            document, ("trigger", "on", p.trigger.on.index(event_type)), event_type, emitted
+        )
 
     for i, step in enumerate(p.steps):
         at: Path = ("steps", i)
@@ -83,13 +91,18 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
             yield document.issue((*at, "id"), "'end' is reserved: it means the process is finished")
         for field, target in _targets(step):
             if target != END and target not in ids:
-                yield document.issue((*at, *field), f"{target!r} is not a step of this process (steps: {', '.join(ids)}, end)")
+                yield document.issue(
+                    (*at, *field), f"{target!r} is not a step of this process (steps: {', '.join(ids)}, end)"
+                )
         if isinstance(step, DoStep):
             yield from _command(document, at, step, declared)
         elif isinstance(step, EmitStep):
             if step.emit in EVENT_CLASSES:
-                yield document.issue((*at, "emit"), f"{step.emit} is a domain event that only its aggregate records; "
-                                                    "emit a new event type, or `do` the command that records it")  # fmt: skip
+                message = (
+                    f"{step.emit} is a domain event that only its aggregate records; "
+                    "emit a new event type, or `do` the command that records it"
+                )
+                yield document.issue((*at, "emit"), message)
             for name, source in step.data.items():
                 yield from _expression(document, (*at, "data", name), source, declared)
         elif isinstance(step, WaitForStep):
@@ -101,7 +114,9 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
             if step.on_timeout is not None and step.timeout is None:
                 yield document.issue((*at, "on_timeout"), "on_timeout needs a timeout")
             if (step.pause_on or step.resume_on) and step.timeout is None:
-                yield document.issue((*at, "pause_on"), "pause_on/resume_on stop and restart the timeout: give a timeout")
+                yield document.issue(
+                    (*at, "pause_on"), "pause_on/resume_on stop and restart the timeout: give a timeout"
+                )
             if bool(step.pause_on) != bool(step.resume_on):
                 yield document.issue((*at, "pause_on" if step.pause_on else "resume_on"),
                                      "a paused clock needs both pause_on and resume_on")  # fmt: skip
@@ -128,16 +143,18 @@ def _endless(document: Document) -> Iterator[Issue]:
     p: ProcessDefinition = document.model  # type: ignore[assignment]
     for cycle in zero_wait_cycles(p):
         names = " → ".join(p.steps[i].id for i in cycle)
-        yield document.issue(("steps", cycle[0], "id"), f"steps {names} loop without time passing (every wait in the "
-                             "loop is zero-length), so the loop never ends; give one of its waits a positive duration")  # fmt: skip
+        message = (f"steps {names} loop without time passing (every wait in the loop is zero-length), "
+                   "so the loop never ends; give one of its waits a positive duration")  # fmt: skip
+        yield document.issue(("steps", cycle[0], "id"), message)
     for event_type in self_triggers(p):
         at = ("trigger", "on", p.trigger.on.index(event_type))
-        yield document.issue(at, f"the process emits {event_type} and triggers on it, so every instance starts "
-                                 "another, forever; trigger on a type it does not emit")  # fmt: skip
+        message = (f"the process emits {event_type} and triggers on it, so every instance starts another, "
+                   "forever; trigger on a type it does not emit")  # fmt: skip
+        yield document.issue(at, message)
 
 
 def _rings(processes: list[Document], context: list[Document]) -> Iterator[Issue]:
-    """Definitions of one tenant that trigger each other round, counting what is deployed (the latest versions)."""
+    """Definitions of one tenant that trigger each other round, with what is deployed (latest versions)."""
     given = {id(d) for d in processes}
     latest: dict[tuple[str, str], Document] = {}
     for document in [*context, *processes]:  # the documents given replace what is deployed under their name
@@ -152,9 +169,12 @@ def _rings(processes: list[Document], context: list[Document]) -> Iterator[Issue
         for p in ring:
             document = by_model[id(p)]
             if id(document) in given:
-                yield document.issue(("trigger", "on"), f"triggers in a ring with {', '.join(o.name for o in ring if o is not p)} "
-                                     f"({loop}, and each triggers on what another emits): their events would trigger "
-                                     "each other forever; break the ring")  # fmt: skip
+                others = ", ".join(o.name for o in ring if o is not p)
+                message = (
+                    f"triggers in a ring with {others} ({loop}, and each triggers on what another "
+                    "emits): their events would trigger each other forever; break the ring"
+                )
+                yield document.issue(("trigger", "on"), message)
 
 
 def _emits(p: ProcessDefinition) -> list[str]:
@@ -171,7 +191,9 @@ def _total_cost(document: Document) -> Iterator[Issue]:
         except ExpressionError:
             continue
     if total > MAX_DEFINITION_COST:
-        limit = LimitExceeded("definition_cost", f"its expressions' estimated worst-case costs add up to {total:,} units")
+        limit = LimitExceeded(
+            "definition_cost", f"its expressions' estimated worst-case costs add up to {total:,} units"
+        )
         yield document.issue(("steps",), f"the definition is refused: {limit}")
 
 
@@ -223,9 +245,13 @@ def _expression(document: Document, path: Path, source: str | None, declared: se
         return
     unknown = unknown_variables(expression)
     if unknown:
-        yield document.issue(path, f"unknown variable(s) {', '.join(unknown)}: expressions see event, vars, now, tenant")
+        yield document.issue(
+            path, f"unknown variable(s) {', '.join(unknown)}: expressions see event, vars, now, tenant"
+        )
     if "vars" in expression.variables and not vars_allowed:
-        yield document.issue(path, "cannot use vars here: they are computed from the trigger event, after this")
+        yield document.issue(
+            path, "cannot use vars here: they are computed from the trigger event, after this"
+        )
         return
     for name in sorted(expression.vars_fields - declared):
         yield document.issue(path, f"vars.{name} is never set: declare it under vars or set it in a set step")
@@ -241,7 +267,9 @@ def _command(document: Document, at: Path, step: DoStep, declared: set[str]) -> 
     fields = spec.payload.model_fields
     for name in step.args:
         if name not in fields:
-            yield document.issue((*at, "args", name), f"{step.do} has no argument {name!r}: it takes {', '.join(fields)}")
+            yield document.issue(
+                (*at, "args", name), f"{step.do} has no argument {name!r}: it takes {', '.join(fields)}"
+            )
     missing = [name for name, f in fields.items() if f.is_required() and name not in step.args]
     if missing:
         yield document.issue((*at, "args"), f"{step.do} needs {', '.join(missing)}")

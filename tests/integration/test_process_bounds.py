@@ -37,10 +37,11 @@ steps:
     args: {lead_id: vars.lead, owner: '"ana"'}
 """
 # Each branch maps a literal list of 990 items: 991 + 990 × 4 + 990² / 2 = 495,001 units; .size() 1,
-# -n 2 and < 1 more: 495,005, within the per-expression budget; twenty of them are 9.9 M, within the definition's. None holds, so `otherwise`
-# loops back for ever: only the run-time guards stop it.
+# -n 2 and < 1 more: 495,005, within the per-expression budget; twenty of them are 9.9 M, within the
+# definition's. None holds, so `otherwise` loops back for ever: only the run-time guards stop it.
 HEAVY = "[" + ",".join(["1"] * 990) + "].map(x, x + 1).size() < {n}"
-HOSTILE = """\
+HOSTILE = (
+    """\
 apiVersion: crmflow/v1
 kind: Process
 name: spin
@@ -51,7 +52,10 @@ vars: {lead: event.subject}
 steps:
   - id: spin
     choice:
-""" + "".join(f"      - {{when: '{HEAVY.format(n=-n)}', next: end}}\n" for n in range(1, 21)) + "    otherwise: spin\n"
+"""
+    + "".join(f"      - {{when: '{HEAVY.format(n=-n)}', next: end}}\n" for n in range(1, 21))
+    + "    otherwise: spin\n"
+)
 
 
 @pytest.fixture
@@ -63,14 +67,20 @@ def deployed(app: CrmApplication) -> list[Any]:
 
 
 @pytest.fixture
-def worker(app: CrmApplication, kafka: KafkaClients, clock: Clock, deployed: list[Any]) -> Iterator[ProcessWorker]:
+def worker(
+    app: CrmApplication, kafka: KafkaClients, clock: Clock, deployed: list[Any]
+) -> Iterator[ProcessWorker]:
     running = ProcessWorker(app, kafka, ProcessRuntime(app, clock))
     yield running
     running.close()
 
 
 def new_lead(app: CrmApplication, tenant: str, name: str) -> str:
-    return str(app.execute(CommandRequest("lead.create", tenant, {"name": name, "source": "web"}, caller="web")).aggregate_id)
+    return str(
+        app.execute(
+            CommandRequest("lead.create", tenant, {"name": name, "source": "web"}, caller="web")
+        ).aggregate_id
+    )
 
 
 def test_the_hostile_definition_is_within_every_static_budget_and_near_them(deployed: list[Any]) -> None:
@@ -103,6 +113,32 @@ def test_a_canary_lead_is_assigned_while_another_tenants_worst_definition_fails_
     assert waited_s < 20, f"the canary waited {waited_s:.1f} s ({cpu_s:.1f} CPU-s)"
     print(f"canary assigned after {waited_s:.1f} s, {cpu_s:.1f} CPU-s")
     assert sorted(failed()) == sorted(hostile_leads)
-    assert all(str(error).endswith("the limit is event_handling_ms (1,000 milliseconds)") for error in failed().values())
+    assert all(
+        str(error).endswith("the limit is event_handling_ms (1,000 milliseconds)")
+        for error in failed().values()
+    )
     incidents = [line for line in logs if line["event"] == "process_failed"]
     assert len(incidents) == 3 and all("event_handling_ms" in line["reason"] for line in incidents)
+
+
+def test_a_definition_deployed_before_the_limits_is_left_out_with_a_warning_and_the_others_run(
+    app: CrmApplication, clock: Clock
+) -> None:
+    twelve_deep = "[1,2,3,4,5].map(a, a)"
+    for variable in "bcdefghijkl":
+        twelve_deep = f"[1,2,3,4,5].map({variable}, {twelve_deep})"
+    wedging = HOSTILE.replace("name: spin", "name: wedge").split("  - id: spin")[0]
+    wedging += f"  - id: wedge\n    set: {{x: '{twelve_deep}'}}\n"
+    old = parse_documents(CANARY + "---\n" + wedging, "old.yaml")
+    DefinitionRegistry(app).deploy(old, "before-the-limits")  # the registry stores what it is given
+
+    with structlog.testing.capture_logs() as logs:
+        runtime = ProcessRuntime(app, clock)
+        runtime.refresh()
+
+    assert sorted(name for name, _ in runtime.engine.versions) == ["canary-routing"]
+    (refused,) = [line for line in logs if line["event"] == "definition_refused"]
+    assert (
+        "nests .map/.filter/.all/.exists 12 deep; the limit is comprehension_nesting (2 levels)"
+        in refused["reason"]
+    )

@@ -21,13 +21,17 @@ def issues(response: object) -> list[str]:
     return [issue["message"] for issue in response.json()["details"]["issues"]]  # type: ignore[attr-defined]
 
 
-def test_the_240_kb_expression_is_a_422_naming_the_length_limit_and_the_server_lives_on(acme_admin: User) -> None:
+def test_the_240_kb_expression_is_a_422_naming_the_length_limit_and_the_server_lives_on(
+    acme_admin: User,
+) -> None:
     text = HEAD + f"  - id: boom\n    set: {{x: '{SUM_240_KB}'}}\n"
     for endpoint in ("/v1/processes/validate", "/v1/processes/definitions"):
         response = acme_admin.yaml(endpoint, text)
         assert response.status_code == 422, response.text
         (message,) = issues(response)
-        assert message.endswith("the expression has 239,997 characters; the limit is expression_chars (4,096 characters)")
+        assert message.endswith(
+            "the expression has 239,997 characters; the limit is expression_chars (4,096 characters)"
+        )
     assert acme_admin.get("/v1/processes/definitions").json() == {"definitions": []}
 
 
@@ -41,8 +45,9 @@ def test_a_body_over_the_size_limit_is_a_413_read_no_further_than_the_limit(acme
 def test_yaml_nested_four_thousand_deep_is_a_422_not_a_500(acme_admin: User) -> None:
     response = acme_admin.yaml("/v1/processes/validate", HEAD + "  - " + "[" * 4000 + "]" * 4000 + "\n")
     assert response.status_code == 422
-    assert issues(response) == ["refused before parsing: mappings and lists are nested 33 deep here; "
-                                "the limit is yaml_depth (32 levels)"]  # fmt: skip
+    assert issues(response) == [
+        "refused before parsing: mappings and lists are nested 33 deep here; the limit is yaml_depth (32 levels)"
+    ]
 
 
 def test_a_definition_that_would_ring_with_a_deployed_one_is_refused_at_deploy(acme_admin: User) -> None:

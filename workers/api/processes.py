@@ -38,7 +38,9 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 BODY_NAME = "body"  # what issues name as their file
 
 
-TOO_LARGE_RESPONSE = {"description": "the body is over the definition size limit (refused before it is parsed)"}
+TOO_LARGE_RESPONSE = {
+    "description": "the body is over the definition size limit (refused before it is parsed)"
+}
 INVALID_RESPONSE = {
     "description": "every problem, each with line, field and message",
     "content": {"application/json": {"example": INVALID_EXAMPLE}},

@@ -1,4 +1,4 @@
-"""Hostile definitions are refused in one line naming the limit: sizes, YAML depth, steps, CEL shape and cost."""
+"""Hostile definitions are refused in one line naming the limit: size, YAML depth, steps, CEL shape, cost."""
 
 from __future__ import annotations
 
@@ -93,8 +93,12 @@ def test_billion_laughs_yaml_is_still_refused_quickly() -> None:
 
 def test_a_definition_with_one_step_over_the_limit_is_refused_before_its_steps_are_read() -> None:
     text = HEAD + "  - {id: a, wait: PT1H}\n" * (MAX_DEFINITION_STEPS + 1)
-    assert problems(text) == ["p.yaml:7: steps: the document has 201 steps; the limit is definition_steps (200 steps)"]
-    assert problems(HEAD + "".join(f"  - {{id: s{i}, wait: PT1H}}\n" for i in range(MAX_DEFINITION_STEPS))) == []
+    assert problems(text) == [
+        "p.yaml:7: steps: the document has 201 steps; the limit is definition_steps (200 steps)"
+    ]
+    assert (
+        problems(HEAD + "".join(f"  - {{id: s{i}, wait: PT1H}}\n" for i in range(MAX_DEFINITION_STEPS))) == []
+    )
 
 
 def test_the_sixty_thousand_term_sum_that_crashed_the_runtime_is_refused_by_its_length(
@@ -113,7 +117,9 @@ def test_the_longest_sum_allowed_compiles_and_evaluates() -> None:
     assert compile_expression(longest).evaluate(Scope({}, NOW, "acme")) == 2048
 
 
-def test_brackets_nested_past_the_limit_are_refused_before_the_runtime_sees_them(runtime_never_compiles: None) -> None:
+def test_brackets_nested_past_the_limit_are_refused_before_the_runtime_sees_them(
+    runtime_never_compiles: None,
+) -> None:
     assert refusal("(" * 33 + "1" + ")" * 33).endswith(
         "the expression nests brackets 33 deep; the limit is expression_nesting (32 levels)"
     )
@@ -129,7 +135,9 @@ def test_a_chain_of_conditionals_counts_as_nesting(runtime_never_compiles: None)
     )
 
 
-def test_map_nested_three_deep_is_refused_naming_the_comprehension_limit(runtime_never_compiles: None) -> None:
+def test_map_nested_three_deep_is_refused_naming_the_comprehension_limit(
+    runtime_never_compiles: None,
+) -> None:
     assert refusal("[1].map(a, [1].map(b, [1].map(c, a + b + c)))").endswith(
         "the expression nests .map/.filter/.all/.exists 3 deep; the limit is comprehension_nesting (2 levels)"
     )
@@ -173,8 +181,10 @@ def test_a_string_function_costs_a_tenth_of_a_unit_per_character_of_the_longest_
 def test_a_definition_whose_expressions_add_up_past_the_budget_is_refused_with_the_total() -> None:
     # 20 set steps of 504,003 each, and the default key event.subject (2): 10,080,062 > 10,000,000.
     (line,) = problems(with_set("event.data.items.map(x, x * 2)", steps=20))
-    assert line == ("p.yaml:7: steps: the definition is refused: its expressions' estimated worst-case costs add up "
-                    "to 10,080,062 units; the limit is definition_cost (10,000,000 cost units)")  # fmt: skip
+    assert line == (
+        "p.yaml:7: steps: the definition is refused: its expressions' estimated worst-case costs add up "
+        "to 10,080,062 units; the limit is definition_cost (10,000,000 cost units)"
+    )
     assert problems(with_set("event.data.items.map(x, x * 2)", steps=19)) == []
 
 
@@ -184,7 +194,8 @@ def test_an_iterating_expression_refuses_a_list_longer_than_its_cost_assumed() -
     with pytest.raises(ExpressionError) as refused:
         doubled.evaluate(Scope({"data": {"items": [1] * 1_001}}, NOW, "acme"))
     assert str(refused.value).endswith(
-        "iterates, and event.data.items holds a list of 1,001 items; the limit is comprehension_items (1,000 items)"
+        "iterates, and event.data.items holds a list of 1,001 items; "
+        "the limit is comprehension_items (1,000 items)"
     )
 
 

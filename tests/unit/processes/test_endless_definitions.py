@@ -22,8 +22,10 @@ def problems(text: str, deployed: str = "") -> list[str]:
 
 def test_a_zero_wait_looping_to_itself_is_refused() -> None:
     assert problems(definition("  - {id: tick, wait: PT0S, next: tick}\n")) == [
-        "p.yaml:9: steps[0].id: steps tick loop without time passing (every wait in the loop is zero-length), "
-        "so the loop never ends; give one of its waits a positive duration"
+        (
+            "p.yaml:9: steps[0].id: steps tick loop without time passing (every wait in the loop is "
+            "zero-length), so the loop never ends; give one of its waits a positive duration"
+        )
     ]
 
 
@@ -37,7 +39,9 @@ def test_a_cycle_of_waits_whose_timeouts_are_zero_is_refused() -> None:
     wait: {business: PT0S, calendar: office}
     next: listen
 """
-    calendar = "apiVersion: crmflow/v1\nkind: Calendar\nname: office\ntimezone: UTC\nhours: {mon: ['09:00-17:00']}\n"
+    calendar = (
+        "apiVersion: crmflow/v1\nkind: Calendar\nname: office\ntimezone: UTC\nhours: {mon: ['09:00-17:00']}\n"
+    )
     (loop,) = problems(definition(steps) + "---\n" + calendar)
     assert "steps[0].id: steps listen → pause loop without time passing" in loop
 
@@ -78,8 +82,10 @@ def test_a_definition_that_triggers_on_what_it_emits_is_refused_and_so_is_its_fa
     twice = once + "  - {id: twice, emit: LeadPinged}\n"
     for steps in (once, twice):
         assert problems(definition(steps, on="LeadPinged")) == [
-            "p.yaml:6: trigger.on[0]: the process emits LeadPinged and triggers on it, so every instance starts "
-            "another, forever; trigger on a type it does not emit"
+            (
+                "p.yaml:6: trigger.on[0]: the process emits LeadPinged and triggers on it, so every instance "
+                "starts another, forever; trigger on a type it does not emit"
+            )
         ]
 
 
@@ -87,15 +93,24 @@ def test_two_definitions_of_a_tenant_that_trigger_each_other_are_refused_against
     deployed = definition("  - {id: pong, emit: Pong}\n", name="b", on="Ping")
     proposed = definition("  - {id: ping, emit: Ping}\n", name="a", on="Pong")
     (ring,) = problems(proposed, deployed)
-    assert ring == ("p.yaml:6: trigger.on: triggers in a ring with b (a emits Ping; b emits Pong, and each triggers "
-                    "on what another emits): their events would trigger each other forever; break the ring")  # fmt: skip
-    assert problems(proposed + "---\n" + deployed) == [ring, ring.replace("p.yaml:6", "p.yaml:16").replace("with b", "with a")]
+    assert ring == (
+        "p.yaml:6: trigger.on: triggers in a ring with b (a emits Ping; b emits Pong, and each triggers "
+        "on what another emits): their events would trigger each other forever; break the ring"
+    )
+    assert problems(proposed + "---\n" + deployed) == [
+        ring,
+        ring.replace("p.yaml:6", "p.yaml:16").replace("with b", "with a"),
+    ]
 
 
 def test_a_new_version_that_breaks_the_ring_replaces_the_deployed_one() -> None:
     deployed = definition("  - {id: ping, emit: Ping}\n", name="a", on="Pong") + "---\n"
-    deployed += definition("  - {id: pong, emit: Pong}\n", name="b", on="Ping").replace("version: 1", "version: 1")
-    fixed_b = definition("  - {id: pong, emit: Pong}\n", name="b", on="LeadCreated").replace("version: 1", "version: 2")
+    deployed += definition("  - {id: pong, emit: Pong}\n", name="b", on="Ping").replace(
+        "version: 1", "version: 1"
+    )
+    fixed_b = definition("  - {id: pong, emit: Pong}\n", name="b", on="LeadCreated").replace(
+        "version: 1", "version: 2"
+    )
     assert problems(fixed_b, deployed) == []
 
 

@@ -1,4 +1,4 @@
-"""At run time an instance that goes over a guard fails with the reason, and the engine goes on with the next."""
+"""At run time an instance over a guard fails with the reason, and the engine goes on with the next."""
 
 from __future__ import annotations
 
@@ -64,14 +64,17 @@ def failures(instances: MemoryInstances) -> dict[str, str]:
 
 
 def test_a_choice_loop_fails_its_instance_at_the_step_budget_and_the_next_event_is_handled() -> None:
-    hostile, canary = compiled(process(SPIN, name="spin", tenant="hostile"), process(ASSIGN, name="canary", tenant="acme"))
+    hostile, canary = compiled(
+        process(SPIN, name="spin", tenant="hostile"), process(ASSIGN, name="canary", tenant="acme")
+    )
     run, instances, commands = engine(hostile, canary)
 
     run.handle(event("LeadCreated", tenant="hostile"), MONDAY_9)
     run.handle(event("LeadCreated", tenant="acme"), MONDAY_9)
 
     assert failures(instances) == {
-        "spin": "ran 500 steps for one event without waiting (a loop?); the limit is steps_per_event (500 steps)"
+        "spin": "ran 500 steps for one event without waiting (a loop?); "
+        "the limit is steps_per_event (500 steps)"
     }
     assert [c.name for c in commands.issued] == ["lead.assign"]
 
@@ -79,7 +82,9 @@ def test_a_choice_loop_fails_its_instance_at_the_step_budget_and_the_next_event_
 def test_an_instance_over_the_time_budget_fails_between_steps_and_the_next_event_is_handled() -> None:
     # Each read of the stopwatch moves it 300 ms. Read once when the run starts, then before each step:
     # 300, 600, 900 ms spent, three steps run; the next read finds 1,200 ms, over the 1,000 ms budget.
-    hostile, canary = compiled(process(SPIN, name="spin", tenant="hostile"), process(ASSIGN, name="canary", tenant="acme"))
+    hostile, canary = compiled(
+        process(SPIN, name="spin", tenant="hostile"), process(ASSIGN, name="canary", tenant="acme")
+    )
     run, instances, commands = engine(hostile, canary, monotonic=Stopwatch(0.3))
 
     effects = run.handle(event("LeadCreated", tenant="hostile"), MONDAY_9)
@@ -100,8 +105,10 @@ def test_emitted_events_carry_their_hop_count_and_a_ring_stops_at_the_hop_limit(
 
     assert [e[HOPS] for e in sim.emits.emitted] == list(range(1, MAX_PROCESS_HOPS + 1))
     (failed,) = [i for i in sim.instances.instances.values() if i.status == "failed"]
-    assert failed.error == ("emitting Pong would make the 17th process emit in a row; the limit is process_hops "
-                            "(16 hops): do definitions trigger each other round?")  # fmt: skip
+    assert failed.error == (
+        "emitting Pong would make the 17th process emit in a row; the limit is process_hops (16 hops): "
+        "do definitions trigger each other round?"
+    )
 
 
 def test_an_event_that_arrives_too_many_hops_deep_is_not_acted_on_and_says_why() -> None:
@@ -111,8 +118,10 @@ def test_an_event_that_arrives_too_many_hops_deep_is_not_acted_on_and_says_why()
     (skipped,) = run.handle(deep, MONDAY_9)
 
     assert skipped.kind == "skipped" and not instances.instances and not commands.issued
-    assert skipped.detail["error"] == (f"not acted on: event {deep['id']} was caused by 17 process emits in a row; "
-                                       "the limit is process_hops (16 hops)")  # fmt: skip
+    assert skipped.detail["error"] == (
+        f"not acted on: event {deep['id']} was caused by 17 process emits in a row; "
+        "the limit is process_hops (16 hops)"
+    )
 
 
 def test_an_emit_over_the_event_size_limit_fails_the_step_with_its_size() -> None:
@@ -144,4 +153,7 @@ def test_a_variable_doubled_in_a_loop_fails_at_the_string_limit_instead_of_eatin
     # "ab" doubled 15 times is 65,536 characters (the limit); the 16th doubling makes 131,072.
     assert MAX_STRING_CHARS == 2 * 2**15
     assert (instance.status, instance.step) == ("failed", "double")
-    assert instance.error == "the string at vars.s has 131,072 characters; the limit is string_chars (65,536 characters)"
+    assert (
+        instance.error
+        == "the string at vars.s has 131,072 characters; the limit is string_chars (65,536 characters)"
+    )
