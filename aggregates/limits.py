@@ -45,6 +45,7 @@ MAX_COMPREHENSION_ITEMS = 1_000  # a list that .map/.filter/... iterate: map and
 # Process run time (processes/engine.py).
 MAX_STEPS_PER_EVENT = 500  # steps one instance runs for one event or timer
 MAX_EVENT_HANDLING_MS = 1_000  # time one instance may spend on one event, checked between steps
+MAX_EVENT_TOTAL_MS = 10_000  # time all the instances one event wakes or starts may spend on it
 MAX_PROCESS_HOPS = 16  # process emits in a row, each caused by the last
 
 
@@ -81,6 +82,7 @@ LIMITS: dict[str, Limit] = {
         Limit("comprehension_items", MAX_COMPREHENSION_ITEMS, "items"),
         Limit("steps_per_event", MAX_STEPS_PER_EVENT, "steps"),
         Limit("event_handling_ms", MAX_EVENT_HANDLING_MS, "milliseconds"),
+        Limit("event_total_ms", MAX_EVENT_TOTAL_MS, "milliseconds"),
         Limit("process_hops", MAX_PROCESS_HOPS, "hops"),
     )
 }

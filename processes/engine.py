@@ -8,7 +8,7 @@ the live worker, ``process simulate``, ``process test`` and ``process whatif``.
 
 Guards on every run (docs/process-language.md, Limits): an instance runs at
 most MAX_STEPS_PER_EVENT steps and MAX_EVENT_HANDLING_MS for one event or
-timer, checked between steps (one CEL evaluation cannot be interrupted; its
+timer, and all instances of one event MAX_EVENT_TOTAL_MS, checked between steps (one CEL evaluation cannot be interrupted; its
 static cost bound, checked at validation, is what limits it); an event
 emitted MAX_PROCESS_HOPS emits after the first is not made; variables and
 emitted events stay within the JSON limits. Over any of these the instance
@@ -22,7 +22,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, uuid5
@@ -31,8 +31,10 @@ from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.envelope import jsonable
 from crmflow.aggregates.errors import DomainError
 from crmflow.aggregates.limits import (
+    LIMITS,
     MAX_EVENT_BYTES,
     MAX_EVENT_HANDLING_MS,
+    MAX_EVENT_TOTAL_MS,
     MAX_PROCESS_HOPS,
     MAX_STEPS_PER_EVENT,
     LimitExceeded,
@@ -58,6 +60,11 @@ def hops(event: dict[str, Any]) -> int:
         return max(0, int(value)) if value is not None else 0
     except (TypeError, ValueError):
         return 0
+
+
+def over(name: str, value: float, detail: str) -> str:
+    """A run-time guard's refusal, with the value this engine runs with (tests give smaller ones)."""
+    return f"{detail}; the limit is {replace(LIMITS[name], value=int(value)).describe()}"
 
 
 def bounded(value: Any, where: str) -> Any:
@@ -172,9 +179,11 @@ class Engine:
     def __init__(self, processes: Iterable[CompiledProcess], instances: InstanceStore,
                  commands: CommandPort, emits: EmitPort, rotations: Rotations | None = None, *,
                  max_steps: int = MAX_STEPS_PER_EVENT, budget_ms: float = MAX_EVENT_HANDLING_MS,
-                 monotonic: Any = time.monotonic) -> None:  # fmt: skip
+                 total_ms: float = MAX_EVENT_TOTAL_MS, monotonic: Any = time.monotonic) -> None:  # fmt: skip
         self.max_steps = max_steps
         self.budget_ms = budget_ms
+        self.total_ms = total_ms
+        self._event_started = 0.0  # when handling the current event (or round of timers) began
         self.monotonic = monotonic  # the run-time guard measures real time, whatever the engine's clock says
         self.instances = instances
         self.commands = commands
@@ -232,6 +241,7 @@ class Engine:
             return [Effect("skipped", "", "", 0, None, {"error": f"not acted on: {limit}"})]
         scope = Scope(event, now, tenant)
         effects: list[Effect] = []
+        self._event_started = self.monotonic()
         for instance in waiting:
             if event_id in instance.seen:
                 continue
@@ -255,7 +265,10 @@ class Engine:
     def fire_due(self, now: datetime) -> list[Effect]:
         """Fire every timer due by ``now``, earliest first: timeouts, waits and retries."""
         effects: list[Effect] = []
+        self._event_started = self.monotonic()
         for instance in self.instances.due(now):
+            if self._event_spent_ms() > self.total_ms:
+                break  # the rest stay due: the next round fires them
             waiting = instance.waiting
             assert waiting is not None and waiting.timer_id is not None and waiting.due is not None
             process = self.versions[(instance.definition, instance.version)]
@@ -278,6 +291,9 @@ class Engine:
                     continue
             self._run(process, instance, target, scope, waiting.timer_id, now, effects)
         return effects
+
+    def _event_spent_ms(self) -> float:
+        return (self.monotonic() - self._event_started) * 1000
 
     # Starting.
 
@@ -321,12 +337,15 @@ class Engine:
         instance.status = "running"
         started = self.monotonic()
         for _ in range(self.max_steps):
-            spent_ms = (self.monotonic() - started) * 1000
+            at = self.monotonic()
+            spent_ms, event_ms = (at - started) * 1000, (at - self._event_started) * 1000
             if spent_ms > self.budget_ms:
-                limit = LimitExceeded(
-                    "event_handling_ms", f"spent {spent_ms:,.0f} ms on one event, up to step {step_id!r}"
-                )
-                self._fail(instance, step_id, str(limit), effects)
+                detail = f"spent {spent_ms:,.0f} ms on one event, up to step {step_id!r}"
+                self._fail(instance, step_id, over("event_handling_ms", self.budget_ms, detail), effects)
+                return
+            if event_ms > self.total_ms:
+                detail = f"this event's instances had spent {event_ms:,.0f} ms on it, up to step {step_id!r}"
+                self._fail(instance, step_id, over("event_total_ms", self.total_ms, detail), effects)
                 return
             if process.is_end(step_id):
                 instance.status, instance.step = "completed", None
@@ -349,10 +368,8 @@ class Engine:
                 self.instances.save(instance)
                 return
             step_id = next_step
-        limit = LimitExceeded(
-            "steps_per_event", f"ran {self.max_steps:,} steps for one event without waiting (a loop?)"
-        )
-        self._fail(instance, step_id, str(limit), effects)
+        detail = f"ran {self.max_steps:,} steps for one event without waiting (a loop?)"
+        self._fail(instance, step_id, over("steps_per_event", self.max_steps, detail), effects)
 
     def _execute(self, process: CompiledProcess, instance: Instance, step: Any, scope: Scope, cause: str,
                  now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip

@@ -46,7 +46,10 @@ def test_yaml_nested_four_thousand_deep_is_a_422_not_a_500(acme_admin: User) -> 
     response = acme_admin.yaml("/v1/processes/validate", HEAD + "  - " + "[" * 4000 + "]" * 4000 + "\n")
     assert response.status_code == 422
     assert issues(response) == [
-        "refused before parsing: mappings and lists are nested 33 deep here; the limit is yaml_depth (32 levels)"
+        (
+            "refused before parsing: mappings and lists are nested 33 deep here; "
+            "the limit is yaml_depth (32 levels)"
+        )
     ]
 
 

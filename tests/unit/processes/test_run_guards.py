@@ -157,3 +157,40 @@ def test_a_variable_doubled_in_a_loop_fails_at_the_string_limit_instead_of_eatin
         instance.error
         == "the string at vars.s has 131,072 characters; the limit is string_chars (65,536 characters)"
     )
+
+
+WAKE_THEN_SPIN = """\
+- id: listen
+  wait_for: {on: [LeadAssigned], when: 'vars.lead != ""'}
+- id: spin
+  choice: [{when: 'true', next: spin}]
+"""
+
+
+def test_one_event_waking_many_spinning_instances_stops_at_the_events_total_budget() -> None:
+    # 300 ms a read, 2,500 ms for the event. The first woken instance is stopped by its own budget
+    # (1,200 ms spent); the second when the event's instances reach 2,700 ms; the third at once.
+    run, instances, _ = engine(*compiled(process(WAKE_THEN_SPIN)), total_ms=2_500, monotonic=Stopwatch(0.3))
+    for _ in range(3):
+        run.handle(event("LeadCreated"), MONDAY_9)
+
+    run.handle(event("LeadAssigned"), MONDAY_9)
+
+    reasons = [i.error or "" for i in instances.instances.values()]
+    assert reasons[0].endswith("the limit is event_handling_ms (1,000 milliseconds)")
+    assert reasons[1].startswith("this event's instances had spent 2,700 ms on it, up to step 'spin'")
+    assert reasons[2].startswith("this event's instances had spent 3,300 ms on it, up to step 'spin'")
+    assert all(r.endswith("the limit is event_total_ms (2,500 milliseconds)") for r in reasons[1:])
+
+
+def test_timers_left_over_when_a_round_runs_out_of_time_fire_in_the_next_round() -> None:
+    later_spin = "- {id: later, wait: PT1H}\n" + SPIN
+    run, instances, _ = engine(*compiled(process(later_spin)), total_ms=2_500, monotonic=Stopwatch(0.3))
+    for _ in range(3):
+        run.handle(event("LeadCreated"), MONDAY_9)
+
+    run.fire_due(MONDAY_9.replace(hour=11))
+    assert [i.status for i in instances.instances.values()] == ["failed", "failed", "waiting"]
+
+    run.fire_due(MONDAY_9.replace(hour=11))
+    assert [i.status for i in instances.instances.values()] == ["failed", "failed", "failed"]
