@@ -8,8 +8,9 @@ the live worker, ``process simulate``, ``process test`` and ``process whatif``.
 
 Guards on every run (docs/process-language.md, Limits): an instance runs at
 most MAX_STEPS_PER_EVENT steps and MAX_EVENT_HANDLING_MS for one event or
-timer, and all instances of one event MAX_EVENT_TOTAL_MS, checked between steps (one CEL evaluation cannot be interrupted; its
-static cost bound, checked at validation, is what limits it); an event
+timer, and all instances of one event MAX_EVENT_TOTAL_MS, checked between
+steps (one CEL evaluation cannot be interrupted; its static cost bound,
+checked at validation, is what limits it); an event
 emitted MAX_PROCESS_HOPS emits after the first is not made; variables and
 emitted events stay within the JSON limits. Over any of these the instance
 fails with the reason, and the engine goes on with the next one.
