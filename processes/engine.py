@@ -1,6 +1,7 @@
 """The process engine: events in; instances started, advanced, waiting, completed or failed.
 
-Pure and deterministic: the time comes in with each call, commands go out
+Pure and deterministic: the time comes in with each call (only the run-time
+guards read a real, monotonic clock, which tests replace), commands go out
 through a ``CommandPort`` (the worker's runs them through the application
 service; the designer tools only record them), emitted events through an
 ``EmitPort``, and instances live in an ``InstanceStore``. The same engine runs
@@ -10,9 +11,9 @@ Guards on every run (docs/process-language.md, Limits): an instance runs at
 most MAX_STEPS_PER_EVENT steps and MAX_EVENT_HANDLING_MS for one event or
 timer, and all instances of one event MAX_EVENT_TOTAL_MS, checked between
 steps (one CEL evaluation cannot be interrupted; its static cost bound,
-checked at validation, is what limits it); an event
-emitted MAX_PROCESS_HOPS emits after the first is not made; variables and
-emitted events stay within the JSON limits. Over any of these the instance
+checked at validation, is what limits it); an emit that would follow
+MAX_PROCESS_HOPS process emits in a row is not made; variables and emitted
+events stay within the JSON limits. Over any of these the instance
 fails with the reason, and the engine goes on with the next one.
 """
 

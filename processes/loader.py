@@ -142,7 +142,13 @@ def parse_documents(text: str, file: str) -> list[Document]:
         except LimitExceeded as error:
             issues.append(Issue(file, line_of(node, ("steps",)), "steps", str(error)))
             continue
-        data = YamlLoader("").construct_document(node)
+        try:
+            data = YamlLoader("").construct_document(node)
+        except yaml.YAMLError as error:  # a tag safe YAML does not read (!!python/...), a bad merge key
+            mark = getattr(error, "problem_mark", None) or node.start_mark
+            problem = getattr(error, "problem", None) or str(error)
+            issues.append(Issue(file, mark.line + 1, "", f"not valid YAML here: {problem}"))
+            continue
         if not isinstance(data, dict):
             issues.append(
                 Issue(

@@ -204,3 +204,13 @@ def test_every_shipped_expression_is_far_within_the_budget() -> None:
     documents = [d for d in load_files(sorted(definitions.glob("*.yaml"))) if d.kind == "Process"]
     costs = [compile_expression(s).cost for d in documents for s in expression_sources(d.model)]  # type: ignore[arg-type]
     assert costs and max(costs) < 100
+
+
+def test_yaml_that_safe_loading_refuses_is_one_line_not_a_traceback() -> None:
+    assert problems("apiVersion: !!python/object:os.system x\nkind: Process\n") == [
+        "p.yaml:1: not valid YAML here: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object:os.system'"
+    ]
+    assert problems("a: &x 1\n<<: *x\n") == [
+        "p.yaml:1: not valid YAML here: expected a mapping or list of mappings for merging, but found scalar"
+    ]
