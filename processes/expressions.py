@@ -66,6 +66,9 @@ def compile_expression(source: str) -> Expression:
         worst = estimate(parse(source))
     except LimitExceeded as error:
         raise ExpressionError(f"{_shown(source)} is refused: {error}") from None
+    except RecursionError:  # not reached within the nesting limit; a caller deep in its own stack might
+        limit = LimitExceeded("expression_nesting", "the expression nests too deep to read")
+        raise ExpressionError(f"{_shown(source)} is refused: {limit}") from None
     except CelSyntaxError as unreadable:
         worst = None
         why = unreadable
