@@ -60,7 +60,7 @@ def validate(documents: list[Document], context: list[Document] = ()) -> list[Is
         if key in seen:
             issues.append(document.issue(("version",), f"{p.name} version {p.version} is defined twice"))
         seen[key] = document
-    issues += list(_rings(processes, [d for d in context if d.kind == "Process"]))
+    issues += ring_issues(documents, context)
     for document in (d for d in documents if d.kind == "ProcessTest"):
         process = document.model.process  # type: ignore[attr-defined]
         if process not in {name for name, _ in names}:
@@ -153,8 +153,13 @@ def _endless(document: Document) -> Iterator[Issue]:
         yield document.issue(at, message)
 
 
-def _rings(processes: list[Document], context: list[Document]) -> Iterator[Issue]:
+def ring_issues(documents: list[Document], context: list[Document]) -> list[Issue]:
     """Definitions of one tenant that trigger each other round, with what is deployed (latest versions)."""
+    processes = [d for d in documents if d.kind == "Process"]
+    return list(_rings(processes, [d for d in context if d.kind == "Process"]))
+
+
+def _rings(processes: list[Document], context: list[Document]) -> Iterator[Issue]:
     given = {id(d) for d in processes}
     latest: dict[tuple[str, str], Document] = {}
     for document in [*context, *processes]:  # the documents given replace what is deployed under their name

@@ -63,3 +63,21 @@ def test_a_definition_that_would_ring_with_a_deployed_one_is_refused_at_deploy(a
     assert response.status_code == 422
     (message,) = issues(response)
     assert message.startswith("triggers in a ring with ping (ping emits Ping; pong emits Pong")
+
+
+def test_a_platform_definition_that_would_ring_with_a_tenants_own_is_refused(
+    api: Api, acme_admin: User
+) -> None:
+    ping = HEAD.replace("hostile", "ping").replace("LeadCreated", "Pong") + "  - {id: ping, emit: Ping}\n"
+    assert acme_admin.yaml("/v1/processes/definitions", ping).status_code == 201
+    everyone = (
+        HEAD.replace("hostile", "pong").replace("LeadCreated", "Ping").replace("tenant: acme", 'tenant: "*"')
+    )
+
+    response = api.user("*", "admin", "ops").yaml(
+        "/v1/processes/definitions", everyone + "  - {id: pong, emit: Pong}\n"
+    )
+
+    assert response.status_code == 422
+    (message,) = issues(response)
+    assert message.startswith("triggers in a ring with ping (ping emits Ping; pong emits Pong")

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from crmflow.aggregates.limits import MAX_DEFINITION_BYTES, LimitExceeded
 from crmflow.processes.loader import Document, DocumentsInvalid, Issue, parse_documents
 from crmflow.processes.registry import DeployedVersion
-from crmflow.processes.validation import validate
+from crmflow.processes.validation import ring_issues, validate
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.api.auth import Caller, Principal
 from crmflow.workers.api.errors import ApiError, error_response, error_responses
@@ -210,8 +210,13 @@ def _checked(
             if scope != caller.tenant:
                 raise _foreign_scope(document, scope, caller)
     visible = _visible_scopes(caller)
-    deployed = [d for d in services.registry.documents() if getattr(d.model, "tenant", PLATFORM) in visible]
-    return documents, validate(documents, deployed)
+    everything = services.registry.documents()
+    deployed = [d for d in everything if getattr(d.model, "tenant", PLATFORM) in visible]
+    issues = validate(documents, deployed)
+    if caller.is_platform:  # a platform-wide definition runs for every tenant: no ring with any tenant's own
+        known = set(map(str, issues))
+        issues += [i for i in ring_issues(documents, everything) if str(i) not in known]
+    return documents, issues
 
 
 def _foreign_scope(document: Document, scope: str, caller: Principal) -> ApiError:
