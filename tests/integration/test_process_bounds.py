@@ -111,7 +111,6 @@ def test_a_canary_lead_is_assigned_while_another_tenants_worst_definition_fails_
     # Three hostile events, each stopped after the 1 s budget and at most one more step (about 1 s of
     # CEL, bounded by the definition's cost), before or beside the canary's: well under 20 s.
     assert waited_s < 20, f"the canary waited {waited_s:.1f} s ({cpu_s:.1f} CPU-s)"
-    print(f"canary assigned after {waited_s:.1f} s, {cpu_s:.1f} CPU-s")
     assert sorted(failed()) == sorted(hostile_leads)
     assert all(
         str(error).endswith("the limit is event_handling_ms (1,000 milliseconds)")
