@@ -38,6 +38,15 @@ MAX_YAML_DEPTH = 32
 MAX_EXPRESSION_CHARS = 4 * 1024
 MAX_EXPRESSION_NESTING = 32  # brackets inside each other
 MAX_COMPREHENSION_NESTING = 2  # .map / .filter / .all / .exists inside each other
+# CEL cost (processes/cost.py): one unit is about one evaluated node or copied item (30-100 ns measured).
+MAX_EXPRESSION_COST = 1_000_000  # Kubernetes' per-call CEL limit; here at most about 0.1 s
+MAX_DEFINITION_COST = 10_000_000  # all expressions of one definition together
+MAX_COMPREHENSION_ITEMS = 1_000  # a list that .map/.filter/... iterate: map and filter are quadratic in it
+# Process run time (processes/engine.py).
+MAX_STEPS_PER_EVENT = 500  # steps one instance runs for one event or timer
+MAX_EVENT_HANDLING_MS = 1_000  # time one instance may spend on one event, checked between steps
+MAX_EVENT_TOTAL_MS = 10_000  # time all the instances one event wakes or starts may spend on it
+MAX_PROCESS_HOPS = 16  # process emits in a row, each caused by the last
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,13 @@ LIMITS: dict[str, Limit] = {
         Limit("expression_chars", MAX_EXPRESSION_CHARS, "characters"),
         Limit("expression_nesting", MAX_EXPRESSION_NESTING, "levels"),
         Limit("comprehension_nesting", MAX_COMPREHENSION_NESTING, "levels"),
+        Limit("expression_cost", MAX_EXPRESSION_COST, "cost units"),
+        Limit("definition_cost", MAX_DEFINITION_COST, "cost units"),
+        Limit("comprehension_items", MAX_COMPREHENSION_ITEMS, "items"),
+        Limit("steps_per_event", MAX_STEPS_PER_EVENT, "steps"),
+        Limit("event_handling_ms", MAX_EVENT_HANDLING_MS, "milliseconds"),
+        Limit("event_total_ms", MAX_EVENT_TOTAL_MS, "milliseconds"),
+        Limit("process_hops", MAX_PROCESS_HOPS, "hops"),
     )
 }
 

@@ -10,8 +10,8 @@ from typing import Any
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.durations import parse_duration
 from crmflow.processes.expressions import Expression, Scope, compile_expression
+from crmflow.processes.graph import END, successors
 from crmflow.processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep
-from crmflow.processes.validation import END, successors
 
 SUBJECT_EQUALS_VAR = re.compile(r"event\.subject\s*==\s*vars\.(\w+)|vars\.(\w+)\s*==\s*event\.subject")
 

@@ -1,18 +1,30 @@
 """The process engine: events in; instances started, advanced, waiting, completed or failed.
 
-Pure and deterministic: the time comes in with each call, commands go out
+Pure and deterministic: the time comes in with each call (only the run-time
+guards read a real, monotonic clock, which tests replace), commands go out
 through a ``CommandPort`` (the worker's runs them through the application
 service; the designer tools only record them), emitted events through an
 ``EmitPort``, and instances live in an ``InstanceStore``. The same engine runs
 the live worker, ``process simulate``, ``process test`` and ``process whatif``.
+
+Guards on every run (docs/process-language.md, Limits): an instance runs at
+most MAX_STEPS_PER_EVENT steps and MAX_EVENT_HANDLING_MS for one event or
+timer, and all instances of one event MAX_EVENT_TOTAL_MS, checked between
+steps (one CEL evaluation cannot be interrupted; its static cost bound,
+checked at validation, is what limits it); an emit that would follow
+MAX_PROCESS_HOPS process emits in a row is not made; variables and emitted
+events stay within the JSON limits. Over any of these the instance
+fails with the reason, and the engine goes on with the next one.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, uuid5
@@ -20,13 +32,50 @@ from uuid import NAMESPACE_URL, uuid5
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.envelope import jsonable
 from crmflow.aggregates.errors import DomainError
+from crmflow.aggregates.limits import (
+    LIMITS,
+    MAX_EVENT_BYTES,
+    MAX_EVENT_HANDLING_MS,
+    MAX_EVENT_TOTAL_MS,
+    MAX_PROCESS_HOPS,
+    MAX_STEPS_PER_EVENT,
+    LimitExceeded,
+    check_json_value,
+)
 from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
 from crmflow.processes.expressions import ExpressionError, Scope
 from crmflow.processes.instance import Instance, Waiting, instance_id
 from crmflow.processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
 
-MAX_STEPS_PER_RUN = 500
 EMIT_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-emits")
+# A CloudEvents extension attribute on emitted events: how many process emits led to this one.
+HOPS = "processhops"
+
+
+class RunLimitError(Exception):
+    """An instance went over a run-time guard; it fails with this reason."""
+
+
+def hops(event: dict[str, Any]) -> int:
+    value = event.get(HOPS)
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def over(name: str, value: float, detail: str) -> str:
+    """A run-time guard's refusal, with the value this engine runs with (tests give smaller ones)."""
+    return f"{detail}; the limit is {replace(LIMITS[name], value=int(value)).describe()}"
+
+
+def bounded(value: Any, where: str) -> Any:
+    """A value an instance keeps or sends, within the JSON limits (a loop could double a string each turn)."""
+    try:
+        check_json_value(value, where=where)
+    except ValueError as error:  # LimitExceeded is one
+        raise RunLimitError(str(error)) from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -54,7 +103,8 @@ class InstanceStore(Protocol):
     def get(self, instance_id: str) -> Instance | None: ...
     def save(self, instance: Instance) -> None: ...
     def waiting_for(self, tenant: str, event_type: str, subject: str | None) -> list[Instance]:
-        """Instances waiting for this type in this tenant: those correlated to this subject, and the uncorrelated."""
+        """Instances waiting for this type in this tenant: those correlated to this subject, and others."""
+
     def due(self, now: datetime) -> list[Instance]: ...
 
 
@@ -83,14 +133,18 @@ class MemoryInstances:
         for slot in self._indexed.pop(instance.id, []):
             self._waiting[slot].pop(instance.id, None)
         if instance.waiting is not None and instance.waiting.on:
-            slots = [(instance.tenant, event_type, instance.waiting.subject) for event_type in instance.waiting.on]
+            slots = [
+                (instance.tenant, event_type, instance.waiting.subject) for event_type in instance.waiting.on
+            ]
             for slot in slots:
                 self._waiting[slot][instance.id] = instance
             self._indexed[instance.id] = slots
 
     def waiting_for(self, tenant: str, event_type: str, subject: str | None) -> list[Instance]:
         # A copy: handling one instance may change the index.
-        found = list(self._waiting.get((tenant, event_type, subject), {}).values()) if subject is not None else []
+        found = (
+            list(self._waiting.get((tenant, event_type, subject), {}).values()) if subject is not None else []
+        )
         found += self._waiting.get((tenant, event_type, None), {}).values()
         return [i for i in found if i.waiting is not None]
 
@@ -125,7 +179,14 @@ class Rotations:
 
 class Engine:
     def __init__(self, processes: Iterable[CompiledProcess], instances: InstanceStore,
-                 commands: CommandPort, emits: EmitPort, rotations: Rotations | None = None) -> None:  # fmt: skip
+                 commands: CommandPort, emits: EmitPort, rotations: Rotations | None = None, *,
+                 max_steps: int = MAX_STEPS_PER_EVENT, budget_ms: float = MAX_EVENT_HANDLING_MS,
+                 total_ms: float = MAX_EVENT_TOTAL_MS, monotonic: Any = time.monotonic) -> None:  # fmt: skip
+        self.max_steps = max_steps
+        self.budget_ms = budget_ms
+        self.total_ms = total_ms
+        self._event_started = 0.0  # when handling the current event (or round of timers) began
+        self.monotonic = monotonic  # the run-time guard measures real time, whatever the engine's clock says
         self.instances = instances
         self.commands = commands
         self.emits = emits
@@ -167,14 +228,22 @@ class Engine:
         """Advance waiting instances that this event wakes, and start the processes it triggers."""
         tenant, event_type, event_id = event.get("tenantid") or "", event["type"], str(event["id"])
         subject = event.get("subject")
-        waiting = self.instances.waiting_for(tenant, event_type, str(subject) if subject is not None else None)
+        waiting = self.instances.waiting_for(
+            tenant, event_type, str(subject) if subject is not None else None
+        )
         candidates = self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), [])
         if not waiting and not candidates:
             # Most events concern no definition (the engine's own instance events, for
             # one): skip them before paying for their CEL context.
             return []
+        if hops(event) > MAX_PROCESS_HOPS:
+            limit = LimitExceeded(
+                "process_hops", f"event {event_id} was caused by {hops(event)} process emits in a row"
+            )
+            return [Effect("skipped", "", "", 0, None, {"error": f"not acted on: {limit}"})]
         scope = Scope(event, now, tenant)
         effects: list[Effect] = []
+        self._event_started = self.monotonic()
         for instance in waiting:
             if event_id in instance.seen:
                 continue
@@ -198,12 +267,16 @@ class Engine:
     def fire_due(self, now: datetime) -> list[Effect]:
         """Fire every timer due by ``now``, earliest first: timeouts, waits and retries."""
         effects: list[Effect] = []
+        self._event_started = self.monotonic()
         for instance in self.instances.due(now):
+            if self._event_spent_ms() > self.total_ms:
+                break  # the rest stay due: the next round fires them
             waiting = instance.waiting
             assert waiting is not None and waiting.timer_id is not None and waiting.due is not None
             process = self.versions[(instance.definition, instance.version)]
-            timer_event = {"specversion": "1.0", "id": waiting.timer_id, "type": "TimerFired", "source": "/crmflow/timers",
-                           "subject": instance.key, "tenantid": instance.tenant, "time": waiting.due.isoformat(),
+            timer_event = {"specversion": "1.0", "id": waiting.timer_id, "type": "TimerFired",
+                           "source": "/crmflow/timers", "subject": instance.key, "tenantid": instance.tenant,
+                           "time": waiting.due.isoformat(),
                            "data": {"step": waiting.step, "reason": waiting.reason}}  # fmt: skip
             scope = Scope(timer_event, now, instance.tenant, instance.vars)
             instance.waiting = None
@@ -221,6 +294,9 @@ class Engine:
             self._run(process, instance, target, scope, waiting.timer_id, now, effects)
         return effects
 
+    def _event_spent_ms(self) -> float:
+        return (self.monotonic() - self._event_started) * 1000
+
     # Starting.
 
     def _maybe_start(self, process: CompiledProcess, event: dict[str, Any], scope: Scope, now: datetime,
@@ -237,14 +313,20 @@ class Engine:
             return
         iid = instance_id(tenant, process.name, key)
         existing = self.instances.get(iid)
-        if existing is not None and (existing.status in ("running", "waiting") or event["id"] in existing.seen):
+        if existing is not None and (
+            existing.status in ("running", "waiting") or event["id"] in existing.seen
+        ):
             return  # one live instance per key; a redelivered trigger starts nothing
         instance = Instance(iid, process.name, process.version, tenant, key, str(event["id"]))
         instance.remember(str(event["id"]))
-        effects.append(self._effect("started", instance, None, key=key, trigger=event["type"], event=str(event["id"])))
+        effects.append(
+            self._effect("started", instance, None, key=key, trigger=event["type"], event=str(event["id"]))
+        )
         try:
-            instance.vars = {name: jsonable(e.evaluate(scope)) for name, e in process.vars.items()}
-        except ExpressionError as error:
+            instance.vars = {
+                name: bounded(jsonable(e.evaluate(scope)), f"vars.{name}") for name, e in process.vars.items()
+            }
+        except (ExpressionError, RunLimitError) as error:
             self._fail(instance, None, str(error), effects)
             return
         self._run(process, instance, process.first_step(), scope, str(event["id"]), now, effects)
@@ -255,7 +337,18 @@ class Engine:
              now: datetime, effects: list[Effect]) -> None:  # fmt: skip
         visits: dict[str, int] = defaultdict(int)
         instance.status = "running"
-        for _ in range(MAX_STEPS_PER_RUN):
+        started = self.monotonic()
+        for _ in range(self.max_steps):
+            at = self.monotonic()
+            spent_ms, event_ms = (at - started) * 1000, (at - self._event_started) * 1000
+            if spent_ms > self.budget_ms:
+                detail = f"spent {spent_ms:,.0f} ms on one event, up to step {step_id!r}"
+                self._fail(instance, step_id, over("event_handling_ms", self.budget_ms, detail), effects)
+                return
+            if event_ms > self.total_ms:
+                detail = f"this event's instances had spent {event_ms:,.0f} ms on it, up to step {step_id!r}"
+                self._fail(instance, step_id, over("event_total_ms", self.total_ms, detail), effects)
+                return
             if process.is_end(step_id):
                 instance.status, instance.step = "completed", None
                 effects.append(self._effect("completed", instance, None))
@@ -267,29 +360,35 @@ class Engine:
             effects.append(self._effect("entered", instance, step_id))
             scope.with_vars(instance.vars)
             try:
-                next_step = self._execute(process, instance, step, scope, f"{cause}/{visits[step_id]}", now, effects)
-            except (ExpressionError, MissingCalendarError) as error:
+                next_step = self._execute(
+                    process, instance, step, scope, f"{cause}/{visits[step_id]}", now, effects
+                )
+            except (ExpressionError, MissingCalendarError, RunLimitError) as error:
                 self._fail(instance, step_id, str(error), effects)
                 return
             if next_step is None:  # waiting, or failed
                 self.instances.save(instance)
                 return
             step_id = next_step
-        self._fail(instance, step_id, f"ran {MAX_STEPS_PER_RUN} steps without waiting: a loop?", effects)
+        detail = f"ran {self.max_steps:,} steps for one event without waiting (a loop?)"
+        self._fail(instance, step_id, over("steps_per_event", self.max_steps, detail), effects)
 
     def _execute(self, process: CompiledProcess, instance: Instance, step: Any, scope: Scope, cause: str,
                  now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
         """Run one step; return the next step id, or None when the instance waits or failed."""
         if process.uses_round_robin(step.id):
+
             def round_robin(choices: list[Any]) -> Any:
                 if not choices:
                     raise ExpressionError("round_robin() needs a non-empty list")
-                return choices[self.rotations.slot(instance.tenant, process.name, step.id, instance.id, len(choices))]
+                return choices[
+                    self.rotations.slot(instance.tenant, process.name, step.id, instance.id, len(choices))
+                ]
 
             scope.context.add_function("round_robin", round_robin)
         if isinstance(step, SetStep):
             for name, source in step.set.items():
-                instance.vars[name] = jsonable(process.evaluate(source, scope))
+                instance.vars[name] = bounded(jsonable(process.evaluate(source, scope)), f"vars.{name}")
                 scope.with_vars(instance.vars)
             return process.following(step.id)
         if isinstance(step, ChoiceStep):
@@ -302,8 +401,11 @@ class Engine:
         if isinstance(step, EmitStep):
             data = {name: jsonable(process.evaluate(source, scope)) for name, source in step.data.items()}
             document = self._emitted(process, instance, step.emit, data, cause, now, scope)
+            self._check_emit(step.emit, document)
             self.emits.emit(document)
-            effects.append(self._effect("emitted", instance, step.id, type=step.emit, data=data, id=document["id"]))
+            effects.append(
+                self._effect("emitted", instance, step.id, type=step.emit, data=data, id=document["id"])
+            )
             return process.following(step.id)
         if isinstance(step, WaitForStep):
             due = process.due(now, step.timeout) if step.timeout is not None else None
@@ -313,7 +415,11 @@ class Engine:
             self._wait(instance, Waiting(step.id, on, timer, due, "event", subject), effects)
             return None
         if isinstance(step, WaitStep):
-            self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"), effects)
+            self._wait(
+                instance,
+                Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"),
+                effects,
+            )
             return None
         raise AssertionError(f"unknown step kind {type(step).__name__}")
 
@@ -339,8 +445,8 @@ class Engine:
                                         error=error.message, attempt=instance.attempt))  # fmt: skip
             if step.retry is not None and instance.attempt <= step.retry.max:
                 due = now + process.retry_delay(step.retry.backoff, instance.attempt)
-                self._wait(instance, Waiting(step.id, [], _timer(instance, step.id, f"{cause}/retry{instance.attempt}"),
-                                             due, "retry"), effects)  # fmt: skip
+                timer = _timer(instance, step.id, f"{cause}/retry{instance.attempt}")
+                self._wait(instance, Waiting(step.id, [], timer, due, "retry"), effects)
                 return None
             self._fail(instance, step.id, f"{step.do} refused: {error.message}", effects)
             return None
@@ -385,7 +491,9 @@ class Engine:
         effects.append(self._effect("failed", instance, step, error=reason))
         self.instances.save(instance)
 
-    def _wakes(self, process: CompiledProcess, instance: Instance, event: dict[str, Any], scope: Scope) -> bool:
+    def _wakes(
+        self, process: CompiledProcess, instance: Instance, event: dict[str, Any], scope: Scope
+    ) -> bool:
         step = process.step(instance.waiting.step)  # type: ignore[union-attr]
         assert isinstance(step, WaitForStep)
         if step.wait_for.when is None:
@@ -411,7 +519,24 @@ class Engine:
             "tenantid": instance.tenant,
             "correlationid": event.get("correlationid") or str(event.get("id")),
             "causationid": str(event.get("id")),
+            HOPS: hops(event) + 1,
         }
+
+    @staticmethod
+    def _check_emit(event_type: str, document: dict[str, Any]) -> None:
+        """What the relay and every consumer can carry; and no emit chain without end."""
+        if document[HOPS] > MAX_PROCESS_HOPS:
+            limit = LimitExceeded(
+                "process_hops",
+                f"emitting {event_type} would make the {document[HOPS]}th process emit in a row",
+            )
+            raise RunLimitError(f"{limit}: do definitions trigger each other round?")
+        bounded(document["data"], "data")
+        size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        if size > MAX_EVENT_BYTES:
+            raise RunLimitError(
+                str(LimitExceeded("event_bytes", f"the emitted {event_type} would be {size:,} bytes"))
+            )
 
     @staticmethod
     def _effect(kind: str, instance: Instance, step: str | None, **detail: Any) -> Effect:

@@ -5,6 +5,12 @@ Never Python ``eval``: expressions are Common Expression Language, run by the
 context costs far more than evaluating a condition (benchmarks/README.md), so
 a ``Scope`` converts each event once and every definition's conditions are
 evaluated against it.
+
+Before the runtime compiles an expression, crmflow checks it (processes/cel_syntax.py):
+the runtime's parser and evaluator recurse natively and crash the process
+on an expression deep enough, and a few nested ``.map`` calls can run for
+hours. Length, nesting and the worst-case cost (processes/cost.py) are
+refused first, each naming its limit.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from datetime import datetime
 from typing import Any
 
 import cel
+
+from crmflow.aggregates.limits import MAX_COMPREHENSION_ITEMS, MAX_EXPRESSION_COST, LimitExceeded
+from crmflow.processes.cel_syntax import CelSyntaxError, check_shape, parse
+from crmflow.processes.cost import estimate
 
 VARIABLES = frozenset({"event", "vars", "now", "tenant"})
 # Names bound by comprehension macros: [..].map(x, ...) binds x.
@@ -33,9 +43,16 @@ class Expression:
     program: Any
     variables: frozenset[str]
     vars_fields: frozenset[str]
+    cost: int = 1  # worst-case cost units (processes/cost.py)
+    iterates: bool = False  # has a comprehension: its inputs must be within MAX_COMPREHENSION_ITEMS
 
     def evaluate(self, scope: Scope | cel.Context) -> Any:
         context = scope.context if isinstance(scope, Scope) else scope
+        if self.iterates and isinstance(scope, Scope):
+            where, size = scope.largest_list()
+            if size > MAX_COMPREHENSION_ITEMS:
+                limit = LimitExceeded("comprehension_items", f"{where} holds a list of {size:,} items")
+                raise ExpressionError(f"{self.source!r} iterates, and {limit}")
         try:
             return self.program.execute(context)
         except Exception as error:  # the runtime raises RuntimeError, TypeError, ValueError
@@ -43,11 +60,28 @@ class Expression:
 
 
 def compile_expression(source: str) -> Expression:
+    """Checked (length, nesting, cost) before the runtime compiles it; ExpressionError names what is wrong."""
     try:
-        program = cel.compile(source)
+        check_shape(source)
+        worst = estimate(parse(source))
+    except LimitExceeded as error:
+        raise ExpressionError(f"{_shown(source)} is refused: {error}") from None
+    except RecursionError:  # not reached within the nesting limit; a caller deep in its own stack might
+        limit = LimitExceeded("expression_nesting", "the expression nests too deep to read")
+        raise ExpressionError(f"{_shown(source)} is refused: {limit}") from None
+    except CelSyntaxError as unreadable:
+        worst = None
+        why = unreadable
+    if worst is not None and worst.cost > MAX_EXPRESSION_COST:
+        limit = LimitExceeded("expression_cost", f"its estimated worst-case cost is {worst.cost:,} units")
+        raise ExpressionError(f"{_shown(source)} is refused: {limit} (docs/process-language.md, Limits)")
+    try:
+        program = cel.compile(source)  # within the limits above: no input that crashes it
     except (ValueError, RuntimeError) as error:
         detail = str(error).split("ERROR: ", 1)[-1].split("\n", 1)[0]
-        raise ExpressionError(f"{source!r} is not valid CEL: {detail}") from None
+        raise ExpressionError(f"{_shown(source)} is not valid CEL: {detail}") from None
+    if worst is None:  # valid CEL that crmflow's parser does not read: its cost is unknown, so it is refused
+        raise ExpressionError(f"{_shown(source)}: crmflow cannot estimate its cost: {why}")
     bound = set(MACRO_BINDING.findall(source))
     unquoted = STRING.sub('""', source)
     return Expression(
@@ -55,7 +89,16 @@ def compile_expression(source: str) -> Expression:
         program=program,
         variables=frozenset(v for v in program.variables() if v not in bound),
         vars_fields=frozenset(VARS_FIELD.findall(unquoted)),
+        cost=worst.cost,
+        iterates=worst.nesting > 0,
     )
+
+
+def _shown(source: str, keep: int = 80) -> str:
+    """The expression as a message quotes it: a long one by its start and its length."""
+    if len(source) <= keep:
+        return repr(source)
+    return f"{source[:keep]!r}... ({len(source):,} characters)"
 
 
 def unknown_variables(expression: Expression, allowed: frozenset[str] = VARIABLES) -> list[str]:
@@ -65,11 +108,40 @@ def unknown_variables(expression: Expression, allowed: frozenset[str] = VARIABLE
 class Scope:
     """The variables one evaluation sees: event, vars, now, tenant."""
 
-    def __init__(self, event: dict[str, Any], now: datetime, tenant: str, vars: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, event: dict[str, Any], now: datetime, tenant: str, vars: dict[str, Any] | None = None
+    ) -> None:
         self.event = event  # the Python dict too: reading it back from CEL would convert it again
-        self.context = cel.Context(variables={"event": event, "now": now, "tenant": tenant, "vars": vars or {}})
+        self.vars = vars or {}
+        self.context = cel.Context(
+            variables={"event": event, "now": now, "tenant": tenant, "vars": self.vars}
+        )
+        self._largest: dict[str, tuple[str, int]] = {}
 
     def with_vars(self, vars: dict[str, Any]) -> Scope:
         """The same event, another instance's variables (only the variables are converted)."""
         self.context.add_variable("vars", vars)
+        self.vars = vars
+        self._largest.pop("vars", None)
         return self
+
+    def largest_list(self) -> tuple[str, int]:
+        """Where the longest list or map in the event and the variables is, and its length."""
+        for name, value in (("event", self.event), ("vars", self.vars)):
+            if name not in self._largest:
+                self._largest[name] = _largest(value, name)
+        return max(self._largest.values(), key=lambda found: found[1])
+
+
+def _largest(value: Any, where: str) -> tuple[str, int]:
+    best = (where, 0)
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            best = max(best, (path, len(item)), key=lambda found: found[1])
+            stack.extend((child, f"{path}.{key}") for key, child in item.items())
+        elif isinstance(item, list):
+            best = max(best, (path, len(item)), key=lambda found: found[1])
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    return best

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from crmflow.aggregates.limits import MAX_DEFINITION_BYTES, LimitExceeded
+from crmflow.processes.bounds import check_depth, check_size, check_steps
 from crmflow.processes.schema import DOCUMENT_KINDS, STEP_KINDS
 
 
@@ -114,25 +116,60 @@ def field_name(path: tuple[str | int, ...]) -> str:
 
 
 def parse_documents(text: str, file: str) -> list[Document]:
-    """Every document of a YAML text as its model; DocumentsInvalid lists all problems."""
+    """Every document of a YAML text as its model; DocumentsInvalid lists all problems.
+
+    Its size and nesting are checked before it is parsed (processes/bounds.py).
+    """
     try:
+        check_size(text)
+        check_depth(text, YamlLoader)
         nodes = list(yaml.compose_all(text, Loader=YamlLoader))
+    except LimitExceeded as error:
+        line = getattr(error, "line", 1)
+        raise DocumentsInvalid([Issue(file, line, "", f"refused before parsing: {error}")]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        raise DocumentsInvalid([Issue(file, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")]) from None
+        raise DocumentsInvalid(
+            [Issue(file, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")]
+        ) from None
     documents, issues = [], []
     for node in nodes:
         if node is None:
             continue
-        data = YamlLoader("").construct_document(node)
+        try:
+            check_steps(node)
+        except LimitExceeded as error:
+            issues.append(Issue(file, line_of(node, ("steps",)), "steps", str(error)))
+            continue
+        try:
+            data = YamlLoader("").construct_document(node)
+        except yaml.YAMLError as error:  # a tag safe YAML does not read (!!python/...), a bad merge key
+            mark = getattr(error, "problem_mark", None) or node.start_mark
+            problem = getattr(error, "problem", None) or str(error)
+            issues.append(Issue(file, mark.line + 1, "", f"not valid YAML here: {problem}"))
+            continue
         if not isinstance(data, dict):
-            issues.append(Issue(file, node.start_mark.line + 1, "", "a document must be a mapping with apiVersion and kind"))
+            issues.append(
+                Issue(
+                    file,
+                    node.start_mark.line + 1,
+                    "",
+                    "a document must be a mapping with apiVersion and kind",
+                )
+            )
             continue
         model = DOCUMENT_KINDS.get(str(data.get("kind")))
         if model is None:
             kinds = ", ".join(DOCUMENT_KINDS)
-            issues.append(Issue(file, line_of(node, ("kind",)), "kind", f"{data.get('kind')!r} is not a document kind: use one of {kinds}"))
+            issues.append(
+                Issue(
+                    file,
+                    line_of(node, ("kind",)),
+                    "kind",
+                    f"{data.get('kind')!r} is not a document kind: use one of {kinds}",
+                )
+            )
             continue
         try:
             own_text = text[node.start_mark.index : node.end_mark.index].strip() + "\n"
@@ -175,6 +212,11 @@ def load_files(paths: list[Path]) -> list[Document]:
     documents, issues = [], []
     for path in paths:
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_DEFINITION_BYTES:  # not even read
+                limit = LimitExceeded("definition_bytes", f"the file is {size:,} bytes")
+                issues.append(Issue(str(path), 1, "", f"refused before parsing: {limit}"))
+                continue
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             issues.append(Issue(str(path), 1, "", f"cannot read the file: {error}"))

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import structlog
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.domain import event
 from eventsourcing.persistence import IntegrityError
@@ -23,8 +24,9 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.clock import pinned_event_time
 from crmflow.aggregates.errors import ConcurrencyConflictError, DomainError
-from crmflow.processes.loader import Document, parse_documents
+from crmflow.processes.loader import Document, DocumentsInvalid, parse_documents
 
+log = structlog.get_logger("crmflow.processes")
 REGISTRY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/definitions")
 INDEX_ID = uuid5(REGISTRY_NAMESPACE, "index")
 
@@ -142,7 +144,9 @@ class DefinitionRegistry:
                 continue  # someone else deployed at the same moment: read again and retry
         raise ConcurrencyConflictError("definitions changed while deploying; try again")
 
-    def _plan(self, documents: list[Document], deployed_by: str) -> tuple[list[TenantAggregate], DefinitionIndex, list[DeployOutcome]]:
+    def _plan(
+        self, documents: list[Document], deployed_by: str
+    ) -> tuple[list[TenantAggregate], DefinitionIndex, list[DeployOutcome]]:
         index = self._index() or DefinitionIndex()
         changed: list[TenantAggregate] = []
         outcomes = []
@@ -158,7 +162,9 @@ class DefinitionRegistry:
             if record.deploy(version, document.text, deployed_by):
                 index.record(str(record.id))
                 changed.append(record)
-            outcomes.append(DeployOutcome(document.kind, scope, model.name, version, bool(record.pending_events)))
+            outcomes.append(
+                DeployOutcome(document.kind, scope, model.name, version, bool(record.pending_events))
+            )
         return changed, index, outcomes
 
     def revision(self) -> int:
@@ -176,11 +182,12 @@ class DefinitionRegistry:
                     record = self._get(UUID(definition))
                     assert record is not None
                     out.append(DeployedVersion(record.document_kind, record.tenant_id, record.name, e.version,
-                                               e.content_hash, e.deployed_by, e.timestamp, e.content))  # fmt: skip
+                                               e.content_hash, e.deployed_by, e.timestamp,
+                                               e.content))  # fmt: skip
         return sorted(out, key=lambda v: (v.deployed_at, v.name, v.version))
 
     def documents(self, *, latest_only: bool = False) -> list[Document]:
-        """The deployed documents: every process version (running instances keep theirs), the latest calendars."""
+        """The deployed documents: every process version (running instances keep theirs), latest calendars."""
         latest: dict[tuple[str, str, str], DeployedVersion] = {}
         chosen = []
         for v in self.versions():
@@ -191,7 +198,16 @@ class DefinitionRegistry:
             else:
                 chosen.append(v)
         chosen += latest.values()
-        return [d for v in chosen for d in parse_documents(v.content, f"deployed:{v.name}@{v.version}")]
+        documents = []
+        for v in chosen:
+            try:
+                documents += parse_documents(v.content, f"deployed:{v.name}@{v.version}")
+            except DocumentsInvalid as invalid:
+                # Deployed before today's limits (50 MB, YAML nested too deep): left out, saying why.
+                log.warning(
+                    "deployed_definition_refused", name=v.name, version=v.version, reason=str(invalid)
+                )
+        return documents
 
     def _index(self) -> DefinitionIndex | None:
         found = self._get(INDEX_ID)

@@ -37,6 +37,7 @@ from crmflow.aggregates.unit_of_work import UnitOfWork, UnitSpoiledError
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Effect, Engine, MemoryInstances, Rotations
+from crmflow.processes.expressions import ExpressionError
 from crmflow.processes.instance import Instance
 from crmflow.processes.instance_record import STATE_TOPICS, ProcessInstanceRecord
 from crmflow.processes.registry import DefinitionRegistry
@@ -207,7 +208,11 @@ def caused_by(instance: Instance, step: str | None) -> dict[str, Any]:
     """Who did it, for `crmflow explain`: the process, its version, the step (as commands carry it)."""
     cause = {"process": instance.definition, "version": instance.version, "instance": instance.id,
              "step": step or instance.step or "-"}  # fmt: skip
-    return {"tenant": instance.tenant, "caller": f"process:{instance.definition}@{instance.version}", "cause": cause}
+    return {
+        "tenant": instance.tenant,
+        "caller": f"process:{instance.definition}@{instance.version}",
+        "cause": cause,
+    }
 
 
 # What an operator wants to see at info level; the rest (entered, waiting, started) is debug.
@@ -216,6 +221,11 @@ NOTEWORTHY_EFFECTS = frozenset({"command", "refused", "emitted", "timeout", "com
 
 def log_effects(effects: list[Effect]) -> None:
     for effect in effects:
+        if effect.kind in ("failed", "skipped"):  # an incident: say why
+            log.warning(f"process_{effect.kind}", process=effect.process, version=effect.version,
+                        instance=effect.instance, step=effect.step,
+                        reason=effect.detail.get("error"))  # fmt: skip
+            continue
         level = log.info if effect.kind in NOTEWORTHY_EFFECTS else log.debug
         level(f"process_{effect.kind}", process=effect.process, version=effect.version,
               instance=effect.instance, step=effect.step)  # fmt: skip
@@ -246,7 +256,13 @@ class ProcessRuntime:
             calendars = {d.model.name: BusinessCalendar(d.model) for d in documents if d.kind == "Calendar"}  # type: ignore[attr-defined, arg-type]
             for document in documents:
                 if document.kind == "Process":
-                    self.engine.deploy(CompiledProcess(document.model, calendars))  # type: ignore[arg-type]
+                    try:
+                        compiled = CompiledProcess(document.model, calendars)  # type: ignore[arg-type]
+                    except ExpressionError as error:
+                        # Deployed before today's limits: refused now, the others still run.
+                        log.warning("definition_refused", definition=document.file, reason=str(error))
+                        continue
+                    self.engine.deploy(compiled)
             log.info("definitions_loaded", revision=revision, versions=len(self.engine.versions))
             self.revision = revision
         return self.instances.refresh()
@@ -283,7 +299,10 @@ class ProcessRuntime:
             return work(self._batch(None, now))
 
     def _batch(self, unit: UnitOfWork | None, now: datetime) -> Batch:
-        ports = {"commands": self.command_port(self.app, self.timed, unit), "rotations": self.rotations.in_unit(unit)}
+        ports = {
+            "commands": self.command_port(self.app, self.timed, unit),
+            "rotations": self.rotations.in_unit(unit),
+        }
         return Batch(self.engine.with_ports(**ports), unit, now)
 
     def _forget(self) -> None:
@@ -292,14 +311,18 @@ class ProcessRuntime:
         self.rotations.forget()
         self.emits.documents.clear()
 
-    def _handle(self, events: list[dict[str, Any]], batch: Batch) -> tuple[list[Effect], list[dict[str, Any]]]:
+    def _handle(
+        self, events: list[dict[str, Any]], batch: Batch
+    ) -> tuple[list[Effect], list[dict[str, Any]]]:
         effects: list[Effect] = []
         idle = []
         with pinned_event_time(batch.now):
             for event in events:
                 # Every log line about this event names its tenant, id and correlation id.
                 with structlog.contextvars.bound_contextvars(
-                    tenant=event.get("tenantid"), event_id=event.get("id"), correlation_id=event.get("correlationid")
+                    tenant=event.get("tenantid"),
+                    event_id=event.get("id"),
+                    correlation_id=event.get("correlationid"),
                 ):
                     produced = batch.engine.handle(event, batch.now)
                     log_effects(produced)
@@ -317,7 +340,7 @@ class ProcessRuntime:
         return effects
 
     def save(self, effects: list[Effect], unit: UnitOfWork | None = None) -> None:
-        """The batch's commands, then every changed instance: its effects as events, then its state; one transaction."""
+        """The batch's commands, then each changed instance (its effects as events, its state); one commit."""
         if not self.instances.dirty and not unit:
             return
         try:
@@ -350,7 +373,11 @@ class ProcessRuntime:
                 for effect in by_instance.get(instance.id, []):
                     if effect.kind == "started":
                         continue
-                    document = self.emits.documents.get(effect.detail.get("id", "")) if effect.kind == "emitted" else None
+                    document = (
+                        self.emits.documents.get(effect.detail.get("id", ""))
+                        if effect.kind == "emitted"
+                        else None
+                    )
                     with event_metadata(caused_by(instance, effect.step)):
                         record.record(effect, document)
                 with event_metadata(caused_by(instance, None)):

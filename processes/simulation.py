@@ -13,12 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
+
 from crmflow.aggregates.catalog import command_spec
 from crmflow.aggregates.unit_of_work import CommandRequest, validate_payload
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Effect, Engine, MemoryInstances
+from crmflow.processes.expressions import ExpressionError
 from crmflow.processes.loader import Document
+
+log = structlog.get_logger("crmflow.processes")
 
 
 class RecordingCommands:
@@ -49,7 +54,14 @@ class RecordingEmits:
 class Simulation:
     def __init__(self, documents: list[Document], start: datetime) -> None:
         calendars = {d.model.name: BusinessCalendar(d.model) for d in documents if d.kind == "Calendar"}  # type: ignore[attr-defined, arg-type]
-        processes = [CompiledProcess(d.model, calendars) for d in documents if d.kind == "Process"]  # type: ignore[arg-type]
+        processes = []
+        for document in (d for d in documents if d.kind == "Process"):
+            try:
+                processes.append(CompiledProcess(document.model, calendars))  # type: ignore[arg-type]
+            except ExpressionError as error:
+                # Only a definition deployed before today's limits (whatif replays those): left out, as
+                # the workers leave it out. What designers give is validated before it gets here.
+                log.warning("definition_refused", definition=document.file, reason=str(error))
         self.now = start
         self.instances = MemoryInstances()
         self.commands = RecordingCommands()

@@ -4,7 +4,8 @@ The schema (processes/schema.py) checks shapes; this module checks meaning:
 commands and event types that exist, arguments that fit the command's
 payload, CEL that compiles and names only known variables, steps that exist
 and can be reached, waits that can tell their instance's events from others',
-and calendars that are defined.
+calendars that are defined, a worst-case cost within budget, and no loop that
+would run forever (processes/endless.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import difflib
 from collections.abc import Iterator
 
 from crmflow.aggregates.catalog import AGGREGATES, COMMANDS, EVENT_CLASSES
+from crmflow.aggregates.limits import MAX_DEFINITION_COST, LimitExceeded
+from crmflow.processes.endless import self_triggers, trigger_rings, zero_wait_cycles
 from crmflow.processes.expressions import ExpressionError, compile_expression, unknown_variables
+from crmflow.processes.graph import END, successors
 from crmflow.processes.loader import Document, Issue
 from crmflow.processes.schema import (
     ChoiceStep,
@@ -25,7 +29,6 @@ from crmflow.processes.schema import (
     WaitStep,
 )
 
-END = "end"
 DOMAIN_PREFIXES = tuple(sorted({cls.__name__ for cls in AGGREGATES}, key=len, reverse=True))
 Path = tuple[str | int, ...]
 
@@ -39,7 +42,13 @@ def validate(documents: list[Document], context: list[Document] = ()) -> list[Is
     everything = [*documents, *context]
     calendars = {d.model.name for d in everything if d.kind == "Calendar"}  # type: ignore[attr-defined]
     processes = [d for d in documents if d.kind == "Process"]
-    emitted = {step.emit for d in everything if d.kind == "Process" for step in d.model.steps if isinstance(step, EmitStep)}  # type: ignore[attr-defined]
+    emitted = {
+        step.emit
+        for d in everything
+        if d.kind == "Process"
+        for step in d.model.steps
+        if isinstance(step, EmitStep)
+    }  # type: ignore[attr-defined]
     issues: list[Issue] = []
     for document in processes:
         issues += list(_check_process(document, calendars, emitted))
@@ -51,6 +60,7 @@ def validate(documents: list[Document], context: list[Document] = ()) -> list[Is
         if key in seen:
             issues.append(document.issue(("version",), f"{p.name} version {p.version} is defined twice"))
         seen[key] = document
+    issues += ring_issues(documents, context)
     for document in (d for d in documents if d.kind == "ProcessTest"):
         process = document.model.process  # type: ignore[attr-defined]
         if process not in {name for name, _ in names}:
@@ -69,7 +79,9 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
     for name, source in p.vars.items():
         yield from _expression(document, ("vars", name), source, declared, vars_allowed=False)
     for event_type in p.trigger.on:
-        yield from _event_type(document, ("trigger", "on", p.trigger.on.index(event_type)), event_type, emitted)
+        yield from _event_type(
+            document, ("trigger", "on", p.trigger.on.index(event_type)), event_type, emitted
+        )
 
     for i, step in enumerate(p.steps):
         at: Path = ("steps", i)
@@ -79,13 +91,18 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
             yield document.issue((*at, "id"), "'end' is reserved: it means the process is finished")
         for field, target in _targets(step):
             if target != END and target not in ids:
-                yield document.issue((*at, *field), f"{target!r} is not a step of this process (steps: {', '.join(ids)}, end)")
+                yield document.issue(
+                    (*at, *field), f"{target!r} is not a step of this process (steps: {', '.join(ids)}, end)"
+                )
         if isinstance(step, DoStep):
             yield from _command(document, at, step, declared)
         elif isinstance(step, EmitStep):
             if step.emit in EVENT_CLASSES:
-                yield document.issue((*at, "emit"), f"{step.emit} is a domain event that only its aggregate records; "
-                                                    "emit a new event type, or `do` the command that records it")  # fmt: skip
+                message = (
+                    f"{step.emit} is a domain event that only its aggregate records; "
+                    "emit a new event type, or `do` the command that records it"
+                )
+                yield document.issue((*at, "emit"), message)
             for name, source in step.data.items():
                 yield from _expression(document, (*at, "data", name), source, declared)
         elif isinstance(step, WaitForStep):
@@ -97,7 +114,9 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
             if step.on_timeout is not None and step.timeout is None:
                 yield document.issue((*at, "on_timeout"), "on_timeout needs a timeout")
             if (step.pause_on or step.resume_on) and step.timeout is None:
-                yield document.issue((*at, "pause_on"), "pause_on/resume_on stop and restart the timeout: give a timeout")
+                yield document.issue(
+                    (*at, "pause_on"), "pause_on/resume_on stop and restart the timeout: give a timeout"
+                )
             if bool(step.pause_on) != bool(step.resume_on):
                 yield document.issue((*at, "pause_on" if step.pause_on else "resume_on"),
                                      "a paused clock needs both pause_on and resume_on")  # fmt: skip
@@ -116,6 +135,84 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
 
     for i in _unreachable(p):
         yield document.issue(("steps", i, "id"), f"step {p.steps[i].id!r} can never be reached")
+    yield from _endless(document)
+    yield from _total_cost(document)
+
+
+def _endless(document: Document) -> Iterator[Issue]:
+    p: ProcessDefinition = document.model  # type: ignore[assignment]
+    for cycle in zero_wait_cycles(p):
+        names = " → ".join(p.steps[i].id for i in cycle)
+        message = (f"steps {names} loop without time passing (every wait in the loop is zero-length), "
+                   "so the loop never ends; give one of its waits a positive duration")  # fmt: skip
+        yield document.issue(("steps", cycle[0], "id"), message)
+    for event_type in self_triggers(p):
+        at = ("trigger", "on", p.trigger.on.index(event_type))
+        message = (f"the process emits {event_type} and triggers on it, so every instance starts another, "
+                   "forever; trigger on a type it does not emit")  # fmt: skip
+        yield document.issue(at, message)
+
+
+def ring_issues(documents: list[Document], context: list[Document]) -> list[Issue]:
+    """Definitions of one tenant that trigger each other round, with what is deployed (latest versions)."""
+    processes = [d for d in documents if d.kind == "Process"]
+    return list(_rings(processes, [d for d in context if d.kind == "Process"]))
+
+
+def _rings(processes: list[Document], context: list[Document]) -> Iterator[Issue]:
+    given = {id(d) for d in processes}
+    latest: dict[tuple[str, str], Document] = {}
+    for document in [*context, *processes]:  # the documents given replace what is deployed under their name
+        p: ProcessDefinition = document.model  # type: ignore[assignment]
+        key = (p.name, p.tenant)
+        current = latest.get(key)
+        if current is None or id(document) in given or p.version >= current.model.version:  # type: ignore[attr-defined]
+            latest[key] = document
+    by_model = {id(d.model): d for d in latest.values()}
+    for ring in trigger_rings([d.model for d in latest.values()]):  # type: ignore[misc]
+        loop = "; ".join(f"{p.name} emits {', '.join(sorted(set(_emits(p))))}" for p in ring)
+        for p in ring:
+            document = by_model[id(p)]
+            if id(document) in given:
+                others = ", ".join(o.name for o in ring if o is not p)
+                message = (
+                    f"triggers in a ring with {others} ({loop}, and each triggers on what another "
+                    "emits): their events would trigger each other forever; break the ring"
+                )
+                yield document.issue(("trigger", "on"), message)
+
+
+def _emits(p: ProcessDefinition) -> list[str]:
+    return [step.emit for step in p.steps if isinstance(step, EmitStep)]
+
+
+def _total_cost(document: Document) -> Iterator[Issue]:
+    """All expressions of one definition together (those that do not compile are reported on their own)."""
+    p: ProcessDefinition = document.model  # type: ignore[assignment]
+    total = 0
+    for source in expression_sources(p):
+        try:
+            total += compile_expression(source).cost
+        except ExpressionError:
+            continue
+    if total > MAX_DEFINITION_COST:
+        limit = LimitExceeded(
+            "definition_cost", f"its expressions' estimated worst-case costs add up to {total:,} units"
+        )
+        yield document.issue(("steps",), f"the definition is refused: {limit}")
+
+
+def expression_sources(p: ProcessDefinition) -> list[str]:
+    """Every CEL expression of a definition."""
+    out = [p.trigger.key, *([p.trigger.when] if p.trigger.when else []), *p.vars.values()]
+    for step in p.steps:
+        for attribute in ("args", "data", "set"):
+            out += list((getattr(step, attribute, None) or {}).values())
+        if isinstance(step, WaitForStep) and step.wait_for.when:
+            out.append(step.wait_for.when)
+        for branch in getattr(step, "choice", None) or []:
+            out.append(branch.when)
+    return out
 
 
 def _targets(step: object) -> Iterator[tuple[Path, str]]:
@@ -128,18 +225,6 @@ def _targets(step: object) -> Iterator[tuple[Path, str]]:
             yield ("choice", j, "next"), branch.next
         if step.otherwise:
             yield ("otherwise",), step.otherwise
-
-
-def successors(p: ProcessDefinition, i: int) -> list[str]:
-    """The step ids (or 'end') that step i can lead to."""
-    step = p.steps[i]
-    following = p.steps[i + 1].id if i + 1 < len(p.steps) else END
-    if isinstance(step, ChoiceStep):
-        return [b.next for b in step.choice] + [step.otherwise or following]
-    out = [step.next or following]
-    if isinstance(step, WaitForStep) and step.on_timeout:
-        out.append(step.on_timeout)
-    return out
 
 
 def _unreachable(p: ProcessDefinition) -> list[int]:
@@ -165,9 +250,13 @@ def _expression(document: Document, path: Path, source: str | None, declared: se
         return
     unknown = unknown_variables(expression)
     if unknown:
-        yield document.issue(path, f"unknown variable(s) {', '.join(unknown)}: expressions see event, vars, now, tenant")
+        yield document.issue(
+            path, f"unknown variable(s) {', '.join(unknown)}: expressions see event, vars, now, tenant"
+        )
     if "vars" in expression.variables and not vars_allowed:
-        yield document.issue(path, "cannot use vars here: they are computed from the trigger event, after this")
+        yield document.issue(
+            path, "cannot use vars here: they are computed from the trigger event, after this"
+        )
         return
     for name in sorted(expression.vars_fields - declared):
         yield document.issue(path, f"vars.{name} is never set: declare it under vars or set it in a set step")
@@ -183,7 +272,9 @@ def _command(document: Document, at: Path, step: DoStep, declared: set[str]) -> 
     fields = spec.payload.model_fields
     for name in step.args:
         if name not in fields:
-            yield document.issue((*at, "args", name), f"{step.do} has no argument {name!r}: it takes {', '.join(fields)}")
+            yield document.issue(
+                (*at, "args", name), f"{step.do} has no argument {name!r}: it takes {', '.join(fields)}"
+            )
     missing = [name for name, f in fields.items() if f.is_required() and name not in step.args]
     if missing:
         yield document.issue((*at, "args"), f"{step.do} needs {', '.join(missing)}")
@@ -203,7 +294,10 @@ def _event_type(document: Document, path: Path, event_type: str, emitted: set[st
 
 def _correlated(document: Document, at: Path, step: WaitForStep) -> Iterator[Issue]:
     """A wait whose condition ignores vars would wake every instance waiting here."""
-    expression = compile_expression(step.wait_for.when or "true")
+    try:
+        expression = compile_expression(step.wait_for.when or "true")
+    except ExpressionError:
+        return  # reported as it is
     if "vars" not in expression.variables:
         yield document.issue(
             (*at, "wait_for", "when"),

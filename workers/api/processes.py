@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from crmflow.aggregates.limits import MAX_DEFINITION_BYTES, LimitExceeded
 from crmflow.processes.loader import Document, DocumentsInvalid, Issue, parse_documents
 from crmflow.processes.registry import DeployedVersion
-from crmflow.processes.validation import validate
+from crmflow.processes.validation import ring_issues, validate
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.api.auth import Caller, Principal
 from crmflow.workers.api.errors import ApiError, error_response, error_responses
@@ -37,6 +38,9 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 BODY_NAME = "body"  # what issues name as their file
 
 
+TOO_LARGE_RESPONSE = {
+    "description": "the body is over the definition size limit (refused before it is parsed)"
+}
 INVALID_RESPONSE = {
     "description": "every problem, each with line, field and message",
     "content": {"application/json": {"example": INVALID_EXAMPLE}},
@@ -88,6 +92,7 @@ def list_definitions(
     responses={
         200: {"content": {"application/json": {"example": {"valid": True, "documents": {"Process": 1}}}}},
         422: INVALID_RESPONSE,
+        413: TOO_LARGE_RESPONSE,
         **error_responses(401, 403, 415),
     },
 )
@@ -113,6 +118,7 @@ async def validate_definitions(request: Request, caller: Caller, services: Servi
     responses={
         201: {"content": {"application/json": {"example": DEPLOYED_EXAMPLE}}},
         422: INVALID_RESPONSE,
+        413: TOO_LARGE_RESPONSE,
         **error_responses(401, 403, 409, 415),
     },
 )
@@ -173,8 +179,14 @@ async def _yaml_text(request: Request) -> str:
             f"not {media or 'no content type'}",
             accepted=list(YAML_TYPES),
         )
+    body = bytearray()
+    async for chunk in request.stream():  # read no further than the limit: a 50 MB body is refused at 256 KB
+        body += chunk
+        if len(body) > MAX_DEFINITION_BYTES:
+            limit = LimitExceeded("definition_bytes", "the body is larger")
+            raise ApiError(413, "too_large", f"the definitions are refused before parsing: {limit}")
     try:
-        return (await request.body()).decode("utf-8")
+        return bytes(body).decode("utf-8")
     except UnicodeDecodeError as error:
         raise ApiError(
             422,
@@ -198,8 +210,13 @@ def _checked(
             if scope != caller.tenant:
                 raise _foreign_scope(document, scope, caller)
     visible = _visible_scopes(caller)
-    deployed = [d for d in services.registry.documents() if getattr(d.model, "tenant", PLATFORM) in visible]
-    return documents, validate(documents, deployed)
+    everything = services.registry.documents()
+    deployed = [d for d in everything if getattr(d.model, "tenant", PLATFORM) in visible]
+    issues = validate(documents, deployed)
+    if caller.is_platform:  # a platform-wide definition runs for every tenant: no ring with any tenant's own
+        known = set(map(str, issues))
+        issues += [i for i in ring_issues(documents, everything) if str(i) not in known]
+    return documents, issues
 
 
 def _foreign_scope(document: Document, scope: str, caller: Principal) -> ApiError:
