@@ -212,7 +212,10 @@ def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path
                     on_hour(done, len(hours), moment, dict(workload.stats))
             # Deals won in the last hour reach the read models only after it, so billing would never see
             # them: the billing system closes the books before the reports are printed.
-            status("closing the books: invoicing the deals won in the last hour")
+            status("closing the quarter and the books: invoicing the deals won in the last hour")
+            for tenant in workload.tenants:
+                workload.close_quarter(tenant)
+            settler.settle()
             for tenant in workload.tenants:
                 workload.bill_won_deals(tenant, clock())
             kafka.producer.flush(timeout=30)

@@ -191,15 +191,21 @@ class Workload:
                          source=source, campaign_id=campaign["campaign_id"] if campaign else None, owner=owner,
                          score=35 if source == "webinar" else 0)  # fmt: skip
 
+    def attend_webinar(self, tenant: str, invited: list[str]) -> None:
+        """Most invited leads attend; at least one always does, so that every run scores some (how many leads
+        a run has by the webinar depends on how fast the workers bring the read models up to date)."""
+        attendees = [lead_id for lead_id in invited if self.chance(0.6)] or invited[:1]
+        for lead_id in attendees:
+            self.inbound(tenant, "WebinarAttended", "/webinars/attendance",
+                         {"lead_id": lead_id, "minutes": self.rng.randint(5, 60), "webinar": "spring-launch"})  # fmt: skip
+
     def work_leads(self, tenant: str, now: datetime) -> None:
         leads = self.rows("SELECT lead_id, status, owner, source, company, created_at, worked_at FROM rm_leads "
                           "WHERE tenant = %(t)s AND status IN ('new', 'working', 'qualified') ORDER BY lead_id", tenant)  # fmt: skip
-        webinar_day = now.weekday() == 2 and now.hour == 14
+        if now.weekday() == 2 and now.hour == 14:  # the weekly webinar
+            self.attend_webinar(tenant, [lead["lead_id"] for lead in leads if lead["source"] == "webinar"])
         for lead in leads:
             lead_id, owner = lead["lead_id"], lead["owner"] or "sales"
-            if webinar_day and lead["source"] == "webinar" and self.chance(0.6):
-                self.inbound(tenant, "WebinarAttended", "/webinars/attendance",
-                             {"lead_id": lead_id, "minutes": self.rng.randint(5, 60), "webinar": "spring-launch"})  # fmt: skip
             if lead["status"] == "new" and lead["owner"]:
                 # One lead in ten is forgotten for days: the follow-up process escalates it.
                 forgotten = int(lead_id[:2], 16) % 10 == 0
@@ -242,6 +248,22 @@ class Workload:
                 self.command(tenant, "opportunity.lose", owner, opportunity_id=deal_id, reason=self.rng.choice(LOSS_REASONS))
             else:
                 self.command(tenant, "opportunity.advance", owner, opportunity_id=deal_id)
+
+    def close_quarter(self, tenant: str) -> None:
+        """The end-of-quarter push: a tenant that has not yet won a deal wins its most advanced open one, and one
+        that has not lost one loses the next. How far deals get in a short run depends on how fast the workers
+        bring the read models up to date, and the reports should show both outcomes (and invoice-paid run)."""
+        closed = {row["stage"] for row in self.rows("SELECT DISTINCT stage FROM rm_opportunities WHERE tenant = %(t)s "
+                                                    "AND stage IN ('closed_won', 'closed_lost')", tenant)}  # fmt: skip
+        ranked = "CASE stage WHEN 'negotiation' THEN 0 WHEN 'proposal' THEN 1 WHEN 'qualification' THEN 2 ELSE 3 END"
+        deals = self.rows("SELECT opportunity_id, owner FROM rm_opportunities WHERE tenant = %(t)s AND stage NOT IN "
+                          f"('closed_won', 'closed_lost') ORDER BY {ranked}, opportunity_id", tenant)  # fmt: skip
+        for outcome, deal in zip([o for o in ("closed_won", "closed_lost") if o not in closed], deals):
+            if outcome == "closed_won":
+                self.command(tenant, "opportunity.win", deal["owner"] or "sales", opportunity_id=deal["opportunity_id"])
+            else:
+                self.command(tenant, "opportunity.lose", deal["owner"] or "sales", opportunity_id=deal["opportunity_id"],
+                             reason="project cancelled")  # fmt: skip
 
     def bill_won_deals(self, tenant: str, now: datetime) -> None:
         """The billing system reports the won deals' invoices as paid (invoice-paid books them)."""
