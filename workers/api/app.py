@@ -17,7 +17,7 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.projections.db import Database
 from crmflow.workers.api import commands, health, processes, reads
 from crmflow.workers.api.errors import install_error_handlers
-from crmflow.workers.api.middleware import RequestLog
+from crmflow.workers.api.middleware import BodyLimits, RequestLog
 from crmflow.workers.api.services import Services
 from crmflow.workers.bootstrap import build_application, build_reports_db, inbound_policy
 from crmflow.workers.config import Settings
@@ -72,6 +72,7 @@ def create_app(
         app, reports_db, inbound_policy(settings), settings.api_secret.get_secret_value()
     )
     install_error_handlers(api)
+    api.add_middleware(BodyLimits)  # inside the request log (added last, so outermost), which logs its refusals
     api.add_middleware(RequestLog)
     for module in (commands, reads, processes, health):
         api.include_router(module.router)
