@@ -48,7 +48,7 @@ TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, Kafk
 
 
 DEAD_LETTER_ATTEMPTS = 5  # batches in a row a dead letter may be refused for good before it is passed over
-MAX_BACKOFF_S = 30.0  # well inside max_poll_interval_ms, so a retrying member keeps its partitions
+MAX_BACKOFF_S = 30.0
 __all__ = ["ATTEMPTS_HEADER", "DEAD_LETTER_ATTEMPTS", "DeadLetterDeliveryError", "Intake"]
 
 
@@ -219,7 +219,9 @@ class Intake(GroupMember):
     def _pause(self, event: str, error: Exception, records: int, stop: StopSignal | None) -> None:
         self.failures += 1
         log.warning(event, error=repr(error), attempt=self.failures, records=records)
-        (stop or StopSignal()).wait(min(MAX_BACKOFF_S, self.kafka.settings.retry_backoff_s * 2**self.failures))
+        # At most a third of max_poll_interval_ms: a member that pauses longer is put out of its group.
+        ceiling = min(MAX_BACKOFF_S, self.kafka.settings.max_poll_interval_ms / 3000)
+        (stop or StopSignal()).wait(min(ceiling, self.kafka.settings.retry_backoff_s * 2**self.failures))
 
     def run(self, stop: StopSignal) -> Counter[str]:
         log.info("intake_started", topic=self.kafka.topics.inbound,
