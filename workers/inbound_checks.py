@@ -81,36 +81,53 @@ def check_inbound(value: Any, policy: InboundPolicy) -> tuple[str, dict[str, Any
     if len(value) > size_limit.value:
         # Refused before decoding: a huge message costs no parsing.
         raise Rejected(
-            "oversize", f"the message is {len(value):,} bytes; the limit is {size_limit.describe()}", size_limit
+            "oversize",
+            f"the message is {len(value):,} bytes; the limit is {size_limit.describe()}",
+            size_limit,
         )
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise Rejected("not_utf8", f"the message is not UTF-8 text: {error.reason} at byte {error.start}") from None
+        raise Rejected(
+            "not_utf8", f"the message is not UTF-8 text: {error.reason} at byte {error.start}"
+        ) from None
     document = _parse(text)
     if not isinstance(document, dict):
-        raise Rejected("not_an_object", f"a CloudEvent is a JSON object, not a JSON {type(document).__name__}")
+        raise Rejected(
+            "not_an_object", f"a CloudEvent is a JSON object, not a JSON {type(document).__name__}"
+        )
     missing = [name for name in REQUIRED if name not in document]
     if missing:
-        raise Rejected("missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}")
+        raise Rejected(
+            "missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}"
+        )
     _check_attributes(document)
     tenant = _check_tenant(document, policy)
     event_type = document["type"]
     if event_type in EVENT_CLASSES or event_type in INTERNAL_TYPES:
-        raise Rejected("reserved_type", f"type {_show(event_type)} is a crmflow domain event; other services cannot publish it")
+        raise Rejected(
+            "reserved_type",
+            f"type {_show(event_type)} is a crmflow domain event; other services cannot publish it",
+        )
     if "data_base64" in document:
         raise Rejected("bad_content_type", "binary data (data_base64) is not accepted; send JSON data")
     content_type = document.get("datacontenttype")
     if content_type is not None and not JSON_CONTENT.fullmatch(str(content_type)):
         raise Rejected("bad_content_type", f"datacontenttype {_show(content_type)} is not JSON")
     if _has_transcoder_keys(document.get("data")):
-        raise Rejected("reserved_keys", "data holds an object with exactly the keys _type_ and _data_, which crmflow reserves")
+        raise Rejected(
+            "reserved_keys",
+            "data holds an object with exactly the keys _type_ and _data_, which crmflow reserves",
+        )
     validator = policy.schemas.get(event_type)
     if validator is not None:
         errors = sorted(validator.iter_errors(document.get("data")), key=lambda e: list(e.absolute_path))
         if errors:
             where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-            raise Rejected("schema_violation", f"data does not match the {event_type} schema at {where}: {errors[0].message}")
+            raise Rejected(
+                "schema_violation",
+                f"data does not match the {event_type} schema at {where}: {errors[0].message}",
+            )
     return tenant, document
 
 
@@ -125,7 +142,9 @@ def _parse(text: str) -> Any:
     except LimitExceeded as error:
         raise Rejected("limit_exceeded", f"the message is over a limit: {error}", error.limit) from None
     except json.JSONDecodeError as error:
-        raise Rejected("not_json", f"the message is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        raise Rejected(
+            "not_json", f"the message is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
     except ValueError as error:  # NaN, Infinity, or a number too large for a float
         raise Rejected("not_json", f"the message is not JSON: {error}") from None
     if SURROGATE_ESCAPE.search(text):
@@ -133,8 +152,11 @@ def _parse(text: str) -> Any:
             try:
                 string.encode("utf-8")
             except UnicodeEncodeError:
-                raise Rejected("not_utf8", f"the string at {at or '(root)'} holds a lone UTF-16 surrogate escape "
-                               "(\\ud800-\\udfff without its pair), which is not Unicode text") from None
+                raise Rejected(
+                    "not_utf8",
+                    f"the string at {at or '(root)'} holds a lone UTF-16 surrogate escape "
+                    "(\\ud800-\\udfff without its pair), which is not Unicode text",
+                ) from None
     return document
 
 
@@ -161,7 +183,9 @@ def _show(value: Any) -> str:
 
 def _check_attributes(document: dict[str, Any]) -> None:
     if document["specversion"] != "1.0":
-        raise Rejected("bad_specversion", f"specversion {_show(document['specversion'])} is not supported; use \"1.0\"")
+        raise Rejected(
+            "bad_specversion", f'specversion {_show(document["specversion"])} is not supported; use "1.0"'
+        )
     for name in ("id", "source", "type"):
         if not isinstance(document[name], str) or not document[name].strip():
             raise Rejected("bad_attribute", f"{name} must be a non-empty string")
@@ -175,16 +199,23 @@ def _check_attributes(document: dict[str, Any]) -> None:
         except ValueError:
             parsed = None
         if parsed is None or parsed.tzinfo is None:
-            raise Rejected("bad_attribute", f"time {_show(time)} is not an RFC 3339 timestamp with a time zone")
+            raise Rejected(
+                "bad_attribute", f"time {_show(time)} is not an RFC 3339 timestamp with a time zone"
+            )
 
 
 def _check_tenant(document: dict[str, Any], policy: InboundPolicy) -> str:
     tenant = document.get("tenantid")
     if tenant is None:
-        raise Rejected("missing_tenant", "the tenantid extension is missing: say which tenant the event is for")
+        raise Rejected(
+            "missing_tenant", "the tenantid extension is missing: say which tenant the event is for"
+        )
     if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
-        raise Rejected("bad_tenant", f"tenantid {_show(tenant)} is not a valid tenant id: use 1-63 lower-case "
-                       "letters, digits, '-' or '_', starting with a letter or digit")
+        raise Rejected(
+            "bad_tenant",
+            f"tenantid {_show(tenant)} is not a valid tenant id: use 1-63 lower-case "
+            "letters, digits, '-' or '_', starting with a letter or digit",
+        )
     if policy.tenants is not None and tenant not in policy.tenants:
         raise Rejected("unknown_tenant", f"tenant {_show(tenant)} is not a tenant of this crmflow")
     return tenant

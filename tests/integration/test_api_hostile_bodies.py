@@ -1,4 +1,4 @@
-"""Whatever body anyone sends to any route, the answer is a 4xx JSON error that names what is wrong, never a 5xx."""
+"""Whatever body is sent to any route, the answer is a 4xx JSON error naming what is wrong, never a 5xx."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def admin(api: Api) -> User:
 
 
 def invoice_paid(data_json: str) -> bytes:
-    """An event from billing whose data is this JSON text, written by hand (json.dumps cannot nest 2,000 deep)."""
+    """A billing event with this JSON text as data, written by hand (json.dumps cannot nest 2,000 deep)."""
     return ('{"specversion": "1.0", "id": "inv-42-paid", "source": "billing", "type": "InvoicePaid", '
             f'"tenantid": "acme", "data": {data_json}}}').encode()  # fmt: skip
 
@@ -53,7 +53,9 @@ def test_an_event_over_a_limit_is_refused_with_422_naming_the_limit_and_nothing_
     assert api.stored() == 0
 
 
-def test_the_same_event_over_a_limit_sent_as_plain_text_is_refused_by_the_intakes_checks(api: Api, admin: User) -> None:
+def test_the_same_event_over_a_limit_sent_as_plain_text_is_refused_by_the_intakes_checks(
+    api: Api, admin: User
+) -> None:
     response = admin.post("/v1/events", content=b"[" * 100_000, headers={"Content-Type": "text/plain"})
     assert response.status_code == 422, response.text
     assert (response.json()["error"], response.json()["details"]["limit"]) == ("limit_exceeded", "json_depth")
@@ -74,15 +76,37 @@ def test_a_command_payload_over_a_limit_is_refused_with_422_naming_the_limit(
 
 def test_a_command_payload_of_33_levels_is_refused_as_over_json_depth(api: Api, admin: User) -> None:
     # The payload object, its notes array and 31 arrays inside that: 1 + 32 = 33 levels, one over.
-    response = admin.post("/v1/commands/lead.create", json={"name": "Ada", "notes": json.loads("[" * 32 + "]" * 32)})
+    response = admin.post(
+        "/v1/commands/lead.create", json={"name": "Ada", "notes": json.loads("[" * 32 + "]" * 32)}
+    )
     assert response.status_code == 422 and response.json()["details"]["limit"] == "json_depth"
 
 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize(
     "body",
-    [b"[" * 100_000, b"{" * 100_000, b"1" * 5000, b'{"a": NaN}', b'{"a": 1e400}', b"\xff\xfe\x00", b"", b"{", b"null"],
-    ids=["open_brackets", "open_braces", "digits", "nan", "infinity", "not_utf8", "empty", "truncated", "null"],
+    [
+        b"[" * 100_000,
+        b"{" * 100_000,
+        b"1" * 5000,
+        b'{"a": NaN}',
+        b'{"a": 1e400}',
+        b"\xff\xfe\x00",
+        b"",
+        b"{",
+        b"null",
+    ],
+    ids=[
+        "open_brackets",
+        "open_braces",
+        "digits",
+        "nan",
+        "infinity",
+        "not_utf8",
+        "empty",
+        "truncated",
+        "null",
+    ],
 )
 def test_any_json_body_to_any_route_gets_a_4xx_json_error_or_success_never_a_5xx(
     admin: User, route: str, body: bytes
@@ -95,7 +119,9 @@ def test_any_json_body_to_any_route_gets_a_4xx_json_error_or_success_never_a_5xx
 
 @pytest.mark.parametrize("route", [*ROUTES, "/v1/reports/pipeline", "/healthz"])
 def test_a_body_over_the_byte_limit_is_refused_with_413_before_it_is_read(admin: User, route: str) -> None:
-    response = admin.post(route, content=b"x" * (MESSAGE_BYTES + 1), headers={"Content-Type": "application/json"})
+    response = admin.post(
+        route, content=b"x" * (MESSAGE_BYTES + 1), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413, response.text
     body = response.json()
     assert body["error"] == "oversize"
@@ -105,7 +131,9 @@ def test_a_body_over_the_byte_limit_is_refused_with_413_before_it_is_read(admin:
 
 def test_a_body_over_the_byte_limit_without_a_length_is_refused_with_413_as_it_is_read(admin: User) -> None:
     chunks = (b"x" * 65_536 for _ in range(5))  # 5 * 65,536 = 327,680 bytes, sent chunked
-    response = admin.post("/v1/commands/lead.create", content=chunks, headers={"Content-Type": "application/json"})
+    response = admin.post(
+        "/v1/commands/lead.create", content=chunks, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413, response.text
     assert response.json()["details"]["limit"] == "message_bytes"
 
@@ -114,7 +142,9 @@ def test_a_body_at_the_byte_limit_passes_the_size_check(admin: User) -> None:
     # {"name": "xxx..."} of exactly 262,144 bytes: 12 bytes of JSON around 262,132 characters.
     exact = b'{"name": "' + b"x" * (MESSAGE_BYTES - 12) + b'"}'
     assert len(exact) == MESSAGE_BYTES
-    response = admin.post("/v1/commands/lead.create", content=exact, headers={"Content-Type": "application/json"})
+    response = admin.post(
+        "/v1/commands/lead.create", content=exact, headers={"Content-Type": "application/json"}
+    )
     # Past the size check, a 262,132-character name is over string_chars (65,536).
     assert response.status_code == 422 and response.json()["details"]["limit"] == "string_chars"
 

@@ -40,7 +40,12 @@ HOSTILE: dict[str, tuple[bytes, list[tuple[str, bytes]], str, str | None]] = {
     "integer_of_5000_digits": (form("h-3", "1" * 5000), [], "limit_exceeded", "integer_range"),
     "integer_2_to_the_64": (form("h-4", str(2**64)), [], "limit_exceeded", "integer_range"),
     "attempts_not_a_number": (b"{not json", [("crmflow-attempts", b"not-a-number")], "not_json", None),
-    "headers_not_utf8": (b"\xff\xfe{}", [("crmflow-attempts", b"\xff\xfe"), ("trace", b"\x80\x81")], "not_utf8", None),
+    "headers_not_utf8": (
+        b"\xff\xfe{}",
+        [("crmflow-attempts", b"\xff\xfe"), ("trace", b"\x80\x81")],
+        "not_utf8",
+        None,
+    ),
     "tenant_with_a_newline": (form("h-5", tenant="acme\n"), [], "bad_tenant", None),
     "nan": (form("h-6", "[NaN]"), [], "not_json", None),
     "lone_surrogate": (form("h-7", '"\\ud800"'), [], "not_utf8", None),
@@ -98,7 +103,9 @@ def test_hostile_messages_among_good_ones_are_dead_lettered_and_every_good_one_i
 
     good = [f"ok-{i}" for i in range(len(HOSTILE) + 1)]
     wait_until(lambda: all(stored(app, e) for e in good), 60, interval_s=0.2, what="every good event stored")
-    wait_until(lambda: intake.handled >= 2 * len(HOSTILE) + 1, 60, interval_s=0.2, what="every message committed")
+    wait_until(
+        lambda: intake.handled >= 2 * len(HOSTILE) + 1, 60, interval_s=0.2, what="every message committed"
+    )
 
     assert thread.is_alive() and escaped == [], "the intake is still running"
     letters = deadletters.list_dead_letters(kafka)
@@ -111,7 +118,9 @@ def test_hostile_messages_among_good_ones_are_dead_lettered_and_every_good_one_i
         assert letter.headers["crmflow-attempts"] == "1", name
         assert letter.headers["crmflow-original-sha256"] == hashlib.sha256(value).hexdigest(), name
         assert not letter.truncated
-    assert [e for e in ("h-1", "h-2", "h-3", "h-4", "h-6") if stored(app, e)] == [], "nothing hostile is stored"
+    assert [e for e in ("h-1", "h-2", "h-3", "h-4", "h-6") if stored(app, e)] == [], (
+        "nothing hostile is stored"
+    )
 
 
 TEN_MB = 10 * 1024 * 1024
@@ -147,7 +156,9 @@ def test_a_ten_megabyte_message_is_dead_lettered_as_its_first_64_kib_with_its_si
     intake = Intake(app, kafka, POLICY)
     thread, escaped = run_in_background(intake, stop)
 
-    wait_until(lambda: stored(app, "before") and stored(app, "after"), 90, interval_s=0.2, what="both good events")
+    wait_until(
+        lambda: stored(app, "before") and stored(app, "after"), 90, interval_s=0.2, what="both good events"
+    )
     (letter,) = letters_by_key(kafka, 1).values()
 
     assert thread.is_alive() and escaped == []

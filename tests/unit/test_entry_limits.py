@@ -33,7 +33,9 @@ def test_a_tenant_id_is_matched_whole(tenant: str) -> None:
     assert "is not a valid tenant id" in refused.value.message
 
 
-def test_a_command_for_a_tenant_with_a_trailing_newline_is_refused_and_nothing_is_stored(app: CrmApplication) -> None:
+def test_a_command_for_a_tenant_with_a_trailing_newline_is_refused_and_nothing_is_stored(
+    app: CrmApplication,
+) -> None:
     with pytest.raises(InvalidValueError):
         app.execute(CommandRequest("lead.create", "acme\n", {"name": "Ada"}))
     assert stored(app) == 0
@@ -45,7 +47,9 @@ def test_a_token_cannot_be_issued_for_a_tenant_with_a_trailing_newline() -> None
 
 
 def test_a_signed_token_naming_a_tenant_with_a_trailing_newline_is_refused() -> None:
-    forged = jwt.encode({"sub": "ada", "tenant": "acme\n", "role": "sales", "iat": int(AT.timestamp())}, SECRET)
+    forged = jwt.encode(
+        {"sub": "ada", "tenant": "acme\n", "role": "sales", "iat": int(AT.timestamp())}, SECRET
+    )
     with pytest.raises(InvalidToken) as refused:
         read_token(SECRET, forged)
     assert "'acme\\n' is not a valid tenant id" in str(refused.value)
@@ -94,5 +98,7 @@ def test_a_command_payload_that_is_not_an_object_is_refused(app: CrmApplication)
 def test_a_payload_just_inside_the_limits_is_checked_by_the_command_as_usual(app: CrmApplication) -> None:
     # 31 objects inside the payload object: 32 levels, the limit; lead.create then names the unknown field.
     with pytest.raises(InvalidCommandError) as refused:
-        app.execute(CommandRequest("lead.create", "acme", json.loads(json.dumps({"name": "Ada", "x": deep(31)}))))
+        app.execute(
+            CommandRequest("lead.create", "acme", json.loads(json.dumps({"name": "Ada", "x": deep(31)})))
+        )
     assert refused.value.code == "invalid_command" and "x: " in refused.value.message

@@ -35,7 +35,11 @@ def raw(document: object) -> bytes:
 
 BAD_MESSAGES = [
     ("empty", b"", "has no value"),
-    ("oversize", raw(form(data={"email": "a@b.c", "notes": "x" * 3000})), "the limit is message_bytes (2,048 bytes)"),
+    (
+        "oversize",
+        raw(form(data={"email": "a@b.c", "notes": "x" * 3000})),
+        "the limit is message_bytes (2,048 bytes)",
+    ),
     ("not_utf8", b'{"id": "\xff\xfe"}', "not UTF-8"),
     ("not_json", b"{specversion: 1.0", "not JSON"),
     ("not_an_object", b'["a", "list"]', "not a JSON list"),
@@ -50,12 +54,22 @@ BAD_MESSAGES = [
     ("reserved_type", raw(form(type="LeadConverted")), "'LeadConverted' is a crmflow domain event"),
     ("bad_content_type", raw(form(datacontenttype="text/xml")), "'text/xml' is not JSON"),
     ("bad_content_type", raw(form(data=..., data_base64="aGk=")), "data_base64"),
-    ("reserved_keys", raw(form(data={"email": "a@b.c", "x": {"_type_": "uuid_hex", "_data_": "0"}})), "_type_ and _data_"),
-    ("schema_violation", raw(form(data={"name": "Ada"})), "FormSubmitted schema at (root): 'email' is a required property"),
+    (
+        "reserved_keys",
+        raw(form(data={"email": "a@b.c", "x": {"_type_": "uuid_hex", "_data_": "0"}})),
+        "_type_ and _data_",
+    ),
+    (
+        "schema_violation",
+        raw(form(data={"name": "Ada"})),
+        "FormSubmitted schema at (root): 'email' is a required property",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("code", "message", "reason"), BAD_MESSAGES, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(BAD_MESSAGES)])
+@pytest.mark.parametrize(
+    ("code", "message", "reason"), BAD_MESSAGES, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(BAD_MESSAGES)]
+)
 def test_a_bad_message_is_refused_with_a_code_and_a_reason(code: str, message: bytes, reason: str) -> None:
     with pytest.raises(Rejected) as refused:
         check_inbound(message, POLICY)
@@ -68,7 +82,9 @@ def test_at_least_twelve_kinds_of_bad_message_are_told_apart() -> None:
 
 
 def test_a_well_formed_event_of_a_known_tenant_is_accepted_as_sent() -> None:
-    tenant, document = check_inbound(raw(form(datacontenttype="application/cloudevents+json; charset=utf-8")), POLICY)
+    tenant, document = check_inbound(
+        raw(form(datacontenttype="application/cloudevents+json; charset=utf-8")), POLICY
+    )
     assert tenant == "acme"
     assert document["data"] == {"email": "ada@ae.example"}
 
@@ -89,13 +105,13 @@ ANY_TENANT = InboundPolicy()
 
 
 def with_data(data_json: str) -> bytes:
-    """A well-formed event whose data is this JSON text, written by hand (json.dumps cannot nest 2,000 deep)."""
+    """A good event with this JSON text as data, written by hand (json.dumps cannot nest 2,000 deep)."""
     return ('{"specversion": "1.0", "id": "h-1", "source": "/hostile", "type": "FormSubmitted", '
             f'"tenantid": "acme", "data": {data_json}}}').encode()  # fmt: skip
 
 
 HOSTILE = [
-    # 100,000 "[" are 100,000 bytes, under the 262,144-byte message limit: the parser, not the size check, meets them.
+    # 100,000 "[" are 100,000 bytes, under the 262,144-byte message limit: the parser meets them.
     ("open_brackets", b"[" * 100_000, "json_depth"),
     ("data_2000_deep", with_data('{"a": ' * 2000 + "1" + "}" * 2000), "json_depth"),
     # orjson, the relay's encoder, stops at 255 levels; crmflow's limit is 32.
@@ -112,7 +128,9 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize(("name", "message", "limit"), HOSTILE, ids=[name for name, _, _ in HOSTILE])
-def test_a_hostile_message_is_refused_naming_the_limit_it_is_over(name: str, message: bytes, limit: str) -> None:
+def test_a_hostile_message_is_refused_naming_the_limit_it_is_over(
+    name: str, message: bytes, limit: str
+) -> None:
     with pytest.raises(Rejected) as refused:
         check_inbound(message, ANY_TENANT)
     assert refused.value.code == "limit_exceeded"
@@ -132,7 +150,9 @@ def test_an_event_of_exactly_32_levels_is_accepted_and_so_are_the_largest_64_bit
 
 
 @pytest.mark.parametrize(
-    ("number", "shown"), [("NaN", "NaN"), ("-Infinity", "-Infinity"), ("1e400", "inf")], ids=["nan", "minus_infinity", "1e400"]
+    ("number", "shown"),
+    [("NaN", "NaN"), ("-Infinity", "-Infinity"), ("1e400", "inf")],
+    ids=["nan", "minus_infinity", "1e400"],
 )
 def test_numbers_json_cannot_carry_are_refused_as_not_json(number: str, shown: str) -> None:
     with pytest.raises(Rejected) as refused:
@@ -183,7 +203,9 @@ def test_a_reason_quotes_at_most_a_short_piece_of_a_bad_value() -> None:
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=512) | st.builds(lambda s: s.encode("utf-8", "surrogatepass"), st.text(max_size=256)))
+@given(
+    st.binary(max_size=512) | st.builds(lambda s: s.encode("utf-8", "surrogatepass"), st.text(max_size=256))
+)
 def test_any_bytes_give_a_checked_document_or_a_refusal_and_nothing_else(value: bytes) -> None:
     try:
         tenant, document = check_inbound(value, ANY_TENANT)
@@ -195,15 +217,25 @@ def test_any_bytes_give_a_checked_document_or_a_refusal_and_nothing_else(value: 
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=40,
 )
 
 
 @settings(max_examples=2000, deadline=None)
-@given(data=JSON_VALUES, extra=st.dictionaries(st.sampled_from(["id", "time", "subject", "tenantid", "specversion",
-                                                                 "datacontenttype", "x"]), JSON_VALUES, max_size=3))
-def test_any_event_shaped_json_gives_a_checked_document_or_a_refusal_and_nothing_else(data: Any, extra: dict) -> None:
+@given(
+    data=JSON_VALUES,
+    extra=st.dictionaries(
+        st.sampled_from(["id", "time", "subject", "tenantid", "specversion", "datacontenttype", "x"]),
+        JSON_VALUES,
+        max_size=3,
+    ),
+)
+def test_any_event_shaped_json_gives_a_checked_document_or_a_refusal_and_nothing_else(
+    data: Any, extra: dict
+) -> None:
     document = {**form(data=data), **extra}
     try:
         message = json.dumps(document).encode()

@@ -110,7 +110,9 @@ def test_a_database_outage_rewinds_the_batch_and_commits_nothing_until_it_is_sto
 
 def test_a_message_that_cannot_be_stored_is_dead_lettered_and_the_rest_are_stored() -> None:
     store = FlakyStore(poison_id="b")
-    intake, consumer, kafka = intake_with(store, [Record(event("a"), 1), Record(event("b"), 2), Record(event("c"), 3)])
+    intake, consumer, kafka = intake_with(
+        store, [Record(event("a"), 1), Record(event("b"), 2), Record(event("c"), 3)]
+    )
 
     assert intake.poll_once() == 3
 
@@ -124,7 +126,9 @@ def test_a_message_that_cannot_be_stored_is_dead_lettered_and_the_rest_are_store
 
 
 def test_a_redriven_message_that_fails_again_counts_its_attempts() -> None:
-    intake, _, kafka = intake_with(FlakyStore(), [Record(b"not json", 5, headers=[("crmflow-attempts", b"2")])])
+    intake, _, kafka = intake_with(
+        FlakyStore(), [Record(b"not json", 5, headers=[("crmflow-attempts", b"2")])]
+    )
     intake.poll_once()
     assert dict(kafka.producer.sent[0]["headers"])["crmflow-attempts"] == b"3"
 
@@ -139,7 +143,10 @@ def test_an_attempts_header_that_is_not_a_number_counts_as_a_first_failure() -> 
 
 def test_any_header_bytes_and_any_key_leave_the_record_stored_or_dead_lettered() -> None:
     odd = [("crmflow-attempts", b"9" * 5000), ("crmflow-attempts", None), ("\u00e9", b"\x00\xff")]
-    records = [Record(event("a"), 1, key=b"\xff" * 10, headers=odd), Record(b"\xff\xfe", 2, key=None, headers=odd)]
+    records = [
+        Record(event("a"), 1, key=b"\xff" * 10, headers=odd),
+        Record(b"\xff\xfe", 2, key=None, headers=odd),
+    ]
     store = FlakyStore()
     intake, consumer, kafka = intake_with(store, records)  # type: ignore[arg-type]
     assert intake.poll_once() == 2
@@ -203,7 +210,9 @@ class RebalancedConsumer(FakeConsumer):
     def commit(self) -> None:
         if self.refusals:
             self.refusals -= 1
-            raise CommitFailedError("the group has already rebalanced and assigned the partitions to another member")
+            raise CommitFailedError(
+                "the group has already rebalanced and assigned the partitions to another member"
+            )
         super().commit()
 
 
@@ -215,7 +224,9 @@ def test_a_commit_refused_after_a_rebalance_rewinds_the_batch_and_the_intake_car
     # Two polls meet the outage, the third stores and its commit is refused, the fourth commits.
     assert [intake.poll_once() for _ in range(4)] == [0, 0, 0, 1]
     assert consumer.seeks == [("crm.inbound-0", 10)] * 3
-    assert store.stored == ["a", "a"], "stored again after the refused commit (a real store finds a duplicate)"
+    assert store.stored == ["a", "a"], (
+        "stored again after the refused commit (a real store finds a duplicate)"
+    )
     assert (consumer.commits, consumer.refusals) == (1, 0)
 
 

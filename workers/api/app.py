@@ -72,7 +72,8 @@ def create_app(
         app, reports_db, inbound_policy(settings), settings.api_secret.get_secret_value()
     )
     install_error_handlers(api)
-    api.add_middleware(BodyLimits)  # inside the request log (added last, so outermost), which logs its refusals
+    # Inside the request log (added last, so outermost), which then logs the body refusals too.
+    api.add_middleware(BodyLimits)
     api.add_middleware(RequestLog)
     for module in (commands, reads, processes, health):
         api.include_router(module.router)

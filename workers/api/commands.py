@@ -130,7 +130,9 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
     except Rejected as rejected:
         log.info("inbound_refused", error=rejected.code, reason=rejected.reason)
         limit = {"limit": rejected.limit.name, "limit_value": rejected.limit.value} if rejected.limit else {}
-        raise ApiError(413 if rejected.code == "oversize" else 422, rejected.code, rejected.reason, **limit) from None
+        raise ApiError(
+            413 if rejected.code == "oversize" else 422, rejected.code, rejected.reason, **limit
+        ) from None
     if event_tenant != tenant:
         raise _wrong_tenant(event_tenant, tenant)
     (stored,) = await run_in_threadpool(services.app.accept_inbound, [(tenant, document)])

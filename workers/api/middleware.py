@@ -108,7 +108,9 @@ class BodyLimits:
                 return
             body += message.get("body", b"")
             if len(body) > self.limit.value:
-                await self._too_large(scope, receive, send, f"the request body is more than {self.limit.value:,} bytes")
+                await self._too_large(
+                    scope, receive, send, f"the request body is more than {self.limit.value:,} bytes"
+                )
                 return
             if not message.get("more_body", False):
                 break
@@ -146,7 +148,9 @@ def _json_refusal(body: bytes) -> Any:
     except json.JSONDecodeError:
         return None  # the route says what is wrong with it
     except ValueError as error:  # NaN, Infinity, 1e400, or bytes that are not text
-        return error_response(422, "invalid_request", f"the request body is not JSON crmflow accepts: {error}")
+        return error_response(
+            422, "invalid_request", f"the request body is not JSON crmflow accepts: {error}"
+        )
     return None
 
 

@@ -141,7 +141,9 @@ def _count(text: str) -> int | str:
 def _from_record(record: Any) -> DeadLetter:
     headers = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else "" if v is None else str(v))
                for k, v in record.headers or ()}  # fmt: skip
-    return DeadLetter(record.partition, record.offset, record.key, record.value or b"", headers, record.timestamp)
+    return DeadLetter(
+        record.partition, record.offset, record.key, record.value or b"", headers, record.timestamp
+    )
 
 
 def _read_to_end(consumer: Any, partitions: list[Any], timeout_s: float) -> list[Any]:
@@ -190,9 +192,13 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
     chosen = [d for d in matching if not d.truncated]
     for letter in matching:
         if letter.truncated:
-            log.warning("dead_letter_not_redriven", position=letter.position, original_bytes=letter.original_bytes,
-                        original_sha256=letter.headers.get(ORIGINAL_SHA256_HEADER),
-                        reason="only the first bytes were kept: the original is not here to send back")  # fmt: skip
+            log.warning(
+                "dead_letter_not_redriven",
+                position=letter.position,
+                original_bytes=letter.original_bytes,
+                original_sha256=letter.headers.get(ORIGINAL_SHA256_HEADER),
+                reason="only the first bytes were kept: the original is not here to send back",
+            )
     if dry_run or not records:
         return chosen
     futures = []

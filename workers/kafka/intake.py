@@ -140,7 +140,9 @@ class Intake(GroupMember):
             self.refused_for_good = 0
             return
         if any(_retriable(error) for _, error in failed):
-            raise DeadLetterDeliveryError(f"{len(failed)} dead letters were not acknowledged by Kafka: {failed[0][1]!r}")
+            raise DeadLetterDeliveryError(
+                f"{len(failed)} dead letters were not acknowledged by Kafka: {failed[0][1]!r}"
+            )
         self.refused_for_good += 1
         if self.refused_for_good < DEAD_LETTER_ATTEMPTS:
             raise DeadLetterDeliveryError(
@@ -168,7 +170,9 @@ class Intake(GroupMember):
         log.warning("inbound_rejected", error=rejected.code, reason=rejected.reason[:200], topic=record.topic,
                     partition=record.partition, offset=record.offset,
                     limit=rejected.limit.name if rejected.limit else None)  # fmt: skip
-        letter = dead_letter_for(record, rejected, error_class, whole_up_to=message_bytes_limit(self.policy).value)
+        letter = dead_letter_for(
+            record, rejected, error_class, whole_up_to=message_bytes_limit(self.policy).value
+        )
         delivery = Delivery(record, letter.headers)
         try:
             delivery.future = self.kafka.producer.send(
