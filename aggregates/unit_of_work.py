@@ -44,6 +44,7 @@ from crmflow.aggregates.errors import (
     InvalidCommandError,
 )
 from crmflow.aggregates.idempotency import IdempotencyRecord, idempotency_record_id
+from crmflow.aggregates.json_text import lone_surrogate_at
 from crmflow.aggregates.limits import LimitExceeded, check_json_value
 from crmflow.aggregates.metadata import event_metadata
 from crmflow.aggregates.tenants import check_tenant
@@ -214,7 +215,16 @@ def validate_payload(model: type[Payload], request: CommandRequest) -> Payload:
             limit_value=error.limit.value,
         ) from None
     except ValueError as error:  # NaN or Infinity
-        raise InvalidCommandError(f"{request.name} payload is invalid: {error}", command=request.name) from None
+        raise InvalidCommandError(
+            f"{request.name} payload is invalid: {error}", command=request.name
+        ) from None
+    at = lone_surrogate_at(data)
+    if at is not None:
+        raise InvalidCommandError(
+            f"{request.name} payload is invalid: {at} holds a lone UTF-16 surrogate, "
+            "which is not Unicode text",
+            command=request.name,
+        )
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from crmflow.aggregates.catalog import EVENT_CLASSES
+from crmflow.aggregates.json_text import lone_surrogate_at
 from crmflow.aggregates.limits import MAX_MESSAGE_BYTES, Limit, LimitExceeded, parse_json
 from crmflow.aggregates.tenants import TENANT_PATTERN
 
@@ -147,32 +148,15 @@ def _parse(text: str) -> Any:
         ) from None
     except ValueError as error:  # NaN, Infinity, or a number too large for a float
         raise Rejected("not_json", f"the message is not JSON: {error}") from None
-    if SURROGATE_ESCAPE.search(text):
-        for at, string in _strings(document):
-            try:
-                string.encode("utf-8")
-            except UnicodeEncodeError:
-                raise Rejected(
-                    "not_utf8",
-                    f"the string at {at or '(root)'} holds a lone UTF-16 surrogate escape "
-                    "(\\ud800-\\udfff without its pair), which is not Unicode text",
-                ) from None
+    # Only a message with such an escape can hold one; the others skip the walk.
+    at = lone_surrogate_at(document) if SURROGATE_ESCAPE.search(text) else None
+    if at is not None:
+        raise Rejected(
+            "not_utf8",
+            f"the string at {at} holds a lone UTF-16 surrogate escape "
+            "(\\ud800-\\udfff without its pair), which is not Unicode text",
+        )
     return document
-
-
-def _strings(value: Any) -> Iterator[tuple[str, str]]:
-    """Every string in a checked (so at most 32 deep) JSON value, keys included, with its path."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, str):
-            yield path, item
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                yield path, key
-                stack.append((child, f"{path}.{key}" if path else key))
-        elif isinstance(item, list):
-            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
 
 
 def _show(value: Any) -> str:

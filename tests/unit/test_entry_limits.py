@@ -102,3 +102,14 @@ def test_a_payload_just_inside_the_limits_is_checked_by_the_command_as_usual(app
             CommandRequest("lead.create", "acme", json.loads(json.dumps({"name": "Ada", "x": deep(31)})))
         )
     assert refused.value.code == "invalid_command" and "x: " in refused.value.message
+
+
+def test_a_command_payload_with_a_lone_surrogate_anywhere_is_refused_before_it_is_stored(
+    app: CrmApplication,
+) -> None:
+    # Read from JSON "\ud800": neither the store's encoder nor the relay's could write it.
+    payload = json.loads('{"name": "Ada", "custom": {"note\\ud800": "x"}}')
+    with pytest.raises(InvalidCommandError) as refused:
+        app.execute(CommandRequest("lead.create", "acme", payload))
+    assert "custom.note" in refused.value.message and "lone UTF-16 surrogate" in refused.value.message
+    assert stored(app) == 0
