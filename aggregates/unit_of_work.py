@@ -44,6 +44,8 @@ from crmflow.aggregates.errors import (
     InvalidCommandError,
 )
 from crmflow.aggregates.idempotency import IdempotencyRecord, idempotency_record_id
+from crmflow.aggregates.json_text import lone_surrogate_at
+from crmflow.aggregates.limits import LimitExceeded, check_json_value
 from crmflow.aggregates.metadata import event_metadata
 from crmflow.aggregates.tenants import check_tenant
 
@@ -189,10 +191,42 @@ class UnitOfWork:
                 )
 
 
+class PayloadOverLimitError(InvalidCommandError):
+    """The payload is over one of crmflow's limits (aggregates/limits.py); details name it."""
+
+    code = "limit_exceeded"
+
+
 def validate_payload(model: type[Payload], request: CommandRequest) -> Payload:
+    data = request.data
+    if not isinstance(data, Mapping):
+        raise InvalidCommandError(
+            f"{request.name} payload must be a JSON object, not {type(data).__name__}", command=request.name
+        )
+    data = data if isinstance(data, dict) else dict(data)
+    # The same limits as every other entry: what is stored must be what the relay can publish.
     try:
-        data = request.data
-        return model.model_validate(data if isinstance(data, dict) else dict(data))
+        check_json_value(data)
+    except LimitExceeded as error:
+        raise PayloadOverLimitError(
+            f"{request.name} payload is over a limit: {error}",
+            command=request.name,
+            limit=error.limit.name,
+            limit_value=error.limit.value,
+        ) from None
+    except ValueError as error:  # NaN or Infinity
+        raise InvalidCommandError(
+            f"{request.name} payload is invalid: {error}", command=request.name
+        ) from None
+    at = lone_surrogate_at(data)
+    if at is not None:
+        raise InvalidCommandError(
+            f"{request.name} payload is invalid: {at} holds a lone UTF-16 surrogate, "
+            "which is not Unicode text",
+            command=request.name,
+        )
+    try:
+        return model.model_validate(data)
     except ValidationError as error:
         problems = [f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in error.errors()]
         raise InvalidCommandError(

@@ -2,7 +2,10 @@
 
 Pure functions: bytes in, a checked CloudEvent document or a ``Rejected`` out.
 Every refusal has a stable code (for the dead-letter header and for metrics)
-and a sentence that names what was wrong.
+and a sentence that names what was wrong; a refusal for one of crmflow's
+limits (aggregates/limits.py) also names the limit, so that the intake and the
+HTTP API refuse the same messages in the same words. No input, whatever its
+bytes, makes ``check_inbound`` raise anything but ``Rejected``.
 """
 
 from __future__ import annotations
@@ -19,10 +22,16 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from crmflow.aggregates.catalog import EVENT_CLASSES
+from crmflow.aggregates.json_text import lone_surrogate_at
+from crmflow.aggregates.limits import MAX_MESSAGE_BYTES, Limit, LimitExceeded, parse_json
+from crmflow.aggregates.tenants import TENANT_PATTERN
 
 REQUIRED = ("specversion", "id", "source", "type")
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-JSON_CONTENT = re.compile(r"^application/([\w.+-]+\+)?json(\s*;.*)?$", re.IGNORECASE)
+JSON_CONTENT = re.compile(r"application/([\w.+-]+\+)?json(\s*;.*)?", re.IGNORECASE | re.DOTALL)
+# A JSON string escape of one half of a UTF-16 surrogate pair: Python's json reads a lone one into a str
+# that no UTF-8 encoder (the store's, orjson's in the relay) will write.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+SHOWN_CHARS = 80  # of a bad value quoted in a reason: a reason is one line, not a copy of the message
 # The store's JSON transcoder reads an object with exactly these keys as a
 # typed value; inbound data must not be able to smuggle one in.
 TRANSCODER_KEYS = frozenset({"_type_", "_data_"})
@@ -35,14 +44,17 @@ class Rejected(Exception):
 
     code: str
     reason: str
+    limit: Limit | None = None  # the limit it is over, for the refusals that are about one
 
 
 @dataclass(frozen=True)
 class InboundPolicy:
-    """What the intake accepts. ``tenants`` None means any well-formed tenant id."""
+    """What the intake accepts. ``tenants`` None means any well-formed tenant id.
+
+    ``max_bytes`` can lower the message_bytes limit, not raise it: the parser refuses more anyway."""
 
     tenants: frozenset[str] | None = None
-    max_bytes: int = 256 * 1024
+    max_bytes: int = MAX_MESSAGE_BYTES
     schemas: Mapping[str, Draft202012Validator] = field(default_factory=dict)
 
 
@@ -61,49 +73,103 @@ def load_schemas(directory: Path | None) -> dict[str, Draft202012Validator]:
     return schemas
 
 
-def check_inbound(value: bytes | None, policy: InboundPolicy) -> tuple[str, dict[str, Any]]:
+def check_inbound(value: Any, policy: InboundPolicy) -> tuple[str, dict[str, Any]]:
     """The tenant and the checked CloudEvent document, or Rejected."""
-    if not value:
+    if value is None or not isinstance(value, (bytes, bytearray, memoryview)) or not value:
         raise Rejected("empty", "the message has no value (a tombstone or an empty body)")
-    if len(value) > policy.max_bytes:
-        raise Rejected("oversize", f"the message is {len(value):,} bytes; the limit is {policy.max_bytes:,}")
+    value = bytes(value)
+    size_limit = message_bytes_limit(policy)
+    if len(value) > size_limit.value:
+        # Refused before decoding: a huge message costs no parsing.
+        raise Rejected(
+            "oversize",
+            f"the message is {len(value):,} bytes; the limit is {size_limit.describe()}",
+            size_limit,
+        )
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise Rejected("not_utf8", f"the message is not UTF-8 text: {error.reason} at byte {error.start}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise Rejected("not_json", f"the message is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        raise Rejected(
+            "not_utf8", f"the message is not UTF-8 text: {error.reason} at byte {error.start}"
+        ) from None
+    document = _parse(text)
     if not isinstance(document, dict):
-        raise Rejected("not_an_object", f"a CloudEvent is a JSON object, not a JSON {type(document).__name__}")
+        raise Rejected(
+            "not_an_object", f"a CloudEvent is a JSON object, not a JSON {type(document).__name__}"
+        )
     missing = [name for name in REQUIRED if name not in document]
     if missing:
-        raise Rejected("missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}")
+        raise Rejected(
+            "missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}"
+        )
     _check_attributes(document)
     tenant = _check_tenant(document, policy)
     event_type = document["type"]
     if event_type in EVENT_CLASSES or event_type in INTERNAL_TYPES:
-        raise Rejected("reserved_type", f"type {event_type!r} is a crmflow domain event; other services cannot publish it")
+        raise Rejected(
+            "reserved_type",
+            f"type {_show(event_type)} is a crmflow domain event; other services cannot publish it",
+        )
     if "data_base64" in document:
         raise Rejected("bad_content_type", "binary data (data_base64) is not accepted; send JSON data")
     content_type = document.get("datacontenttype")
-    if content_type is not None and not JSON_CONTENT.match(str(content_type)):
-        raise Rejected("bad_content_type", f"datacontenttype {content_type!r} is not JSON")
+    if content_type is not None and not JSON_CONTENT.fullmatch(str(content_type)):
+        raise Rejected("bad_content_type", f"datacontenttype {_show(content_type)} is not JSON")
     if _has_transcoder_keys(document.get("data")):
-        raise Rejected("reserved_keys", "data holds an object with exactly the keys _type_ and _data_, which crmflow reserves")
+        raise Rejected(
+            "reserved_keys",
+            "data holds an object with exactly the keys _type_ and _data_, which crmflow reserves",
+        )
     validator = policy.schemas.get(event_type)
     if validator is not None:
         errors = sorted(validator.iter_errors(document.get("data")), key=lambda e: list(e.absolute_path))
         if errors:
             where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-            raise Rejected("schema_violation", f"data does not match the {event_type} schema at {where}: {errors[0].message}")
+            raise Rejected(
+                "schema_violation",
+                f"data does not match the {event_type} schema at {where}: {errors[0].message}",
+            )
     return tenant, document
+
+
+def message_bytes_limit(policy: InboundPolicy) -> Limit:
+    """The message size limit in force: the policy's, if it is lower than crmflow's."""
+    return Limit("message_bytes", min(policy.max_bytes, MAX_MESSAGE_BYTES), "bytes")
+
+
+def _parse(text: str) -> Any:
+    try:
+        document = parse_json(text)
+    except LimitExceeded as error:
+        raise Rejected("limit_exceeded", f"the message is over a limit: {error}", error.limit) from None
+    except json.JSONDecodeError as error:
+        raise Rejected(
+            "not_json", f"the message is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except ValueError as error:  # NaN, Infinity, or a number too large for a float
+        raise Rejected("not_json", f"the message is not JSON: {error}") from None
+    # Only a message with such an escape can hold one; the others skip the walk.
+    at = lone_surrogate_at(document) if SURROGATE_ESCAPE.search(text) else None
+    if at is not None:
+        raise Rejected(
+            "not_utf8",
+            f"the string at {at} holds a lone UTF-16 surrogate escape "
+            "(\\ud800-\\udfff without its pair), which is not Unicode text",
+        )
+    return document
+
+
+def _show(value: Any) -> str:
+    """A value quoted in a reason, cut short."""
+    shown = repr(value)
+    return shown if len(shown) <= SHOWN_CHARS else f"{shown[:SHOWN_CHARS]}... ({len(shown):,} characters)"
 
 
 def _check_attributes(document: dict[str, Any]) -> None:
     if document["specversion"] != "1.0":
-        raise Rejected("bad_specversion", f"specversion {document['specversion']!r} is not supported; use \"1.0\"")
+        raise Rejected(
+            "bad_specversion", f'specversion {_show(document["specversion"])} is not supported; use "1.0"'
+        )
     for name in ("id", "source", "type"):
         if not isinstance(document[name], str) or not document[name].strip():
             raise Rejected("bad_attribute", f"{name} must be a non-empty string")
@@ -117,17 +183,25 @@ def _check_attributes(document: dict[str, Any]) -> None:
         except ValueError:
             parsed = None
         if parsed is None or parsed.tzinfo is None:
-            raise Rejected("bad_attribute", f"time {time!r} is not an RFC 3339 timestamp with a time zone")
+            raise Rejected(
+                "bad_attribute", f"time {_show(time)} is not an RFC 3339 timestamp with a time zone"
+            )
 
 
 def _check_tenant(document: dict[str, Any], policy: InboundPolicy) -> str:
     tenant = document.get("tenantid")
     if tenant is None:
-        raise Rejected("missing_tenant", "the tenantid extension is missing: say which tenant the event is for")
-    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
-        raise Rejected("bad_tenant", f"tenantid {tenant!r} is not a valid tenant id")
+        raise Rejected(
+            "missing_tenant", "the tenantid extension is missing: say which tenant the event is for"
+        )
+    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
+        raise Rejected(
+            "bad_tenant",
+            f"tenantid {_show(tenant)} is not a valid tenant id: use 1-63 lower-case "
+            "letters, digits, '-' or '_', starting with a letter or digit",
+        )
     if policy.tenants is not None and tenant not in policy.tenants:
-        raise Rejected("unknown_tenant", f"tenant {tenant!r} is not a tenant of this crmflow")
+        raise Rejected("unknown_tenant", f"tenant {_show(tenant)} is not a tenant of this crmflow")
     return tenant
 
 

@@ -43,7 +43,17 @@ def test_a_retried_cli_command_with_the_same_key_acts_once(crmflow: Crmflow) -> 
         (("command", "lead.work", "--tenant", "acme", "--data", '{"lead_id": "00000000-0000-4000-8000-000000000001"}'),
          "lead 00000000-0000-4000-8000-000000000001 not found in tenant acme"),
         (("explain", "not-an-id"), "'not-an-id' is not an aggregate id"),
+        (("command", "lead.create", "--tenant", "acme\n", "--data", '{"name": "Ada"}'),
+         "tenant 'acme\\n' is not a valid tenant id"),
+        (("command", "lead.create", "--tenant", "acme", "--data", "[" * 50_000),
+         "the limit is json_depth (32 levels)"),
+        (("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada", "n": ' + "1" * 5000 + "}"),
+         "the limit is integer_range"),
+        (("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada", "n": ' + str(2**64) + "}"),
+         "the limit is integer_range"),
     ],
+    ids=["unknown_command", "not_json", "missing_field", "not_found", "not_an_id", "tenant_with_a_newline",
+         "nested_50000_deep", "integer_of_5000_digits", "integer_2_to_the_64"],
 )
 def test_mistakes_exit_1_with_a_message_naming_what_is_wrong(crmflow: Crmflow, args: tuple[str, ...], message: str) -> None:
     done = crmflow(*args, check=False)

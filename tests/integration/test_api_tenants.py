@@ -240,8 +240,8 @@ def test_an_event_larger_than_the_intake_accepts_is_refused_before_it_is_read_wh
 ) -> None:
     huge = {**_invoice_paid("acme"), "data": {"notes": "x" * 300_000}}  # the limit is 262,144 bytes
     response = acme.post("/v1/events", json=huge)
-    assert response.status_code == 422 and response.json()["error"] == "oversize"
-    assert "the limit is 262,144" in response.json()["message"]
+    assert response.status_code == 413 and response.json()["error"] == "oversize"
+    assert "the limit is message_bytes (262,144 bytes)" in response.json()["message"]
     assert api.stored() == 0
 
 

@@ -17,7 +17,7 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.projections.db import Database
 from crmflow.workers.api import commands, health, processes, reads
 from crmflow.workers.api.errors import install_error_handlers
-from crmflow.workers.api.middleware import RequestLog
+from crmflow.workers.api.middleware import BodyLimits, RequestLog
 from crmflow.workers.api.rate_limit import RATE_LIMITED_DEPENDENCY, RATE_LIMITED_RESPONSES
 from crmflow.workers.api.services import Services
 from crmflow.workers.bootstrap import build_application, build_reports_db, inbound_policy
@@ -75,6 +75,8 @@ def create_app(
     )
     api.state.rate_limit = TenantBuckets(settings.api_rate())
     install_error_handlers(api)
+    # Inside the request log (added last, so outermost), which then logs the body refusals too.
+    api.add_middleware(BodyLimits)
     api.add_middleware(RequestLog)
     for module in (commands, reads, processes):
         api.include_router(

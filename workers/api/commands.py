@@ -7,7 +7,6 @@ lives here.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import structlog
@@ -16,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import command_spec
+from crmflow.aggregates.limits import parse_json
 from crmflow.workers.api.auth import Caller
 from crmflow.workers.api.errors import ApiError, error_responses
 from crmflow.workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
 from crmflow.workers.api.services import Service
-from crmflow.workers.inbound_checks import Rejected, check_inbound
+from crmflow.workers.inbound_checks import Rejected, check_inbound, message_bytes_limit
 from crmflow.workers.metrics import timed_command
 
 log = structlog.get_logger("crmflow.api")
@@ -115,13 +115,13 @@ def run_command(
             "description": "accepted: stored now, or a duplicate of one stored before",
             "content": {"application/json": {"example": {"stored": True}}},
         },
-        **error_responses(401, 403, 422),
+        **error_responses(401, 403, 413, 422),
     },
 )
 async def post_event(request: Request, caller: Caller, services: Service) -> dict[str, Any]:
     tenant = caller.tenant_for("sending an event")
     caller.require_inbound()
-    body = await _read_at_most(request, services.policy.max_bytes)
+    body = await _read_at_most(request, services.policy)
     claimed = _claimed_tenant(body)
     if claimed is not None and claimed != tenant:
         raise _wrong_tenant(claimed, tenant)
@@ -129,7 +129,10 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
         event_tenant, document = check_inbound(body, services.policy)
     except Rejected as rejected:
         log.info("inbound_refused", error=rejected.code, reason=rejected.reason)
-        raise ApiError(422, rejected.code, rejected.reason) from None
+        limit = {"limit": rejected.limit.name, "limit_value": rejected.limit.value} if rejected.limit else {}
+        raise ApiError(
+            413 if rejected.code == "oversize" else 422, rejected.code, rejected.reason, **limit
+        ) from None
     if event_tenant != tenant:
         raise _wrong_tenant(event_tenant, tenant)
     (stored,) = await run_in_threadpool(services.app.accept_inbound, [(tenant, document)])
@@ -143,14 +146,19 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
     return {"stored": True} if stored else {"stored": False, "duplicate": True}
 
 
-async def _read_at_most(request: Request, limit: int) -> bytes:
+async def _read_at_most(request: Request, policy: Any) -> bytes:
     """The body, read no further than the intake's size limit: a huge body is refused, not buffered."""
+    limit = message_bytes_limit(policy)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > limit:
+        if len(body) > limit.value:
             raise ApiError(
-                422, "oversize", f"the message is more than {limit:,} bytes; the limit is {limit:,}"
+                413,
+                "oversize",
+                f"the message is more than {limit.value:,} bytes; the limit is {limit.describe()}",
+                limit=limit.name,
+                limit_value=limit.value,
             )
     return bytes(body)
 
@@ -158,8 +166,8 @@ async def _read_at_most(request: Request, limit: int) -> bytes:
 def _claimed_tenant(body: bytes) -> Any:
     """The tenantid the event names, read before any other check: another tenant's event is 403, not 422."""
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = parse_json(body)
+    except ValueError:  # LimitExceeded too: check_inbound names what is wrong
         return None
     return document.get("tenantid") if isinstance(document, dict) else None
 

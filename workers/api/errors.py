@@ -50,7 +50,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
-    413: "too_large",
+    413: "oversize",
     415: "unsupported_media_type",
 }
 
@@ -141,8 +141,9 @@ ERROR_DESCRIPTIONS = {
     403: "the token's role may not do this, or the request concerns another tenant",
     404: "unknown name or id (another tenant's ids are answered exactly like unknown ones)",
     409: "refused by the record's current state: illegal transition, frozen, conflict, key reused, taken id",
+    413: "the body is over the message_bytes limit (docs/operations.md#limits)",
     415: "the body's content type is not one this endpoint reads",
-    422: "the request is invalid: payload, value, YAML or event; every problem is named",
+    422: "the request is invalid: payload, value, YAML or event, or over a limit; every problem is named",
     503: "a dependency does not answer",
 }
 

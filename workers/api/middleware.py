@@ -1,4 +1,6 @@
-"""One log line and one counter per request, labelled by route template, not raw path.
+"""The request log (one line and one counter per request) and the body limits every request meets.
+
+RequestLog labels by route template, not raw path.
 
 A pure ASGI middleware (not BaseHTTPMiddleware): it sees the route the
 router matched (``scope["route"]``, whose template labels the metric) and the tenant the token named
@@ -8,6 +10,7 @@ the handler.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,6 +18,8 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crmflow.aggregates.limits import MAX_MESSAGE_BYTES, Limit, LimitExceeded, parse_json
+from crmflow.workers.api.errors import error_response
 from crmflow.workers.metrics import HTTP_REQUESTS
 
 log = structlog.get_logger("crmflow.api")
@@ -67,3 +72,100 @@ def _template(scope: Scope, status: int) -> str:
     # FastAPI marks only its API routes in the scope; the others (/openapi.json, /docs) have fixed
     # paths. A failed request without a route may carry any path at all.
     return str(scope["path"]) if status < 400 else UNMATCHED
+
+
+class BodyLimits:
+    """Every request body within crmflow's limits before any route sees it.
+
+    Over ``max_bytes`` (by Content-Length, or counted while reading) is 413; a
+    JSON body (``application/json`` or ``application/*+json``, what FastAPI
+    parses itself) is parsed once here with ``aggregates.limits.parse_json``
+    and refused with 422 naming the limit, so that FastAPI's own parser, which
+    raises RecursionError on deep nesting and ValueError on huge integers, only
+    ever sees bodies it can read. Syntax errors are left to the routes, which
+    name them in their own words. The body is read whole here (it is at most
+    ``max_bytes``) and handed on unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.app = app
+        self.limit = Limit("message_bytes", min(max_bytes, MAX_MESSAGE_BYTES), "bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit.value):
+            await self._too_large(scope, receive, send, f"the request body is {declared} bytes")
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                await self.app(scope, _replay(bytes(body), message, receive), send)
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit.value:
+                await self._too_large(
+                    scope, receive, send, f"the request body is more than {self.limit.value:,} bytes"
+                )
+                return
+            if not message.get("more_body", False):
+                break
+        if body and _is_json(headers.get("content-type")):
+            refusal = _json_refusal(bytes(body))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, _replay(bytes(body), None, receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, what: str) -> None:
+        response = error_response(
+            413, "oversize", f"{what}; the limit is {self.limit.describe()}",
+            {"limit": self.limit.name, "limit_value": self.limit.value},
+        )  # fmt: skip
+        await response(scope, receive, send)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """What FastAPI reads as JSON: application/json and application/<anything>+json."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _json_refusal(body: bytes) -> Any:
+    try:
+        parse_json(body)
+    except LimitExceeded as error:
+        return error_response(
+            422, "limit_exceeded", f"the request body is over a limit: {error}",
+            {"limit": error.limit.name, "limit_value": error.limit.value},
+        )  # fmt: skip
+    except json.JSONDecodeError:
+        return None  # the route says what is wrong with it
+    except ValueError as error:  # NaN, Infinity, 1e400, or bytes that are not text
+        return error_response(
+            422, "invalid_request", f"the request body is not JSON crmflow accepts: {error}"
+        )
+    return None
+
+
+def _replay(body: bytes, pending: Message | None, receive: Receive) -> Receive:
+    """A receive that gives the body already read as one message, then whatever comes next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            if pending is None:
+                return {"type": "http.request", "body": body, "more_body": False}
+        if pending is not None:
+            return pending
+        return await receive()
+
+    return replay

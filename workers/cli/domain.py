@@ -12,6 +12,7 @@ from uuid import UUID
 
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import catalogue
+from crmflow.aggregates.limits import parse_json
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
@@ -97,8 +98,8 @@ def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         raw = Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
-        data = json.loads(raw)
-    except (OSError, json.JSONDecodeError) as error:
+        data = parse_json(raw)  # within the limits every entry enforces
+    except (OSError, ValueError) as error:
         return fail(f"--data is not readable JSON: {error}")
     if not isinstance(data, dict):
         return fail("--data must be a JSON object")

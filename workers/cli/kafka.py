@@ -153,7 +153,8 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 def run_deadletter_list(args: argparse.Namespace, settings: Settings) -> int:
     with build_kafka(settings, "deadletter") as kafka:
         letters = deadletters.list_dead_letters(kafka)
-    columns = ("position", "error", "reason", "original", "attempts", "failed_at", "bytes")
+    columns = ("position", "error", "limit", "reason", "original", "attempts", "failed_at", "bytes",
+               "original_bytes")  # fmt: skip
     print_rows([d.summary() for d in letters], columns, args.format, title=f"{len(letters)} dead letters")
     return 0
 

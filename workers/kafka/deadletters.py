@@ -1,4 +1,12 @@
-"""Reading and redriving ``<prefix>.deadletter``: what failed, why, and sending it back.
+"""Writing, reading and redriving ``<prefix>.deadletter``: what failed, why, and sending it back.
+
+A dead letter is the original key and value with headers that say why it
+failed and where it came from, and the original's size and SHA-256. A value
+larger than the intake accepts (it may be as large as the inbound topic
+allows, far above what the producer may send) is kept truncated to its first
+``KEPT_BYTES``, so that the dead letter itself always fits; size and digest
+identify the original. A truncated letter cannot be redriven: it is skipped,
+with a log line, and marked as done.
 
 Listing reads the whole topic without a consumer group. Redrive remembers what
 it has sent back as the committed offsets of the group ``<prefix>.redrive``,
@@ -8,16 +16,76 @@ letter is redriven once however often the command runs.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import structlog
 
+from crmflow.workers.inbound_checks import Rejected
 from crmflow.workers.kafka.clients import KafkaClients, committable, topic_partitions
-from crmflow.workers.kafka.intake import ATTEMPTS_HEADER
 
 log = structlog.get_logger("crmflow.deadletter")
+
+ATTEMPTS_HEADER = "crmflow-attempts"
+ORIGINAL_BYTES_HEADER = "crmflow-original-bytes"
+ORIGINAL_SHA256_HEADER = "crmflow-original-sha256"
+# Of a value or key too large to keep whole: enough to recognise it, far inside the producer's 1 MB request.
+KEPT_BYTES = 64 * 1024
+MAX_REASON_CHARS = 1_000  # a header, not a copy of the message
+MAX_ATTEMPTS_DIGITS = 9  # a count of redrives; anything longer is not one
+
+
+def header(record: Any, name: str) -> str | None:
+    """A header of a consumed record as text (bytes that are not UTF-8 are replaced, never an error)."""
+    for key, value in record.headers or ():
+        if key == name:
+            if value is None:
+                return None
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None
+
+
+def attempts_so_far(record: Any) -> int:
+    """How often the message failed before (its attempts header); 0 for a header that is not a count."""
+    value = (header(record, ATTEMPTS_HEADER) or "").strip()
+    if value.isascii() and value.isdigit() and len(value) <= MAX_ATTEMPTS_DIGITS:
+        return int(value)
+    return 0
+
+
+@dataclass(frozen=True)
+class Letter:
+    """What goes to the dead-letter topic for one refused record."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def dead_letter_for(record: Any, rejected: Rejected, error_class: str, *, whole_up_to: int) -> Letter:
+    """The dead letter of a record: whole if its value is at most ``whole_up_to`` bytes, else truncated."""
+    original = bytes(record.value or b"")
+    value = original if len(original) <= whole_up_to else original[:KEPT_BYTES]
+    key = None if record.key is None else bytes(record.key)[:KEPT_BYTES]
+    headers = [
+        ("crmflow-reason", rejected.reason[:MAX_REASON_CHARS].encode("utf-8", "replace")),
+        ("crmflow-error", rejected.code.encode()),
+        ("crmflow-error-class", error_class.encode()),
+        ("crmflow-original-topic", str(record.topic).encode()),
+        ("crmflow-original-partition", str(record.partition).encode()),
+        ("crmflow-original-offset", str(record.offset).encode()),
+        (ORIGINAL_BYTES_HEADER, str(len(original)).encode()),
+        (ORIGINAL_SHA256_HEADER, hashlib.sha256(original).hexdigest().encode()),
+        (ATTEMPTS_HEADER, str(attempts_so_far(record) + 1).encode()),
+        ("crmflow-failed-at", datetime.now(timezone.utc).isoformat().encode()),
+    ]
+    if rejected.limit is not None:
+        headers += [("crmflow-limit", rejected.limit.name.encode()),
+                    ("crmflow-limit-value", str(rejected.limit.value).encode())]  # fmt: skip
+    return Letter(key, value, headers)
 
 
 @dataclass(frozen=True)
@@ -37,6 +105,16 @@ class DeadLetter:
     def error(self) -> str:
         return self.headers.get("crmflow-error", "?")
 
+    @property
+    def original_bytes(self) -> int:
+        """The original message's size (letters from before this header: the value's)."""
+        value = _count(self.headers.get(ORIGINAL_BYTES_HEADER, ""))
+        return value if isinstance(value, int) else len(self.value)
+
+    @property
+    def truncated(self) -> bool:
+        return self.original_bytes > len(self.value)
+
     def summary(self) -> dict[str, Any]:
         h = self.headers
         return {
@@ -45,15 +123,27 @@ class DeadLetter:
             "reason": h.get("crmflow-reason"),
             "original": f"{h.get('crmflow-original-topic')}[{h.get('crmflow-original-partition')}]"
             f"@{h.get('crmflow-original-offset')}",
-            "attempts": int(h.get(ATTEMPTS_HEADER, "1")),
+            "attempts": _count(h.get(ATTEMPTS_HEADER, "1")),
             "failed_at": h.get("crmflow-failed-at"),
+            "limit": h.get("crmflow-limit"),
             "bytes": len(self.value),
+            "original_bytes": self.original_bytes,
+            "original_sha256": h.get(ORIGINAL_SHA256_HEADER),
+            "truncated": self.truncated,
         }
 
 
+def _count(text: str) -> int | str:
+    """A count header as a number; what is not one is shown as it is."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= MAX_ATTEMPTS_DIGITS else text
+
+
 def _from_record(record: Any) -> DeadLetter:
-    headers = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)) for k, v in record.headers or ()}
-    return DeadLetter(record.partition, record.offset, record.key, record.value or b"", headers, record.timestamp)
+    headers = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else "" if v is None else str(v))
+               for k, v in record.headers or ()}  # fmt: skip
+    return DeadLetter(
+        record.partition, record.offset, record.key, record.value or b"", headers, record.timestamp
+    )
 
 
 def _read_to_end(consumer: Any, partitions: list[Any], timeout_s: float) -> list[Any]:
@@ -98,7 +188,17 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
             consumer.seek(tp, committed)
     records = _read_to_end(consumer, partitions, timeout_s)
     letters = [_from_record(r) for r in records]
-    chosen = [d for d in letters if error is None or d.error == error]
+    matching = [d for d in letters if error is None or d.error == error]
+    chosen = [d for d in matching if not d.truncated]
+    for letter in matching:
+        if letter.truncated:
+            log.warning(
+                "dead_letter_not_redriven",
+                position=letter.position,
+                original_bytes=letter.original_bytes,
+                original_sha256=letter.headers.get(ORIGINAL_SHA256_HEADER),
+                reason="only the first bytes were kept: the original is not here to send back",
+            )
     if dry_run or not records:
         return chosen
     futures = []
@@ -113,7 +213,8 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
     # Mark as redriven up to the first letter skipped by --error in each
     # partition, so that skipped letters stay pending. (Letters redriven after
     # a skipped one may be sent again later; the intake drops duplicates by id.)
-    consumer.commit(committable(_redriven_offsets(records, {(d.partition, d.offset) for d in chosen})))
+    # A truncated letter is done with too: it can never be sent back, so it must not hold the others up.
+    consumer.commit(committable(_redriven_offsets(records, {(d.partition, d.offset) for d in matching})))
     log.info("dead_letters_redriven", count=len(chosen), error=error or "any")
     return chosen
 

@@ -3,25 +3,41 @@
 Per polled batch: check every message (workers/inbound_checks.py); store the
 accepted ones durably in the event store (duplicates by tenant/source/id are
 dropped there); send the refused ones to ``<prefix>.deadletter`` with headers
-that say why and where they came from; wait for Kafka's acknowledgement; and
-only then commit the consumer offsets. A crash before the commit means the
-batch is read again: stored events are found as duplicates, and dead letters
-may repeat (their headers name the original offset, so they are recognisable).
+that say why and where they came from (workers/kafka/deadletters.py); wait for
+Kafka's acknowledgement; and only then commit the consumer offsets. A crash
+before the commit means the batch is read again: stored events are found as
+duplicates, and dead letters may repeat (their headers name the original
+offset, so they are recognisable).
+
+No record stops the intake, whatever its bytes: every record is stored or
+dead-lettered. Failures that are not the record's fault (the database, Kafka,
+a commit refused after a rebalance) rewind the batch and retry it with
+backoff, for as long as they last. A dead letter Kafka refuses for good
+(non-retriable, e.g. too large for the topic) is retried with the batch
+``DEAD_LETTER_ATTEMPTS`` times, then logged as ``dead_letter_lost`` (with the
+original's position, size and SHA-256) and passed over, so that one message
+cannot stall its partition for ever.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from crmflow.aggregates.application import CrmApplication
-from crmflow.workers.inbound_checks import InboundPolicy, Rejected, check_inbound
+from crmflow.workers.inbound_checks import InboundPolicy, Rejected, check_inbound, message_bytes_limit
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, KafkaError
+from crmflow.workers.kafka.deadletters import (
+    ATTEMPTS_HEADER,
+    ORIGINAL_BYTES_HEADER,
+    ORIGINAL_SHA256_HEADER,
+    dead_letter_for,
+)
 from crmflow.workers.kafka.intake_rate_limit import unlimited
 from crmflow.workers.metrics import DEAD_LETTERS, EVENTS_HANDLED
 from crmflow.workers.shutdown import StopSignal
@@ -33,30 +49,35 @@ GROUP_SUFFIX = "intake"
 TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, KafkaError)
 
 
+DEAD_LETTER_ATTEMPTS = 5  # batches in a row a dead letter may be refused for good before it is passed over
+MAX_BACKOFF_S = 30.0
+__all__ = ["ATTEMPTS_HEADER", "DEAD_LETTER_ATTEMPTS", "DeadLetterDeliveryError", "Intake"]
+
+
 class DeadLetterDeliveryError(RuntimeError):
     """Kafka did not acknowledge a dead letter; the batch is not committed."""
-ATTEMPTS_HEADER = "crmflow-attempts"
 
 
-def header(record: Any, name: str) -> str | None:
-    for key, value in record.headers or ():
-        if key == name:
-            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return None
+@dataclass
+class Delivery:
+    """One dead letter on its way: the record it is for, and the send's future (or the error send raised)."""
+
+    record: Any
+    headers: list[tuple[str, bytes]]
+    future: Any = None
+    error: Exception | None = None
+
+    def failure(self) -> Exception | None:
+        if self.error is not None:
+            return self.error
+        if self.future is not None and not self.future.succeeded():
+            return getattr(self.future, "exception", None) or DeadLetterDeliveryError("not acknowledged")
+        return None
 
 
-def dead_letter_headers(record: Any, rejected: Rejected, error_class: str) -> list[tuple[str, bytes]]:
-    attempts = int(header(record, ATTEMPTS_HEADER) or 0) + 1
-    return [
-        ("crmflow-reason", rejected.reason.encode()),
-        ("crmflow-error", rejected.code.encode()),
-        ("crmflow-error-class", error_class.encode()),
-        ("crmflow-original-topic", record.topic.encode()),
-        ("crmflow-original-partition", str(record.partition).encode()),
-        ("crmflow-original-offset", str(record.offset).encode()),
-        (ATTEMPTS_HEADER, str(attempts).encode()),
-        ("crmflow-failed-at", datetime.now(timezone.utc).isoformat().encode()),
-    ]
+def _retriable(error: Exception) -> bool:
+    """Kafka's own verdict: a timeout or a moving leader may pass, a record too large never will."""
+    return bool(getattr(error, "retriable", True)) and not isinstance(error, (TypeError, ValueError))
 
 
 class Intake(GroupMember):
@@ -72,6 +93,7 @@ class Intake(GroupMember):
         self.rate_limit = rate_limit  # charges a checked message's tenant; Rejected over its rate
         self.counts: Counter[str] = Counter()
         self.failures = 0
+        self.refused_for_good = 0  # batches in a row whose dead letters Kafka refused non-retriably
         self.handled = 0  # records stored or dead-lettered and committed since start
 
     def group_topic(self) -> str:
@@ -83,14 +105,19 @@ class Intake(GroupMember):
         Raises a transient error (database or Kafka unavailable) for the caller
         to retry the whole batch.
         """
-        futures: list[Any] = []
+        deliveries: list[Delivery] = []
         checked: list[tuple[Any, str, dict[str, Any]]] = []
         for record in records:
             try:
                 tenant, document = check_inbound(record.value, self.policy)
                 self.rate_limit(tenant)
             except Rejected as rejected:
-                futures.append(self.dead_letter(record, rejected, "Rejected"))
+                deliveries.append(self.dead_letter(record, rejected, "Rejected"))
+            except Exception as error:  # noqa: BLE001 - a check that breaks on a record must not stop the intake
+                log.exception("inbound_check_failed", topic=record.topic, partition=record.partition,
+                              offset=record.offset)  # fmt: skip
+                rejected = Rejected("check_failed", f"the checks failed on this message: {error!r}")
+                deliveries.append(self.dead_letter(record, rejected, type(error).__name__))
             else:
                 checked.append((record, tenant, document))
         if checked:
@@ -106,49 +133,104 @@ class Intake(GroupMember):
                         raise
                     except Exception as error:  # noqa: BLE001 - dead-lettered with its class
                         rejected = Rejected("store_failed", f"checked but could not be stored: {error}")
-                        futures.append(self.dead_letter(record, rejected, type(error).__name__))
-        self.kafka.producer.flush(timeout=30)
-        undelivered = [f for f in futures if not f.succeeded()]
-        if undelivered:
-            raise DeadLetterDeliveryError(f"{len(undelivered)} dead letters were not acknowledged by Kafka")
+                        deliveries.append(self.dead_letter(record, rejected, type(error).__name__))
+        if deliveries:
+            self.kafka.producer.flush(timeout=30)
+            self._settle(deliveries)
+
+    def _settle(self, deliveries: list[Delivery]) -> None:
+        """Return if every dead letter is acknowledged, or refused for good too often; else raise to retry."""
+        failed = [(d, error) for d in deliveries if (error := d.failure()) is not None]
+        if not failed:
+            self.refused_for_good = 0
+            return
+        if any(_retriable(error) for _, error in failed):
+            raise DeadLetterDeliveryError(
+                f"{len(failed)} dead letters were not acknowledged by Kafka: {failed[0][1]!r}"
+            )
+        self.refused_for_good += 1
+        if self.refused_for_good < DEAD_LETTER_ATTEMPTS:
+            raise DeadLetterDeliveryError(
+                f"Kafka refused {len(failed)} dead letters (attempt {self.refused_for_good} of "
+                f"{DEAD_LETTER_ATTEMPTS}): {failed[0][1]!r}"
+            )
+        for delivery, error in failed:
+            headers = {k: v.decode("utf-8", "replace") for k, v in delivery.headers}
+            record = delivery.record
+            log.error("dead_letter_lost", alert=True, error=repr(error), attempts=self.refused_for_good,
+                      topic=record.topic, partition=record.partition, offset=record.offset,
+                      code=headers.get("crmflow-error"), original_bytes=headers.get(ORIGINAL_BYTES_HEADER),
+                      original_sha256=headers.get(ORIGINAL_SHA256_HEADER))  # fmt: skip
+        self.counts["dead_letter_lost"] += len(failed)
+        self.refused_for_good = 0
 
     def store(self, documents: list[tuple[str, dict[str, Any]]]) -> None:
         stored = self.app.accept_inbound(documents)
         self.counts["accepted"] += sum(stored)
         self.counts["duplicate"] += len(stored) - sum(stored)
 
-    def dead_letter(self, record: Any, rejected: Rejected, error_class: str) -> Any:
+    def dead_letter(self, record: Any, rejected: Rejected, error_class: str) -> Delivery:
         self.counts[rejected.code] += 1
         DEAD_LETTERS.labels(error=rejected.code).inc()
-        log.warning("inbound_rejected", error=rejected.code, reason=rejected.reason, topic=record.topic,
-                    partition=record.partition, offset=record.offset)  # fmt: skip
-        return self.kafka.producer.send(
-            self.kafka.topics.deadletter, key=record.key, value=record.value or b"",
-            headers=dead_letter_headers(record, rejected, error_class),
-        )  # fmt: skip
+        log.warning("inbound_rejected", error=rejected.code, reason=rejected.reason[:200], topic=record.topic,
+                    partition=record.partition, offset=record.offset,
+                    limit=rejected.limit.name if rejected.limit else None)  # fmt: skip
+        letter = dead_letter_for(
+            record, rejected, error_class, whole_up_to=message_bytes_limit(self.policy).value
+        )
+        delivery = Delivery(record, letter.headers)
+        try:
+            delivery.future = self.kafka.producer.send(
+                self.kafka.topics.deadletter, key=letter.key, value=letter.value, headers=letter.headers
+            )
+        except KafkaError as error:  # raised at once for a record over the producer's request size, say
+            delivery.error = error
+        return delivery
 
     def poll_once(self, stop: StopSignal | None = None, timeout_ms: int = 200) -> int:
         """Handle one polled batch and commit it; on a transient failure, rewind and retry later."""
-        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        try:
+            batches = self.consumer.poll(timeout_ms=timeout_ms)
+        except Exception as error:  # noqa: BLE001 - the broker away, or a record the client cannot parse
+            self._pause("intake_poll_failed", error, 0, stop)
+            return 0
         records = [r for batch in batches.values() for r in batch]
         if not records:
             return 0
         try:
             self.handle(records)
         except (*TRANSIENT, DeadLetterDeliveryError) as error:
-            self.failures += 1
-            log.warning("intake_batch_failed", error=repr(error), attempt=self.failures, records=len(records))
-            # Nothing is committed: read the same records again after a pause.
-            for partition, batch in batches.items():
-                self.consumer.seek(partition, batch[0].offset)
-            (stop or StopSignal()).wait(min(30.0, self.kafka.settings.retry_backoff_s * 2**self.failures))
+            self._rewind(batches)  # nothing is committed: read the same records again after a pause
+            self._pause("intake_batch_failed", error, len(records), stop)
+            return 0
+        # Everything poll returned is now stored or dead-lettered.
+        try:
+            self.consumer.commit()
+        except KafkaError as error:
+            # A rebalance (CommitFailedError) or a coordinator away. The batch is durable: whoever holds the
+            # partitions next reads it again and drops what was stored. Here it is rewound and retried.
+            self._rewind(batches)
+            self._pause("intake_commit_failed", error, len(records), stop)
             return 0
         self.failures = 0
-        # Everything poll returned is now stored or dead-lettered.
-        self.consumer.commit()
         self.handled += len(records)
         EVENTS_HANDLED.labels(worker="intake").inc(len(records))
         return len(records)
+
+    def _rewind(self, batches: dict[Any, list[Any]]) -> None:
+        for partition, batch in batches.items():
+            try:
+                self.consumer.seek(partition, batch[0].offset)
+            except (KafkaError, ValueError, AssertionError) as error:  # no longer ours after a rebalance
+                log.info("intake_rewind_skipped", partition=getattr(partition, "partition", partition),
+                         reason=repr(error))  # fmt: skip
+
+    def _pause(self, event: str, error: Exception, records: int, stop: StopSignal | None) -> None:
+        self.failures += 1
+        log.warning(event, error=repr(error), attempt=self.failures, records=records)
+        # At most a third of max_poll_interval_ms: a member that pauses longer is put out of its group.
+        ceiling = min(MAX_BACKOFF_S, self.kafka.settings.max_poll_interval_ms / 3000)
+        (stop or StopSignal()).wait(min(ceiling, self.kafka.settings.retry_backoff_s * 2**self.failures))
 
     def run(self, stop: StopSignal) -> Counter[str]:
         log.info("intake_started", topic=self.kafka.topics.inbound,

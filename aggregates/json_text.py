@@ -1,0 +1,37 @@
+"""Lone UTF-16 surrogates: text that JSON can carry as an escape but no UTF-8 encoder will write.
+
+Python's ``json`` reads ``"\\ud800"`` into a str holding a lone surrogate; the
+store and the relay's orjson then refuse to write it. Entries look for one
+before anything is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def lone_surrogate_at(value: Any, *, where: str = "") -> str | None:
+    """The path of the first string (or key) holding a lone surrogate, or None. Iterative: no recursion."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not _is_text(item):
+                return path or "(root)"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and not _is_text(key):
+                    return child_path
+                stack.append((child, child_path))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    return None
+
+
+def _is_text(string: str) -> bool:
+    try:
+        string.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
