@@ -122,7 +122,54 @@ def parse_json(text: str | bytes) -> Any:
 def check_json_value(value: Any, *, where: str = "") -> None:
     """Check a parsed JSON value against the limits (iteratively: no recursion for a deep value to exhaust).
 
-    ``where`` prefixes the path in the message (``data`` gives ``data.items[3]``)."""
+    ``where`` prefixes the path in the message (``data`` gives ``data.items[3]``). The walk that every
+    accepted value takes builds no paths; only a refused value is walked again to say where."""
+    if not _within_limits(value):
+        _explain(value, where)
+
+
+def _within_limits(value: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        kind = type(item)
+        if kind is str:
+            if len(item) > MAX_STRING_CHARS or "\x00" in item:
+                return False
+        elif kind is int:
+            if not MIN_INTEGER <= item <= MAX_INTEGER:
+                return False
+        elif kind is dict:
+            if depth >= MAX_JSON_DEPTH or len(item) > MAX_OBJECT_KEYS:
+                return False
+            for key, child in item.items():
+                if type(key) is not str or len(key) > MAX_STRING_CHARS or "\x00" in key:
+                    return False
+                if child is not None and child is not True and child is not False:
+                    push((child, depth + 1))
+        elif kind is list or kind is tuple:
+            if depth >= MAX_JSON_DEPTH or len(item) > MAX_ARRAY_ITEMS:
+                return False
+            for child in item:
+                if child is not None and child is not True and child is not False:
+                    push((child, depth + 1))
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is not bool and item is not None and not _is_other_scalar(item):
+            return False  # subclasses of the JSON types and the rest: explained by the careful walk
+    return True
+
+
+def _is_other_scalar(item: Any) -> bool:
+    """Values a command's data may hold that are not JSON types but are written as strings (Decimal, UUID,
+    dates): nothing to check. A subclass of str, int, dict or list is checked by the careful walk instead."""
+    return not isinstance(item, (str, int, float, dict, list, tuple))
+
+
+def _explain(value: Any, where: str) -> None:
+    """Walk again, building paths, and raise for the first value over a limit."""
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     while stack:
         item, path, depth = stack.pop()
@@ -139,6 +186,10 @@ def check_json_value(value: Any, *, where: str = "") -> None:
         elif isinstance(item, str):
             if len(item) > MAX_STRING_CHARS:
                 raise LimitExceeded("string_chars", f"the string at {at} has {len(item):,} characters")
+            if "\x00" in item:
+                raise ValueError(
+                    f"the string at {at} holds U+0000 (NUL), which PostgreSQL cannot store as text"
+                )
         elif isinstance(item, dict):
             if depth >= MAX_JSON_DEPTH:
                 raise LimitExceeded("json_depth", f"{at} is nested more than {MAX_JSON_DEPTH} levels deep")
@@ -148,6 +199,10 @@ def check_json_value(value: Any, *, where: str = "") -> None:
                 key = str(key)
                 if len(key) > MAX_STRING_CHARS:
                     raise LimitExceeded("string_chars", f"a key at {at} has {len(key):,} characters")
+                if "\x00" in key:
+                    raise ValueError(
+                        f"a key at {at} holds U+0000 (NUL), which PostgreSQL cannot store as text"
+                    )
                 stack.append((child, f"{path}.{key}" if path else key, depth + 1))
         elif isinstance(item, (list, tuple)):
             if depth >= MAX_JSON_DEPTH:

@@ -146,8 +146,8 @@ def _parse(text: str) -> Any:
         raise Rejected(
             "not_json", f"the message is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
-    except ValueError as error:  # NaN, Infinity, or a number too large for a float
-        raise Rejected("not_json", f"the message is not JSON: {error}") from None
+    except ValueError as error:  # NaN, Infinity, a number too large for a float, a NUL in a string
+        raise Rejected("not_json", f"the message is not JSON crmflow can store: {error}") from None
     # Only a message with such an escape can hold one; the others skip the walk.
     at = lone_surrogate_at(document) if SURROGATE_ESCAPE.search(text) else None
     if at is not None:
