@@ -144,9 +144,12 @@ def parse_documents(text: str, file: str) -> list[Document]:
             continue
         try:
             data = YamlLoader("").construct_document(node)
-        except yaml.YAMLError as error:  # a tag safe YAML does not read (!!python/...), a bad merge key
+        except (yaml.YAMLError, ValueError) as error:
+            # A tag safe YAML does not read (!!python/...), a bad merge key, an integer of over 4,300 digits.
             mark = getattr(error, "problem_mark", None) or node.start_mark
             problem = getattr(error, "problem", None) or str(error)
+            if isinstance(error, ValueError):
+                problem = str(LimitExceeded("integer_range", "an integer has more digits than a 64-bit one"))
             issues.append(Issue(file, mark.line + 1, "", f"not valid YAML here: {problem}"))
             continue
         if not isinstance(data, dict):

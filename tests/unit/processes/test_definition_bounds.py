@@ -214,3 +214,10 @@ def test_yaml_that_safe_loading_refuses_is_one_line_not_a_traceback() -> None:
     assert problems("a: &x 1\n<<: *x\n") == [
         "p.yaml:1: not valid YAML here: expected a mapping or list of mappings for merging, but found scalar"
     ]
+
+
+def test_an_integer_of_five_thousand_digits_is_an_issue_on_its_line_not_a_traceback() -> None:
+    # PyYAML turns the digits into an int, and Python refuses to convert a string of over 4,300 digits.
+    found = problems(HEAD + "  - id: s0\n    set: {x: " + "9" * 5_000 + "}\n")
+    assert len(found) == 1
+    assert "integer_range" in found[0] and "Traceback" not in found[0]
