@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from crmflow.workers.kafka.broker import free_port
@@ -37,13 +38,15 @@ class PostgresServer:
     """``start()``, ``stop()`` and ``start()`` again on the same data: an outage and a recovery."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data = root / "pgdata"
+        # PostgreSQL refuses to run as root: as root, run it as the postgres user, from a folder of its own
+        # under the system's temporary folder. Not under pytest's: every pytest session that starts makes
+        # /tmp/pytest-of-<user> private again, and the server then cannot reach its data.
+        self.owner = "postgres" if os.geteuid() == 0 else None
+        self.root = Path(tempfile.mkdtemp(prefix="crmflow-postgres-")) if self.owner else root
+        self.data = self.root / "pgdata"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self.bin = postgres_bin()
-        # PostgreSQL refuses to run as root: as root, run it as the postgres user.
-        self.owner = "postgres" if os.geteuid() == 0 else None
 
     def _run(self, program: str, *args: str, timeout_s: float = 60) -> None:
         assert self.bin is not None, missing_reason()
@@ -59,9 +62,6 @@ class PostgresServer:
         if self.owner:
             shutil.chown(self.root, user=self.owner)
             self.root.chmod(0o755)
-            for parent in self.root.parents:  # the server must be able to reach its folder
-                if parent.stat().st_mode & 0o005 != 0o005:
-                    parent.chmod(parent.stat().st_mode | 0o005)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
