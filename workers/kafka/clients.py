@@ -333,6 +333,31 @@ class KafkaClients:
                 raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s")
             time.sleep(0.05)
 
+    def true_ends(self, reported: dict[TopicPartition, int], timeout_s: float = 1.0) -> dict[TopicPartition, int]:
+        """The offset after the last record of each partition, for partitions whose reported end is in doubt.
+
+        Apache Kafka reports a partition's end exactly; the bundled broker reports the first offset of the
+        partition's last batch (and answers a fetch past the end with nothing, not OffsetOutOfRange). So a
+        position past the reported end is checked by reading from there: the last record read, plus one,
+        is the end; nothing read within ``timeout_s`` leaves the reported end.
+        """
+        probe = self.consumer(group_id=None)
+        try:
+            probe.assign(list(reported))
+            for tp, offset in reported.items():
+                probe.seek(tp, offset)
+            ends = dict(reported)
+            pending = set(reported)
+            deadline = time.monotonic() + timeout_s
+            while pending and time.monotonic() < deadline:
+                for tp, records in probe.poll(timeout_ms=100).items():
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+                    pending.discard(tp)
+            return ends
+        finally:
+            probe.close()
+            self._consumers.remove(probe)
+
     def close(self) -> None:
         if self._producer is not None:
             self._producer.flush()
@@ -421,6 +446,9 @@ class GroupMember:
         if positions:
             ends = consumer.end_offsets(list(positions))
             begins = consumer.beginning_offsets(list(positions))
+            doubtful = {tp: ends[tp] for tp, p in positions.items() if p is not None and p > ends[tp]}
+            if doubtful:
+                ends.update(self.kafka.true_ends(doubtful))
             lost = {tp: p for tp, p in positions.items() if p is not None and not begins[tp] <= p <= ends[tp]}
             self._replay(lost, ends, begins)
         self._unchecked.clear()

@@ -111,6 +111,9 @@ class ProjectionWorker(GroupMember):
         ends = probe.end_offsets(partitions) if partitions else {}
         probe.close()
         positions = stored_positions(self.db, self.topic)
+        doubtful = {tp: end for tp, end in ends.items() if positions.get(tp.partition, 0) > end}
+        if doubtful:
+            ends.update(self.kafka.true_ends(doubtful))
         return {tp.partition: ends[tp] - positions.get(tp.partition, 0) for tp in partitions}
 
     def run(self, stop: StopSignal) -> None:
