@@ -387,10 +387,16 @@ class GroupMember:
     is called. Replaying is safe because every worker drops the events it has
     handled before, by event id. A partition the group never committed starts
     at the earliest offset too.
+
+    That is for members that poll through ``poll``: they set
+    ``auto_offset_reset = "none"``. A member that calls ``consumer.poll``
+    itself keeps the client's own reset to the earliest offset (the same
+    policy, logged only by kafka-python).
     """
 
     kafka: KafkaClients
     group_kind: str
+    auto_offset_reset = "earliest"
     _consumer: Any = None
     # How often an idle member compares its positions with the partitions' ends.
     idle_check_s: float = 10.0
@@ -408,7 +414,7 @@ class GroupMember:
     def consumer(self) -> Any:
         if self._consumer is None:
             consumer = self.kafka.consumer(group_id=f"{self.kafka.settings.topic_prefix}.{self.group_kind}",
-                                           auto_offset_reset="none")  # fmt: skip
+                                           auto_offset_reset=self.auto_offset_reset)  # fmt: skip
             consumer.subscribe([self.group_topic()], listener=_AssignmentListener(self))
             self._consumer = consumer
             self._unchecked: set[TopicPartition] = set()

@@ -38,6 +38,7 @@ log = structlog.get_logger("crmflow.process_worker")
 
 class ProcessWorker(GroupMember):
     group_kind = "process"
+    auto_offset_reset = "none"  # out-of-range positions reach GroupMember.poll's replay policy
 
     def __init__(self, app: CrmApplication, kafka: KafkaClients, runtime: ProcessRuntime | None = None,
                  *, hold_s: float = 30.0, hold_max: int = 10_000) -> None:  # fmt: skip

@@ -44,6 +44,7 @@ def stored_positions(db: Database, topic: str) -> dict[int, int]:
 
 class ProjectionWorker(GroupMember):
     group_kind = CONSUMER
+    auto_offset_reset = "none"  # out-of-range positions reach GroupMember.poll's replay policy
 
     def __init__(self, db: Database, kafka: KafkaClients) -> None:
         self.db = db
