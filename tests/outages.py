@@ -56,8 +56,10 @@ def watch(seconds: float, check: Callable[[], None], interval_s: float = 0.2) ->
 
 
 def web_leads(app: CrmApplication, count: int, first: int) -> list[str]:
-    requests = [CommandRequest("lead.create", TENANT, {"name": f"Web lead {n}", "source": "web"}, caller="web-form")
-                for n in range(first, first + count)]  # fmt: skip
+    requests = [
+        CommandRequest("lead.create", TENANT, {"name": f"Web lead {n}", "source": "web"}, caller="web-form")
+        for n in range(first, first + count)
+    ]
     return [str(result.aggregate_id) for result in app.execute_batch(requests)]
 
 
@@ -65,7 +67,9 @@ def assignments(app: CrmApplication) -> Counter[str]:
     """LeadAssigned events per lead, as stored."""
     per_lead: Counter[str] = Counter()
     position = 0
-    while notifications := app.recorder.select_notifications(start=position + 1, limit=1000, topics=[LEAD_ASSIGNED]):
+    while notifications := app.recorder.select_notifications(
+        start=position + 1, limit=1000, topics=[LEAD_ASSIGNED]
+    ):
         per_lead.update(str(n.originator_id) for n in notifications)
         position = notifications[-1].id
     return per_lead
@@ -83,7 +87,11 @@ def reports_differing_from_a_rebuild(reports: Database, app: CrmApplication, scr
     try:
         create_tables(fresh)
         rebuild(fresh, history_source(app))
-        return [name for name, report in REPORTS.items() if report.run(reports, TENANT) != report.run(fresh, TENANT)]
+        return [
+            name
+            for name, report in REPORTS.items()
+            if report.run(reports, TENANT) != report.run(fresh, TENANT)
+        ]
     finally:
         fresh.close()
 

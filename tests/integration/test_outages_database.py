@@ -92,7 +92,11 @@ def test_workers_ride_out_a_fifteen_second_database_outage_and_then_handle_every
 
         private_postgres.stop()
         for document in arriving:
-            kafka.producer.send(kafka.topics.events, key=(document.get("subject") or document["id"]).encode(), value=encode(document))
+            kafka.producer.send(
+                kafka.topics.events,
+                key=(document.get("subject") or document["id"]).encode(),
+                value=encode(document),
+            )
         kafka.producer.flush(timeout=30)
         watch(OUTAGE_S, fleet.all_alive)
         private_postgres.start()

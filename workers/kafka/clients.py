@@ -333,7 +333,9 @@ class KafkaClients:
                 raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s")
             time.sleep(0.05)
 
-    def true_ends(self, reported: dict[TopicPartition, int], timeout_s: float = 1.0) -> dict[TopicPartition, int]:
+    def true_ends(
+        self, reported: dict[TopicPartition, int], timeout_s: float = 1.0
+    ) -> dict[TopicPartition, int]:
         """The offset after the last record of each partition, for partitions whose reported end is in doubt.
 
         Apache Kafka reports a partition's end exactly; the bundled broker reports the first offset of the
