@@ -133,3 +133,54 @@ def test_workers_ride_out_a_fifteen_second_database_outage_and_then_handle_every
     assert reports_differing_from_a_rebuild(reports, app, tmp_path / "rebuilt.db") == []
     reports.close()
     app.close()
+
+
+def test_workers_started_while_the_database_is_down_wait_for_it_and_then_do_their_work(
+    private_postgres: PostgresServer, kafka: KafkaClients, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    with psycopg.connect(private_postgres.url, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE crm")
+    url = private_postgres.url.rsplit("/", 1)[0] + "/crm"
+    app = CrmApplication(url)
+    DefinitionRegistry(app).deploy(load_files([DEFINITIONS / "web-lead-follow-up.yaml"]), "test")
+    app.close()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    private_postgres.stop()
+    env = {**worker_env(url, kafka_settings, url), "POSTGRES_CONNECT_TIMEOUT": "3"}  # as above
+    fleet = Fleet(["process", "timer", "projection"], env, logs)
+    try:
+
+        def every_worker_waiting_for_the_database() -> bool:
+            fleet.all_alive()
+            return all(
+                any(r["doing"] == "starting" for r in w.records("worker_retrying")) for w in fleet.workers
+            )
+
+        wait_until(every_worker_waiting_for_the_database, 30, interval_s=0.25, what="every worker retrying")
+        private_postgres.start()
+        app = CrmApplication(url)
+        leads = web_leads(app, 10, 0)
+        Relay(app, kafka).run(StopSignal(), until_caught_up=True)
+
+        def every_lead_assigned() -> bool:
+            fleet.all_alive()
+            return set(leads) <= assignments(app).keys()
+
+        wait_until(every_lead_assigned, 60, interval_s=0.25, what="every lead assigned")
+        Relay(app, kafka).run(StopSignal(), until_caught_up=True)  # what the process worker stored
+        reports = Database(url)
+
+        def every_event_projected() -> bool:
+            fleet.all_alive()
+            return web_leads_in_the_funnel(reports) == 10 and projected_to_the_end(reports, kafka)
+
+        wait_until(every_event_projected, 60, interval_s=0.25, what="every event projected")
+        codes = fleet.stop()
+    finally:
+        fleet.ensure_gone()
+
+    assert codes == {"process": 0, "timer": 0, "projection": 0}, [w.describe() for w in fleet.workers]
+    assert reports_differing_from_a_rebuild(reports, app, tmp_path / "rebuilt.db") == []
+    reports.close()
+    app.close()
