@@ -410,7 +410,7 @@ class GroupMember:
         """Called with the partitions newly given to this member; by default Kafka's committed offsets decide."""
 
     def on_replay(self, tp: TopicPartition, offset: int) -> None:
-        """Called when a partition is replayed from ``offset`` (its earliest): its position was out of range."""
+        """A partition out of range is replayed from ``offset`` (its earliest)."""
 
     @property
     def consumer(self) -> Any:
@@ -430,7 +430,7 @@ class GroupMember:
             batches = consumer.poll(timeout_ms=timeout_ms)
         except OffsetOutOfRangeError as error:
             fetched = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
-            self._replay(fetched)
+            self._replay(fetched, "fetch")
             return {}
         except NoOffsetForPartitionError as error:
             partitions = list(error.args[0]) if error.args else list(consumer.assignment())
@@ -458,11 +458,12 @@ class GroupMember:
             if doubtful:
                 ends.update(self.kafka.true_ends(doubtful))
             lost = {tp: p for tp, p in positions.items() if p is not None and not begins[tp] <= p <= ends[tp]}
-            self._replay(lost, ends, begins)
+            self._replay(lost, "position check", ends, begins)
         self._unchecked.clear()
         self._checked_at = time.monotonic()
 
-    def _replay(self, stored: dict[TopicPartition, int], ends: dict[TopicPartition, int] | None = None,
+    def _replay(self, stored: dict[TopicPartition, int], found_by: str,
+                ends: dict[TopicPartition, int] | None = None,
                 begins: dict[TopicPartition, int] | None = None) -> None:  # fmt: skip
         held = {tp: offset for tp, offset in stored.items() if tp in self.consumer.assignment()}
         if not held:
@@ -472,7 +473,7 @@ class GroupMember:
         for tp, offset in sorted(held.items()):
             log.warning("consumer_offsets_out_of_range", group=self.group_kind, topic=tp.topic,
                         partition=tp.partition, stored=offset, beginning=begins[tp], end=ends[tp],
-                        policy="replay from the earliest offset")  # fmt: skip
+                        found_by=found_by, policy="replay from the earliest offset")  # fmt: skip
             self.consumer.seek(tp, begins[tp])
             self.on_replay(tp, begins[tp])
 
