@@ -104,8 +104,10 @@ class WorkerSet:
             if groups:
                 threading.Thread(target=self._report_lag, args=(groups,), name="crmflow-lag", daemon=True).start()
         deadline = time.monotonic() + ready_timeout_s
+        # Not ready before the deadline (its database is away, say): the worker goes on trying by itself.
         while len(self.workers) + len(self.errors) < len(self.kinds) and time.monotonic() < deadline:
-            time.sleep(0.02)
+            if self.stop.wait(0.02):
+                break
         if self.errors:
             self.close()
             kind, error = next(iter(self.errors.items()))
