@@ -144,6 +144,9 @@ def test_workers_started_while_the_database_is_down_wait_for_it_and_then_do_thei
     app = CrmApplication(url)
     DefinitionRegistry(app).deploy(load_files([DEFINITIONS / "web-lead-follow-up.yaml"]), "test")
     app.close()
+    setup = Database(url)  # the read models exist, so the test can look at them before the worker is up
+    create_tables(setup)
+    setup.close()
     logs = tmp_path / "logs"
     logs.mkdir()
     private_postgres.stop()
