@@ -305,6 +305,10 @@ class ProcessRuntime:
         }
         return Batch(self.engine.with_ports(**ports), unit, now)
 
+    def forget(self) -> None:
+        """After a batch failed for an outage: drop what it may not have stored (for the worker's retry)."""
+        self._forget()
+
     def _forget(self) -> None:
         """Drop what was believed or chosen but not stored; the next refresh reads the store again."""
         self.instances.forget()

@@ -48,7 +48,7 @@ class Database:
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         if self.postgres:
-            self.connection: Any = psycopg.connect(url, row_factory=dict_row)
+            self.connection: Any = self._connect()
         else:
             Path(url).parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(url, isolation_level=None, check_same_thread=False, timeout=30)
@@ -58,6 +58,9 @@ class Database:
             # otherwise read their B-tree pages back from disk on every insert.
             self.connection.execute("PRAGMA cache_size=-65536")
 
+    def _connect(self) -> Any:
+        return psycopg.connect(self.url, row_factory=dict_row)
+
     def sql(self, statement: str) -> str:
         return statement if self.postgres else _sqlite_params(statement)
 
@@ -65,6 +68,10 @@ class Database:
     def transaction(self) -> Iterator[Cursor]:
         """One transaction: everything in it is stored, or nothing."""
         if self.postgres:
+            if self.connection.closed:
+                # Lost with the server (a restart, an outage): a new connection, or the caller's
+                # psycopg.OperationalError while the server is still away.
+                self.connection = self._connect()
             with self.connection.transaction():
                 yield Cursor(self, self.connection.cursor())
         else:

@@ -28,6 +28,8 @@ from kafka.errors import (
     CommitFailedError,
     KafkaError,
     KafkaTimeoutError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
     RebalanceInProgressError,
     TopicAlreadyExistsError,
 )
@@ -331,6 +333,33 @@ class KafkaClients:
                 raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s")
             time.sleep(0.05)
 
+    def true_ends(
+        self, reported: dict[TopicPartition, int], timeout_s: float = 1.0
+    ) -> dict[TopicPartition, int]:
+        """The offset after the last record of each partition, for partitions whose reported end is in doubt.
+
+        Apache Kafka reports a partition's end exactly; the bundled broker reports the first offset of the
+        partition's last batch (and answers a fetch past the end with nothing, not OffsetOutOfRange). So a
+        position past the reported end is checked by reading from there: the last record read, plus one,
+        is the end; nothing read within ``timeout_s`` leaves the reported end.
+        """
+        probe = self.consumer(group_id=None)
+        try:
+            probe.assign(list(reported))
+            for tp, offset in reported.items():
+                probe.seek(tp, offset)
+            ends = dict(reported)
+            pending = set(reported)
+            deadline = time.monotonic() + timeout_s
+            while pending and time.monotonic() < deadline:
+                for tp, records in probe.poll(timeout_ms=100).items():
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+                    pending.discard(tp)
+            return ends
+        finally:
+            probe.close()
+            self._consumers.remove(probe)
+
     def close(self) -> None:
         if self._producer is not None:
             self._producer.flush()
@@ -349,11 +378,30 @@ class GroupMember:
     partitions move to the other members without waiting for a timeout. Every
     assignment and revocation is logged with the whole assignment after it
     (with cooperative rebalancing a member is told only what changed).
+
+    Positions out of range (a broker that lost its data, or retention that
+    deleted what was not read yet) are replayed from the earliest offset: the
+    consumer has no automatic reset, so the fetcher's OffsetOutOfRange reaches
+    ``poll``, and after each assignment (and now and then while idle) every
+    position is compared with the partition's beginning and end, because a
+    broker may answer a fetch past the end with nothing instead of the error.
+    Either way ``consumer_offsets_out_of_range`` is logged and ``on_replay``
+    is called. Replaying is safe because every worker drops the events it has
+    handled before, by event id. A partition the group never committed starts
+    at the earliest offset too.
+
+    That is for members that poll through ``poll``: they set
+    ``auto_offset_reset = "none"``. A member that calls ``consumer.poll``
+    itself keeps the client's own reset to the earliest offset (the same
+    policy, logged only by kafka-python).
     """
 
     kafka: KafkaClients
     group_kind: str
+    auto_offset_reset = "earliest"
     _consumer: Any = None
+    # How often an idle member compares its positions with the partitions' ends.
+    idle_check_s: float = 10.0
 
     def group_topic(self) -> str:
         raise NotImplementedError
@@ -361,26 +409,90 @@ class GroupMember:
     def on_assigned(self, partitions: list[Any]) -> None:
         """Called with the partitions newly given to this member; by default Kafka's committed offsets decide."""
 
+    def on_replay(self, tp: TopicPartition, offset: int) -> None:
+        """A partition out of range is replayed from ``offset`` (its earliest)."""
+
     @property
     def consumer(self) -> Any:
         if self._consumer is None:
-            consumer = self.kafka.consumer(group_id=f"{self.kafka.settings.topic_prefix}.{self.group_kind}")
+            consumer = self.kafka.consumer(group_id=f"{self.kafka.settings.topic_prefix}.{self.group_kind}",
+                                           auto_offset_reset=self.auto_offset_reset)  # fmt: skip
             consumer.subscribe([self.group_topic()], listener=_AssignmentListener(self))
             self._consumer = consumer
+            self._unchecked: set[TopicPartition] = set()
+            self._checked_at = time.monotonic()
         return self._consumer
+
+    def poll(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        """``consumer.poll`` with the out-of-range policy applied; ``{}`` when a position had to be reset."""
+        consumer = self.consumer
+        try:
+            batches = consumer.poll(timeout_ms=timeout_ms)
+        except OffsetOutOfRangeError as error:
+            fetched = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+            self._replay(fetched, "fetch")
+            return {}
+        except NoOffsetForPartitionError as error:
+            partitions = list(error.args[0]) if error.args else list(consumer.assignment())
+            consumer.seek_to_beginning(*partitions)  # never committed: from the start
+            return {}
+        if not batches and time.monotonic() - self._checked_at > self.idle_check_s:
+            self._unchecked |= set(consumer.assignment())
+        if self._unchecked:
+            self._check_positions()
+        return batches
+
+    def _check_positions(self) -> None:
+        consumer = self.consumer
+        held = [tp for tp in self._unchecked if tp in consumer.assignment()]
+        positions = {}
+        for tp in held:
+            try:
+                positions[tp] = consumer.position(tp)
+            except NoOffsetForPartitionError:
+                consumer.seek_to_beginning(tp)
+        if positions:
+            ends = consumer.end_offsets(list(positions))
+            begins = consumer.beginning_offsets(list(positions))
+            doubtful = {tp: ends[tp] for tp, p in positions.items() if p is not None and p > ends[tp]}
+            if doubtful:
+                ends.update(self.kafka.true_ends(doubtful))
+            lost = {tp: p for tp, p in positions.items() if p is not None and not begins[tp] <= p <= ends[tp]}
+            self._replay(lost, "position check", ends, begins)
+        self._unchecked.clear()
+        self._checked_at = time.monotonic()
+
+    def _replay(self, stored: dict[TopicPartition, int], found_by: str,
+                ends: dict[TopicPartition, int] | None = None,
+                begins: dict[TopicPartition, int] | None = None) -> None:  # fmt: skip
+        held = {tp: offset for tp, offset in stored.items() if tp in self.consumer.assignment()}
+        if not held:
+            return
+        ends = ends if ends is not None else self.consumer.end_offsets(list(held))
+        begins = begins if begins is not None else self.consumer.beginning_offsets(list(held))
+        for tp, offset in sorted(held.items()):
+            log.warning("consumer_offsets_out_of_range", group=self.group_kind, topic=tp.topic,
+                        partition=tp.partition, stored=offset, beginning=begins[tp], end=ends[tp],
+                        found_by=found_by, policy="replay from the earliest offset")  # fmt: skip
+            self.consumer.seek(tp, begins[tp])
+            self.on_replay(tp, begins[tp])
 
     def commit(self, records: int) -> None:
         """Commit what was polled; if the group rebalanced meanwhile, say so and carry on.
 
         The batch's work is already durable, and whoever gets its partitions now
         handles the records again harmlessly (every worker drops what it has
-        seen); the next poll rejoins the group.
+        seen); the next poll rejoins the group. A commit the broker cannot take
+        (it is away) is not retried either: the next batch's commit covers it,
+        and until then a restart only reads the batch again.
         """
         try:
             self.consumer.commit()
         except (CommitFailedError, RebalanceInProgressError) as error:
             log.warning("commit_skipped_after_rebalance", group=self.group_kind, records=records,
                         reason=repr(error))
+        except KafkaError as error:
+            log.warning("commit_failed", group=self.group_kind, records=records, reason=repr(error))
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -401,6 +513,9 @@ class _AssignmentListener(ConsumerRebalanceListener):
                      partitions=self._held())  # fmt: skip
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        # Compared with the partitions' ends after this poll, outside the callback: the client's
+        # own calls must not run inside its rebalance.
+        self.member._unchecked |= set(assigned)
         self.member.on_assigned(list(assigned))
         log.info("partitions_assigned", group=self.member.group_kind, added=sorted(tp.partition for tp in assigned),
                  partitions=self._held())  # fmt: skip

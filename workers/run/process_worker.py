@@ -9,6 +9,13 @@ due timers. Both pick up newly deployed definitions without a restart.
 An event may arrive before the instance it concerns has been saved by another
 worker (another partition, another copy); such an event is held for a while
 (``hold_s``) and tried again after the next refresh, instead of being lost.
+
+Through an outage of the database or the broker both workers wait and try
+again (``crmflow.workers.run.resilience``). A batch that failed half-way is
+handled again from its first offset on what the store holds: the events its
+saved part handled are in their instances' ``seen`` ids (a trigger starts no
+second instance of its key), and its commands carry idempotency keys, so
+nothing is done twice. The same makes a replay from the earliest offset safe.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.processes.runtime import InstanceConflictError, ProcessRuntime
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, decoded_events
 from crmflow.workers.metrics import EVENTS_HANDLED, record_instances, timed_command
+from crmflow.workers.run.resilience import TRANSIENT, run_steps
 from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.process_worker")
@@ -30,6 +38,7 @@ log = structlog.get_logger("crmflow.process_worker")
 
 class ProcessWorker(GroupMember):
     group_kind = "process"
+    auto_offset_reset = "none"  # out-of-range positions reach GroupMember.poll's replay policy
 
     def __init__(self, app: CrmApplication, kafka: KafkaClients, runtime: ProcessRuntime | None = None,
                  *, hold_s: float = 30.0, hold_max: int = 10_000) -> None:  # fmt: skip
@@ -43,7 +52,22 @@ class ProcessWorker(GroupMember):
         return self.kafka.topics.events
 
     def poll_once(self, timeout_ms: int = 200) -> int:
-        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        batches = self.poll(timeout_ms)
+        held = self.held.copy()
+        try:
+            return self._handle(batches)
+        except TRANSIENT:
+            # The store (or the broker) went away mid-batch: forget what was believed but maybe not
+            # saved, and read the batch again, with the held events, once it is back.
+            self.runtime.forget()
+            self.held = held
+            assigned = self.consumer.assignment()
+            for partition, batch in batches.items():
+                if partition in assigned:
+                    self.consumer.seek(partition, batch[0].offset)
+            raise
+
+    def _handle(self, batches: dict[Any, list[Any]]) -> int:
         records = [r for batch in batches.values() for r in batch]
         events = [event for event in decoded_events(records) if "type" in event]
         # Held events go first (they arrived earlier), but only when instances
@@ -77,8 +101,7 @@ class ProcessWorker(GroupMember):
     def run(self, stop: StopSignal) -> None:
         log.info("process_worker_started", topic=self.kafka.topics.events)
         try:
-            while not stop.is_set():
-                self.poll_once()
+            run_steps(self.poll_once, stop, worker="process", doing="handling events")
         finally:
             self.close()
         log.info("process_worker_stopped")
@@ -98,13 +121,19 @@ class TimerWorker:
         except InstanceConflictError:
             log.info("timer_conflict")  # another worker moved the instance: next tick sees it
             fired = 0
+        except TRANSIENT:
+            self.runtime.forget()  # the store went away mid-tick: what is due is read again from it
+            raise
         record_instances(self.runtime.instances.instances.values(), self.runtime.clock())
         self.ticks += 1
         return fired
 
     def run(self, stop: StopSignal) -> None:
         log.info("timer_worker_started")
-        while not stop.is_set():
+
+        def tick_and_wait() -> None:
             self.tick()
             stop.wait(self.interval_s)
+
+        run_steps(tick_and_wait, stop, worker="timer", doing="firing timers")
         log.info("timer_worker_stopped")

@@ -4,9 +4,10 @@
 run every kind on a thread of its own, each with its own Kafka clients and
 store connection. The consumer groups are the same however the workers are
 packed, so copies of ``worker all`` and single-kind workers share the
-partitions freely. A worker that fails stops the others: a supervisor
-(compose, Kubernetes) then restarts the process whole instead of leaving it
-half-running.
+partitions freely. An outage of the database or the broker stops no worker,
+at start or later: each waits and tries again (``resilience``). A worker that
+fails for another reason stops the others: a supervisor (compose, Kubernetes)
+then restarts the process whole instead of leaving it half-running.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.metrics import ConsumerLag
 from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
 from crmflow.workers.run.projection_worker import ProjectionWorker
+from crmflow.workers.run.resilience import until_done
 from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.runner")
@@ -92,8 +94,7 @@ class WorkerSet:
 
     def start(self, ready_timeout_s: float = 60.0) -> WorkerSet:
         if any(k != "timer" for k in self.kinds):
-            with build_kafka(self.settings, "setup") as kafka:
-                kafka.ensure_topics()
+            until_done(self._ensure_topics, self.stop, worker="setup", doing="creating topics")
         for kind in self.kinds:
             thread = threading.Thread(target=self._run, args=(kind,), name=f"crmflow-{kind}", daemon=True)
             thread.start()
@@ -103,19 +104,34 @@ class WorkerSet:
             if groups:
                 threading.Thread(target=self._report_lag, args=(groups,), name="crmflow-lag", daemon=True).start()
         deadline = time.monotonic() + ready_timeout_s
+        # Not ready before the deadline (its database is away, say): the worker goes on trying by itself.
         while len(self.workers) + len(self.errors) < len(self.kinds) and time.monotonic() < deadline:
-            time.sleep(0.02)
+            if self.stop.wait(0.02):
+                break
         if self.errors:
             self.close()
             kind, error = next(iter(self.errors.items()))
             raise RuntimeError(f"the {kind} worker could not start: {error}") from error
         return self
 
+    def _ensure_topics(self) -> None:
+        with build_kafka(self.settings, "setup") as kafka:
+            kafka.ensure_topics()
+
+    def _build(self, kind: str) -> tuple[Any, ExitStack]:
+        """One attempt at building a worker; what a failed attempt opened is closed at once."""
+        with ExitStack() as attempt:
+            kafka = attempt.enter_context(build_kafka(self.settings, kind))
+            worker = build_worker(kind, self.settings, kafka, attempt, self.clock, self.timer_interval_s)
+            return worker, attempt.pop_all()
+
     def _run(self, kind: str) -> None:
         try:
-            with ExitStack() as resources:
-                kafka = resources.enter_context(build_kafka(self.settings, kind))
-                worker = build_worker(kind, self.settings, kafka, resources, self.clock, self.timer_interval_s)
+            built = until_done(lambda: self._build(kind), self.stop, worker=kind, doing="starting")
+            if built is None:
+                return  # stopped while its database or broker was still away
+            worker, resources = built
+            with resources:
                 self.workers[kind] = worker
                 worker.run(self.stop)
         except BaseException as error:  # noqa: BLE001 - one failed worker stops the set
