@@ -308,6 +308,13 @@ class Relay:
         if producer is not None:
             try:
                 producer.close(timeout=0)
+            except KafkaTimeoutError:
+                # kafka-python's close flushes first and raises on records still queued, before it stops
+                # its sender thread: finish what it would have done.
+                sender = getattr(producer, "_sender", None)
+                if sender is not None:
+                    sender.force_close()
+                producer._closed = True
             except Exception as error:  # noqa: BLE001 - a half-broken producer is dropped all the same
                 log.debug("relay_producer_close_failed", error=repr(error))
 
