@@ -15,6 +15,7 @@ from crmflow.aggregates.envelope import event_id
 from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING, LocalBroker
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 from crmflow.workers.kafka.relay import Relay
+from crmflow.workers.metrics import RELAY_DELIVERY_FAILURES
 from crmflow.workers.shutdown import StopSignal
 from tests.conftest import Broker
 from tests.waiting import read_topic, wait_until
@@ -111,3 +112,37 @@ def test_a_broker_that_comes_back_empty_gets_every_event_again_from_a_running_an
         restarted.run(StopSignal(), until_caught_up=True)
     assert restarted.marks.epoch() == 2 and restarted.position == 12
     topic_holds_every_event(cluster, app)
+
+
+def test_the_relay_rides_out_an_outage_far_longer_than_its_retries_and_publishes_what_was_stored_meanwhile(
+    app: CrmApplication, cluster: Cluster
+) -> None:
+    if cluster.own is None:
+        pytest.skip(
+            "the session's Apache Kafka is shared by other tests: only the private bundled one is stopped"
+        )
+    sales(app, 2)  # 4 events
+    settings = cluster.settings.model_copy(update={"retries": 1, "retry_backoff_s": 0.05})
+    relay_kafka = KafkaClients(settings, name="relay")
+    relay = Relay(app, relay_kafka, ack_timeout_s=1, max_backoff_s=0.5)
+    stop = StopSignal()
+    running = threading.Thread(target=relay.run, args=(stop,), kwargs={"idle_wait_s": 0.05})
+    running.start()
+    try:
+        wait_until(lambda: relay.position == 4, 60, what="the relay to publish the first 4")
+        failures = RELAY_DELIVERY_FAILURES.labels(cause="kafka")
+        before = failures._value.get()
+        cluster.own.stop()
+        sales(app, 2)  # 4 more while the broker is away: 8 stored
+        # Retries 1 allows 2 attempts; the old relay gave up there. This one keeps trying.
+        wait_until(lambda: failures._value.get() >= before + 5, 60, what="five failed attempts")
+        assert running.is_alive()
+        cluster.own.start()
+        cluster.kafka.ensure_topics()
+        wait_until(lambda: relay.position == 8, 90, what="the relay to publish all 8 after the outage")
+        topic_holds_every_event(cluster, app)
+        assert running.is_alive()
+    finally:
+        stop.set()
+        running.join(timeout=60)
+        relay_kafka.close()

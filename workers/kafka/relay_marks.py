@@ -95,7 +95,7 @@ def lost_data_reason(ends: dict[int, int] | None, marked: dict[int, int], *, pos
             return f"partition {partition} is gone (Kafka had acknowledged offset {offset} there)"
         if ends[partition] <= offset:
             return (f"partition {partition} ends at offset {ends[partition]}, "
-                    f"but Kafka had acknowledged offset {offset} there")  # fmt: skip
+                    f"but Kafka had acknowledged a record at offset {offset} there")  # fmt: skip
     if never_marked and position > 0 and not marked and sum(ends.values()) == 0:
         return f"the events topic is empty, but the relay's position is notification {position}"
     return None
