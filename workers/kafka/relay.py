@@ -63,6 +63,9 @@ from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.relay")
 SLOW_WRITE_S = 0.05
+# The marks only need to be recent, not exact (see relay_marks): written less often than the position, as
+# every write takes the store's write lock on SQLite.
+MARKS_EVERY_S = 1.0
 # Errors Kafka gives for one record that no retry of the same bytes can cure.
 RECORD_REFUSALS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError, CorruptRecordError)
 # Room for the record and batch headers kafka-python adds to key and value when it checks max_request_size.
@@ -137,6 +140,7 @@ class Relay:
         # that kept its data reports less), what of it is stored, and the highest offset acknowledged.
         self._acked = self.marks.offsets(self.topic)
         self._acked_stored = dict(self._acked)
+        self._acked_stored_at = 0.0
         self._highest = dict(self._acked)
         self._lock = threading.Lock()  # the position writer against a switch to a new epoch
         self._tracked: int | None = None
@@ -169,11 +173,12 @@ class Relay:
         held = HeldAggregates(parked)
         RELAY_PARKED_NOW.set(len(parked))
         producer = self._producer()
+        limit = self.size_limit()
         sent: list[tuple[Outgoing, Any]] = []
         for notification in notifications:
             if notification.id in held.ids:
                 continue  # parked before: the store is being published again from the start
-            outgoing = self._prepare(notification, held)
+            outgoing = self._prepare(notification, held, limit)
             if isinstance(outgoing, Refused):
                 self._park(outgoing, held)
                 continue
@@ -201,7 +206,9 @@ class Relay:
         RELAY_LAG.set(self.lag() if len(notifications) == self.batch_size else 0)
         return len(notifications)
 
-    def _prepare(self, notification: Any, held: HeldAggregates | None) -> Outgoing | Refused | None:
+    def _prepare(
+        self, notification: Any, held: HeldAggregates | None, limit: int
+    ) -> Outgoing | Refused | None:
         """The key and bytes to send, a reason not to, or None for an event type that is not published."""
         aggregate = str(notification.originator_id)
         try:
@@ -220,7 +227,7 @@ class Relay:
             value = encode(document)
         except (TypeError, ValueError) as error:  # orjson: nesting over 255, integers outside 64 bits
             return Refused(notification, key, tenant, "unencodable", f"cannot be encoded as JSON: {error}")
-        size, limit = len(value) + len(key), self.size_limit()
+        size = len(value) + len(key)
         if size > limit:
             reason = f"the event is {size:,} bytes on the wire, over the relay's limit of {limit:,} bytes"
             return Refused(notification, key, tenant, "too_large", reason)
@@ -382,10 +389,11 @@ class Relay:
         if self._writer is not None:
             self._writer.moved.set()
         elif caught_up or time.monotonic() - self._tracked_at >= self.track_every_s:
-            self.save_position()
+            self.save_position(with_marks=caught_up)
 
-    def save_position(self) -> None:
-        """Store the position Kafka acknowledged (and the offsets), if it moved since it was last stored."""
+    def save_position(self, *, with_marks: bool = False) -> None:
+        """Store the position Kafka acknowledged, if it moved since it was last stored; the marks too, at most
+        every MARKS_EVERY_S (or now, ``with_marks``)."""
         with self._lock:
             position = self._position
             if position is not None and position != self._tracked:
@@ -396,9 +404,10 @@ class Relay:
                     # On SQLite: the store's write lock was busy (commands, process workers).
                     log.warning("relay_position_write_slow", seconds=round(self._tracked_at - started, 3))
             changed = {p: o for p, o in self._acked.items() if self._acked_stored.get(p) != o}
-            if changed:
+            if changed and (with_marks or time.monotonic() - self._acked_stored_at >= MARKS_EVERY_S):
                 self.marks.save_offsets(self.topic, changed)
                 self._acked_stored.update(changed)
+                self._acked_stored_at = time.monotonic()
 
     # Running.
 
@@ -412,7 +421,8 @@ class Relay:
         finally:
             self._writer.stop()
             self._writer = None
-            self.save_position()  # what Kafka acknowledged, even when giving up on a failed delivery
+            # What Kafka acknowledged, even when giving up on a failed delivery.
+            self.save_position(with_marks=True)
             self._reset_producer_if_own()
         log.info("relay_stopped", position=self.position, published=total)
         return total
@@ -485,7 +495,7 @@ class Relay:
                 reason = "the notification is no longer in the store"
                 self._failed_again(entry, reason, blocked, outcome)
                 continue
-            outgoing = self._prepare(notifications[0], None)
+            outgoing = self._prepare(notifications[0], None, self.size_limit())
             if outgoing is None:
                 self.parked.published(entry.notification_id)  # no longer a published type: nothing to send
                 continue
