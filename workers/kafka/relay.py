@@ -76,7 +76,7 @@ class RelayDeliveryError(RuntimeError):
     """Kafka did not acknowledge every event of a batch; the position was not advanced."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outgoing:
     """A notification ready to send: its Kafka key and bytes."""
 
@@ -210,7 +210,6 @@ class Relay:
         self, notification: Any, held: HeldAggregates | None, limit: int
     ) -> Outgoing | Refused | None:
         """The key and bytes to send, a reason not to, or None for an event type that is not published."""
-        aggregate = str(notification.originator_id)
         try:
             if not is_published(notification.topic):
                 return None
@@ -218,11 +217,15 @@ class Relay:
             key = str(document.get("subject") or document["id"])
         except Exception as error:  # noqa: BLE001 - whatever the stored bytes hold, the relay moves on
             reason = f"cannot be rendered as a CloudEvent: {type(error).__name__}: {error}"
+            aggregate = str(notification.originator_id)
             return Refused(notification, aggregate, _stored_tenant(notification), "unreadable", reason)
         tenant = document.get("tenantid")
-        blocker = held.waits_for(key, aggregate) if held is not None else None
-        if blocker is not None:
-            return Refused(notification, key, tenant, "waiting", f"waits for parked notification {blocker}")
+        if held is not None and held.first:  # the aggregate id is worked out only while something is parked
+            blocker = held.waits_for(key, str(notification.originator_id))
+            if blocker is not None:
+                return Refused(
+                    notification, key, tenant, "waiting", f"waits for parked notification {blocker}"
+                )
         try:
             value = encode(document)
         except (TypeError, ValueError) as error:  # orjson: nesting over 255, integers outside 64 bits
