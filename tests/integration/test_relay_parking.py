@@ -6,15 +6,19 @@ import json
 from typing import Any
 from uuid import UUID
 
+import pytest
+from kafka.admin import NewTopic
+
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.inbound import InboundEvent
 from crmflow.aggregates.limits import MAX_EVENT_BYTES
 from crmflow.aggregates.metadata import event_metadata
-from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 from crmflow.workers.kafka.parking import ParkedEvents
 from crmflow.workers.kafka.relay import Relay
 from crmflow.workers.metrics import RELAY_EVENTS_PARKED
 from crmflow.workers.shutdown import StopSignal
+from tests.conftest import Broker
 from tests.waiting import read_topic
 
 # What the brokers take by default (Apache Kafka's message.max.bytes is 1 MB), so a retry may send 600 KB.
@@ -142,3 +146,34 @@ def test_a_parked_aggregate_holds_its_later_events_across_a_restart_until_a_retr
     assert ParkedEvents(app).all() == []
     # 9 stored, none parked: 9 published, Ada's six in her order.
     assert [m["sequence"] for m in published(kafka, at_least=9) if m["subject"] == ada] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_record_kafka_refuses_is_parked_and_the_records_sent_with_it_are_published(
+    app: CrmApplication, kafka_settings: KafkaSettings, broker: Broker
+) -> None:
+    if broker.name == "bundled":
+        pytest.skip("the bundled broker takes messages of any size: it does not enforce max.message.bytes")
+    with KafkaClients(kafka_settings, name="test") as kafka:
+        admin = kafka.admin()
+        try:  # a topic that takes 100 KB at most, below the relay's own 512 KiB limit
+            admin.create_topics([NewTopic(kafka.topics.events, kafka_settings.partitions, 1,
+                                          topic_configs={"max.message.bytes": "100000"})])  # fmt: skip
+        finally:
+            admin.close()
+        kafka.ensure_topics()
+        ada = create_lead(app, "Ada")  # 1, 2
+        grace = create_lead(app, "Grace")  # 3, 4
+        rescore_directly(app, ada, "r" * 200_000)  # 5: passes the relay's checks, over the topic's limit
+        ines = create_lead(app, "Ines")  # 6, 7
+
+        relay_all(app, kafka)
+        (refused,) = ParkedEvents(app).all()
+        assert refused.notification_id == 5 and refused.reason.startswith("Kafka refused it: ")
+        assert "MessageSizeTooLarge" in refused.reason
+        # 7 stored, 1 parked: 6 published.
+        assert sorted(m["subject"] for m in published(kafka, at_least=6)) == sorted([ada, ada, grace, grace,
+                                                                                    ines, ines])  # fmt: skip
+
+        app.execute(CommandRequest("lead.work", "acme", {"lead_id": ada}))  # 8: waits for 5
+        relay_all(app, kafka)
+        assert [(p.notification_id, p.waits_for) for p in ParkedEvents(app).all()] == [(5, None), (8, 5)]

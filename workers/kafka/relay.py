@@ -194,7 +194,7 @@ class Relay:
             except KafkaTimeoutError as error:  # no metadata for the topic: the broker is away
                 raise RelayDeliveryError(f"Kafka did not answer ({error}); position stays at {self.position}")
             sent.append((outgoing, future))
-        self._flush(producer)
+        self._flush(producer, [future for _, future in sent])
         acked = self._settle(sent, held, producer)
         if self._lost_in_acknowledgements(acked):
             return len(notifications)
@@ -241,11 +241,23 @@ class Relay:
         max_request = int(self._producer().config["max_request_size"]) - RECORD_OVERHEAD_BYTES
         return min(self.max_event_bytes, max_request)
 
-    def _flush(self, producer: KafkaProducer) -> None:
+    def _flush(self, producer: KafkaProducer, futures: list[Any]) -> None:
+        """Wait until every future is done or the ack timeout has passed; the futures say how each went."""
+        deadline = time.monotonic() + self.ack_timeout_s
         try:
             producer.flush(timeout=self.ack_timeout_s)
+            return
         except KafkaTimeoutError:
-            pass  # the futures not done say which were not acknowledged
+            return
+        except KafkaError:
+            # kafka-python 3.0's flush raises "Future not done" once it has split a batch the broker found
+            # too large (it sends the halves again): wait on the records themselves.
+            pass
+        for future in futures:
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001, S110 - a failed future is read by the caller
+                pass
 
     def _settle(
         self, sent: list[tuple[Outgoing, Any]], held: HeldAggregates, producer: KafkaProducer
@@ -269,7 +281,7 @@ class Relay:
             )
         for outgoing in refused:
             future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
-            self._flush(producer)
+            self._flush(producer, [future])
             if future.is_done and future.succeeded():
                 acked.append(future.value)
             elif future.is_done and isinstance(future.exception, RECORD_REFUSALS):
@@ -520,7 +532,7 @@ class Relay:
             future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
         except MessageSizeTooLargeError as error:
             return f"the Kafka producer refused it: {error}"
-        self._flush(producer)
+        self._flush(producer, [future])
         if future.is_done and future.succeeded():
             return None
         if future.is_done and isinstance(future.exception, RECORD_REFUSALS):
