@@ -7,7 +7,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from kafka import TopicPartition
 from kafka.admin import NewTopic
+from kafka.errors import KafkaError
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.inbound import InboundEvent
@@ -19,7 +21,7 @@ from crmflow.workers.kafka.relay import Relay
 from crmflow.workers.metrics import RELAY_EVENTS_PARKED
 from crmflow.workers.shutdown import StopSignal
 from tests.conftest import Broker
-from tests.waiting import read_topic
+from tests.waiting import read_topic, wait_until
 
 # What the brokers take by default (Apache Kafka's message.max.bytes is 1 MB), so a retry may send 600 KB.
 BROKER_DEFAULT_BYTES = 1_000_000
@@ -63,6 +65,27 @@ def stored_ids(app: CrmApplication) -> dict[int, str]:
 
 def published(kafka: KafkaClients, at_least: int) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in read_topic(kafka, kafka.topics.events, at_least=at_least)]
+
+
+def every_partition_has_a_leader(kafka: KafkaClients, topic: str, partitions: int) -> None:
+    """A topic created a moment ago takes records once each partition has a leader."""
+    probe = kafka.consumer(group_id=None)
+
+    def ready() -> bool:
+        probe.topics()
+        found = probe.partitions_for_topic(topic) or set()
+        if len(found) != partitions:
+            return False
+        try:
+            probe.end_offsets([TopicPartition(topic, p) for p in found])
+        except KafkaError:
+            return False
+        return True
+
+    try:
+        wait_until(ready, 30, what=f"every partition of {topic} to have a leader")
+    finally:
+        probe.close()
 
 
 def relay_all(app: CrmApplication, kafka: KafkaClients) -> Relay:
@@ -161,13 +184,16 @@ def test_a_record_kafka_refuses_is_parked_and_the_records_sent_with_it_are_publi
         finally:
             admin.close()
         kafka.ensure_topics()
+        every_partition_has_a_leader(kafka, kafka.topics.events, kafka_settings.partitions)
         ada = create_lead(app, "Ada")  # 1, 2
         grace = create_lead(app, "Grace")  # 3, 4
         rescore_directly(app, ada, "r" * 200_000)  # 5: passes the relay's checks, over the topic's limit
         ines = create_lead(app, "Ines")  # 6, 7
 
         relay_all(app, kafka)
-        (refused,) = ParkedEvents(app).all()
+        parked = ParkedEvents(app).all()
+        assert [p.notification_id for p in parked] == [5], [(p.notification_id, p.reason) for p in parked]
+        (refused,) = parked
         assert refused.notification_id == 5 and refused.reason.startswith("Kafka refused it: ")
         assert "MessageSizeTooLarge" in refused.reason
         # 7 stored, 1 parked: 6 published.

@@ -280,6 +280,10 @@ class Relay:
                 f"position stays at {self.position}"
             )
         for outgoing in refused:
+            # After a refusal kafka-python's idempotent producer may refuse the rest of that partition's
+            # records too (seen on Apache Kafka 4.1): each is sent alone from a fresh producer.
+            self._reset_producer()
+            producer = self._producer()
             future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
             self._flush(producer, [future])
             if future.is_done and future.succeeded():
@@ -524,6 +528,8 @@ class Relay:
                 log.info("relay_parked_event_published", notification=entry.notification_id, key=entry.key)
             else:
                 self._failed_again(entry, reason, blocked, outcome)
+                self._reset_producer()  # a refusal may spoil the producer for the next records (see _settle)
+                producer = self._producer()
         self._reset_producer_if_own()
         return outcome
 
