@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,21 @@ class StoreSql:
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         with self.cursor() as cursor:
             cursor.execute(sql.replace("?", self.mark), params)
+
+    def create(self, statement: str) -> None:
+        """CREATE TABLE IF NOT EXISTS, from several processes at once: PostgreSQL lets one win and may fail
+        the others ("tuple concurrently updated", a duplicate pg_type row); the table exists then."""
+        for attempt in range(5):
+            try:
+                self.run(statement)
+                return
+            except Exception as error:
+                if (
+                    not any(s in str(error) for s in ("concurrently", "pg_type_typname_nsp_index"))
+                    or attempt == 4
+                ):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self.cursor() as cursor:
@@ -106,7 +122,7 @@ class ParkedEvents:
         self.sql = sql or StoreSql(app)
         self.relay = relay
         self.name = self.sql.table(PARKED_TABLE)
-        self.sql.run(
+        self.sql.create(
             f"CREATE TABLE IF NOT EXISTS {self.name} (relay TEXT NOT NULL, notification_id BIGINT NOT NULL, "
             "aggregate_id TEXT NOT NULL, kafka_key TEXT NOT NULL, tenant TEXT, topic TEXT NOT NULL, "
             "reason TEXT NOT NULL, waits_for BIGINT, parked_at TEXT NOT NULL, "

@@ -29,12 +29,12 @@ class RelayMarks:
         self.relay = relay
         self.offsets_table = sql.table(OFFSETS_TABLE)
         self.epochs_table = sql.table(EPOCHS_TABLE)
-        sql.run(
+        sql.create(
             f"CREATE TABLE IF NOT EXISTS {self.offsets_table} (relay TEXT NOT NULL, topic TEXT NOT NULL, "
             "kafka_partition INTEGER NOT NULL, acked_offset BIGINT NOT NULL, "
             "PRIMARY KEY (relay, topic, kafka_partition))"
         )
-        sql.run(
+        sql.create(
             f"CREATE TABLE IF NOT EXISTS {self.epochs_table} (relay TEXT PRIMARY KEY, "
             "epoch INTEGER NOT NULL, started_at TEXT NOT NULL, reason TEXT NOT NULL)"
         )
