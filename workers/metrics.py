@@ -34,6 +34,16 @@ CONSUMER_LAG = Gauge(
     "crmflow_consumer_lag_records", "Records on a topic not yet committed by a consumer group", ["group", "topic"]
 )
 RELAY_LAG = Gauge("crmflow_relay_lag_events", "Events stored but not yet acknowledged by Kafka")
+RELAY_EVENTS_PARKED = Counter(
+    "crmflow_relay_events_parked_total", "Stored events the relay parked instead of publishing", ["reason"]
+)
+RELAY_PARKED_NOW = Gauge("crmflow_relay_parked_events", "Events in the relay's parked table, last looked")
+RELAY_BROKER_DATA_LOST = Counter(
+    "crmflow_relay_broker_data_lost_total", "Times the relay found the events topic lost what it published"
+)
+RELAY_DELIVERY_FAILURES = Counter(
+    "crmflow_relay_delivery_failures_total", "Relay batches that failed and were retried", ["cause"]
+)
 PROCESS_INSTANCES = Gauge("crmflow_process_instances", "Process instances by state", ["state"])
 TIMERS_DUE = Gauge("crmflow_timers_due", "Process timers due now and not yet fired")
 DEAD_LETTERS = Counter("crmflow_dead_letters_total", "Messages sent to the dead-letter topic", ["error"])

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from crmflow.aggregates.errors import DomainError
-from crmflow.workers.cli import demo, domain, kafka, process, reports, serve, store
+from crmflow.workers.cli import demo, domain, kafka, process, relay, reports, serve, store
 from crmflow.workers.cli.output import fail
 from crmflow.workers.config import Settings
 from crmflow.workers.logging import configure_logging
 
-MODULES = (demo, domain, kafka, process, reports, serve, store)
+MODULES = (demo, domain, kafka, process, relay, reports, serve, store)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,32 +9,96 @@ that waiting for the store's write lock never holds up publishing). A crash
 at any moment therefore loses nothing: at worst it re-publishes events whose
 acknowledgement it had not yet recorded, and they keep their ``id``, so
 consumers drop the duplicates.
+
+It is the last line of defence, so one event never stops it:
+
+- an event that cannot be encoded, is larger than it may send, or that Kafka
+  refuses for good is *parked* (crmflow.workers.kafka.parking) with the
+  reason, and so is every later event of that aggregate, waiting for it;
+  every other aggregate flows on. ``crmflow relay parked retry`` publishes
+  them later, in order;
+- a broker that lost its data (crmflow.workers.kafka.relay_marks) makes it
+  publish the store again from the start;
+- a broker outage makes it retry with backoff, logging each attempt, for as
+  long as it takes (``run(until_caught_up=True)`` gives up after
+  ``settings.retries``, for the demo's and the tests' one-shot runs).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import structlog
 from eventsourcing.persistence import PersistenceError, Tracking
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
 from crmflow.aggregates.application import CrmApplication
-from crmflow.aggregates.publication import encode, published_documents
-from crmflow.workers.kafka.clients import KafkaClients
-from crmflow.workers.metrics import EVENTS_HANDLED, RELAY_LAG
+from crmflow.aggregates.limits import MAX_EVENT_BYTES
+from crmflow.aggregates.publication import encode, is_published, wire_document
+from crmflow.workers.kafka.clients import KafkaClients, producer_config
+from crmflow.workers.kafka.parking import HeldAggregates, ParkedEvent, ParkedEvents, StoreSql, now_utc
+from crmflow.workers.kafka.relay_marks import RelayMarks, lost_data_reason, tracking_name
+from crmflow.workers.metrics import (
+    EVENTS_HANDLED,
+    RELAY_BROKER_DATA_LOST,
+    RELAY_DELIVERY_FAILURES,
+    RELAY_EVENTS_PARKED,
+    RELAY_LAG,
+    RELAY_PARKED_NOW,
+)
 from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.relay")
 SLOW_WRITE_S = 0.05
+# The marks only need to be recent, not exact (see relay_marks): written less often than the position, as
+# every write takes the store's write lock on SQLite.
+MARKS_EVERY_S = 1.0
+# Errors Kafka gives for one record that no retry of the same bytes can cure.
+RECORD_REFUSALS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError, CorruptRecordError)
+# Room for the record and batch headers kafka-python adds to key and value when it checks max_request_size.
+RECORD_OVERHEAD_BYTES = 1024
 
 
 class RelayDeliveryError(RuntimeError):
     """Kafka did not acknowledge every event of a batch; the position was not advanced."""
 
 
+@dataclass(slots=True)
+class Outgoing:
+    """A notification ready to send: its Kafka key and bytes."""
+
+    notification: Any
+    key: str
+    value: bytes
+    tenant: str | None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A notification the relay will not send, and why (``kind`` labels the metric)."""
+
+    notification: Any
+    key: str
+    tenant: str | None
+    kind: str
+    reason: str
+
+
 class Relay:
-    """Publishes stored events to Kafka, in order, from a durably tracked position."""
+    """Publishes stored events to Kafka, in order per aggregate, from a durably tracked position."""
 
     def __init__(
         self,
@@ -45,10 +109,14 @@ class Relay:
         batch_size: int = 2000,
         ack_timeout_s: float = 30.0,
         track_every_s: float = 0.1,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        check_every_s: float = 30.0,
+        max_backoff_s: float = 30.0,
     ) -> None:
         self.app = app
         self.kafka = kafka
         self.name = name
+        self.topic = kafka.topics.events
         self.batch_size = batch_size
         self.ack_timeout_s = ack_timeout_s
         self.tracking = app.factory.tracking_recorder()
@@ -58,18 +126,40 @@ class Relay:
         # command needs too. After a crash the relay publishes again what it sent
         # since the last write; consumers drop the duplicates by id.
         self.track_every_s = track_every_s
+        # Above MAX_EVENT_BYTES only for `relay parked retry --max-bytes`: the producer is then made to match.
+        self.max_event_bytes = max_event_bytes
+        self.check_every_s = check_every_s
+        self.max_backoff_s = max_backoff_s
+        sql = StoreSql(app)
+        self.parked = ParkedEvents(app, name, sql)
+        self.marks = RelayMarks(sql, name)
+        self._epoch = self.marks.epoch()
+        self.tracking_name = tracking_name(name, self._epoch)
+        # Per partition of the events topic: the mark (the first offset Kafka acknowledged in the relay's
+        # latest batch there; brokers differ in how far past it they report a partition's end, but none
+        # that kept its data reports less), what of it is stored, and the highest offset acknowledged.
+        self._acked = self.marks.offsets(self.topic)
+        self._acked_stored = dict(self._acked)
+        self._acked_stored_at = 0.0
+        self._highest = dict(self._acked)
+        self._lock = threading.Lock()  # the position writer against a switch to a new epoch
         self._tracked: int | None = None
         self._tracked_at = 0.0
         self._position: int | None = None
         self._writer: PositionWriter | None = None  # while ``run`` runs
+        self._own_producer: KafkaProducer | None = None
+        self._probe: Any = None
         self.published = 0  # events acknowledged by Kafka since start (the demo waits on it)
+        self.parked_count = 0  # events parked since start
 
     @property
     def position(self) -> int:
-        """The id of the last notification Kafka acknowledged (0: none yet)."""
+        """The id of the last notification the relay is done with (acknowledged, parked or not published)."""
         if self._position is None:
-            self._position = self._tracked = self.tracking.max_tracking_id(self.name) or 0
+            self._position = self._tracked = self.tracking.max_tracking_id(self.tracking_name) or 0
         return self._position
+
+    # Publishing.
 
     def relay_once(self) -> int:
         """Publish the next batch; return how many notifications it covered (0: caught up)."""
@@ -78,48 +168,271 @@ class Relay:
             self._position_moved(caught_up=True)
             RELAY_LAG.set(0)
             return 0
-        producer = self.kafka.producer
-        topic = self.kafka.topics.events
-        futures = []
-        for _, document in published_documents(self.app, notifications):
-            key = (document.get("subject") or document["id"]).encode()
-            futures.append(producer.send(topic, key=key, value=encode(document)))
-        producer.flush(timeout=self.ack_timeout_s)
-        failed = [f for f in futures if not f.succeeded()]
-        if failed:
-            reason = failed[0].exception if failed[0].is_done else "no acknowledgement in time"
-            raise RelayDeliveryError(
-                f"{len(failed)} of {len(futures)} events were not acknowledged by Kafka ({reason}); "
-                f"position stays at {self.position}"
-            )
+        # Read afresh each batch: `relay parked retry` may have published some meanwhile.
+        parked = self.parked.all()
+        held = HeldAggregates(parked)
+        RELAY_PARKED_NOW.set(len(parked))
+        producer = self._producer()
+        limit = self.size_limit()
+        sent: list[tuple[Outgoing, Any]] = []
+        for notification in notifications:
+            if notification.id in held.ids:
+                continue  # parked before: the store is being published again from the start
+            outgoing = self._prepare(notification, held, limit)
+            if isinstance(outgoing, Refused):
+                self._park(outgoing, held)
+                continue
+            if outgoing is None:
+                continue  # not a published event type
+            try:
+                future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
+            except MessageSizeTooLargeError as error:  # the producer's own max_request_size
+                self._park(
+                    self._refused(outgoing, "refused", f"the Kafka producer refused it: {error}"), held
+                )
+                continue
+            except KafkaTimeoutError as error:  # no metadata for the topic: the broker is away
+                raise RelayDeliveryError(f"Kafka did not answer ({error}); position stays at {self.position}")
+            sent.append((outgoing, future))
+        self._flush(producer, [future for _, future in sent])
+        acked = self._settle(sent, held, producer)
+        if self._lost_in_acknowledgements(acked):
+            return len(notifications)
         self._position = notifications[-1].id
         self._position_moved(caught_up=False)
-        self.published += len(futures)
-        EVENTS_HANDLED.labels(worker="relay").inc(len(futures))
+        self.published += len(acked)
+        EVENTS_HANDLED.labels(worker="relay").inc(len(acked))
         # A short batch means the relay caught up as of this read: no query needed to know the lag.
         RELAY_LAG.set(self.lag() if len(notifications) == self.batch_size else 0)
         return len(notifications)
+
+    def _prepare(
+        self, notification: Any, held: HeldAggregates | None, limit: int
+    ) -> Outgoing | Refused | None:
+        """The key and bytes to send, a reason not to, or None for an event type that is not published."""
+        try:
+            if not is_published(notification.topic):
+                return None
+            document = wire_document(self.app, notification)
+            key = str(document.get("subject") or document["id"])
+        except Exception as error:  # noqa: BLE001 - whatever the stored bytes hold, the relay moves on
+            reason = f"cannot be rendered as a CloudEvent: {type(error).__name__}: {error}"
+            aggregate = str(notification.originator_id)
+            return Refused(notification, aggregate, _stored_tenant(notification), "unreadable", reason)
+        tenant = document.get("tenantid")
+        if held is not None and held.first:  # the aggregate id is worked out only while something is parked
+            blocker = held.waits_for(key, str(notification.originator_id))
+            if blocker is not None:
+                return Refused(
+                    notification, key, tenant, "waiting", f"waits for parked notification {blocker}"
+                )
+        try:
+            value = encode(document)
+        except (TypeError, ValueError) as error:  # orjson: nesting over 255, integers outside 64 bits
+            return Refused(notification, key, tenant, "unencodable", f"cannot be encoded as JSON: {error}")
+        size = len(value) + len(key)
+        if size > limit:
+            reason = f"the event is {size:,} bytes on the wire, over the relay's limit of {limit:,} bytes"
+            return Refused(notification, key, tenant, "too_large", reason)
+        return Outgoing(notification, key, value, tenant)
+
+    def size_limit(self) -> int:
+        """The largest event the relay sends: crmflow's limit, and what the producer may send."""
+        max_request = int(self._producer().config["max_request_size"]) - RECORD_OVERHEAD_BYTES
+        return min(self.max_event_bytes, max_request)
+
+    def _flush(self, producer: KafkaProducer, futures: list[Any]) -> None:
+        """Wait until every future is done or the ack timeout has passed; the futures say how each went."""
+        deadline = time.monotonic() + self.ack_timeout_s
+        try:
+            producer.flush(timeout=self.ack_timeout_s)
+            return
+        except KafkaTimeoutError:
+            return
+        except KafkaError:
+            # kafka-python 3.0's flush raises "Future not done" once it has split a batch the broker found
+            # too large (it sends the halves again): wait on the records themselves.
+            pass
+        for future in futures:
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001, S110 - a failed future is read by the caller
+                pass
+
+    def _settle(
+        self, sent: list[tuple[Outgoing, Any]], held: HeldAggregates, producer: KafkaProducer
+    ) -> list[Any]:
+        """The acknowledgements of a sent batch; records Kafka refused for good are sent alone once more, and
+        parked if refused again (a refused batch may have held others that were fine)."""
+        acked, refused, failed = [], [], []
+        for outgoing, future in sent:
+            if future.is_done and future.succeeded():
+                acked.append(future.value)
+            elif future.is_done and isinstance(future.exception, RECORD_REFUSALS):
+                refused.append(outgoing)
+            else:
+                failed.append(future)
+        if failed:
+            first = failed[0]
+            reason = first.exception if first.is_done else "no acknowledgement in time"
+            raise RelayDeliveryError(
+                f"{len(failed)} of {len(sent)} events were not acknowledged by Kafka ({reason}); "
+                f"position stays at {self.position}"
+            )
+        for outgoing in refused:
+            # After a refusal kafka-python's idempotent producer may refuse the rest of that partition's
+            # records too (seen on Apache Kafka 4.1): each is sent alone from a fresh producer.
+            self._reset_producer()
+            producer = self._producer()
+            future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
+            self._flush(producer, [future])
+            if future.is_done and future.succeeded():
+                acked.append(future.value)
+            elif future.is_done and isinstance(future.exception, RECORD_REFUSALS):
+                self._park(self._refused(outgoing, "refused", f"Kafka refused it: {future.exception}"), held)
+            else:
+                raise RelayDeliveryError(f"Kafka did not acknowledge a record sent alone; "
+                                         f"position stays at {self.position}")  # fmt: skip
+        return acked
+
+    def _refused(self, outgoing: Outgoing, kind: str, reason: str) -> Refused:
+        return Refused(outgoing.notification, outgoing.key, outgoing.tenant, kind, reason)
+
+    def _park(self, refused: Refused, held: HeldAggregates) -> None:
+        n = refused.notification
+        waits_for = held.waits_for(refused.key, str(n.originator_id)) if refused.kind == "waiting" else None
+        event = ParkedEvent(n.id, str(n.originator_id), refused.key, refused.tenant, n.topic, refused.reason,
+                            waits_for, now_utc())  # fmt: skip
+        self.parked.park(event)
+        held.hold(event)
+        self.parked_count += 1
+        RELAY_EVENTS_PARKED.labels(reason=refused.kind).inc()
+        RELAY_PARKED_NOW.inc()
+        log.error("relay_event_parked", notification=n.id, aggregate=event.aggregate_id, key=event.key,
+                  tenant=event.tenant, topic=n.topic, cause=refused.kind, reason=refused.reason,
+                  waits_for=waits_for)  # fmt: skip
+
+    # The producer: the clients' own, or one with a larger max_request_size for a retry of large events.
+
+    def _producer(self) -> KafkaProducer:
+        if self.max_event_bytes <= MAX_EVENT_BYTES:
+            return self.kafka.producer
+        if self._own_producer is None:
+            s = self.kafka.settings
+            options = producer_config(s, client_id=f"{s.client_id}-{self.name}")
+            options["max_request_size"] = self.max_event_bytes + RECORD_OVERHEAD_BYTES
+            self._own_producer = KafkaProducer(**options)
+        return self._own_producer
+
+    def _reset_producer(self) -> None:
+        """Drop the producer after a failed delivery: a new one starts from fresh metadata and holds none of
+        the records the failed batch left queued (the batch is sent again in full)."""
+        producer, self._own_producer = self._own_producer, None
+        if producer is None:
+            # KafkaClients creates its producer lazily on next use; it has no API to drop one.
+            producer, self.kafka._producer = self.kafka._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except KafkaTimeoutError:
+                # kafka-python's close flushes first and raises on records still queued, before it stops
+                # its sender thread: finish what it would have done.
+                sender = getattr(producer, "_sender", None)
+                if sender is not None:
+                    sender.force_close()
+                producer._closed = True
+            except Exception as error:  # noqa: BLE001 - a half-broken producer is dropped all the same
+                log.debug("relay_producer_close_failed", error=repr(error))
+
+    # The broker's data.
+
+    def _lost_in_acknowledgements(self, acked: list[Any]) -> bool:
+        """Record the offsets acknowledged; one at or below a mark means the broker lost its data."""
+        lowest: dict[int, int] = {}
+        highest: dict[int, int] = {}
+        for metadata in acked:
+            lowest[metadata.partition] = min(metadata.offset, lowest.get(metadata.partition, metadata.offset))
+            highest[metadata.partition] = max(metadata.offset, highest.get(metadata.partition, -1))
+        for partition, offset in sorted(lowest.items()):
+            mark = self._highest.get(partition)
+            if mark is not None and offset <= mark:
+                self._start_epoch(f"Kafka acknowledged offset {offset} on partition {partition}, "
+                                  f"where it had acknowledged offset {mark} before")  # fmt: skip
+                return True
+        self._acked.update(lowest)
+        self._highest.update(highest)
+        return False
+
+    def end_offsets(self) -> dict[int, int] | None:
+        """The events topic's end offset per partition, None if it does not exist. Raises KafkaError."""
+        if self._probe is None:
+            self._probe = self.kafka.consumer(group_id=None)
+        self._probe.topics()  # a fresh metadata request
+        partitions = self._probe.partitions_for_topic(self.topic)
+        if not partitions:
+            return None
+        ends = self._probe.end_offsets([TopicPartition(self.topic, p) for p in sorted(partitions)])
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def check_broker(self, wait: Callable[[float], Any] = time.sleep, confirmations: int = 3) -> bool:
+        """Compare the topic with the marks; if the broker lost its data, publish from the start. Raises
+        KafkaError while the broker does not answer. A broker's end offsets may briefly lag what it
+        acknowledged, so a loss is declared only when a few looks a moment apart all find it."""
+        reason = None
+        for look in range(confirmations):
+            if look:
+                wait(0.2 * look)
+            reason = lost_data_reason(self.end_offsets(), self._acked, position=self.position,
+                                      never_marked=self._epoch is None)  # fmt: skip
+            if reason is None:
+                return False
+        assert reason is not None
+        self._start_epoch(reason)
+        return True
+
+    def _start_epoch(self, reason: str) -> None:
+        with self._lock:
+            epoch = self.marks.start_epoch(self.topic, reason)
+            log.error("relay_broker_lost_data", reason=reason, position=self.position, epoch=epoch,
+                      detail="publishing the store again from the start")  # fmt: skip
+            self._epoch, self.tracking_name = epoch, tracking_name(self.name, epoch)
+            self._position = self._tracked = self.tracking.max_tracking_id(self.tracking_name) or 0
+            self._acked, self._acked_stored, self._highest = {}, {}, {}
+        RELAY_BROKER_DATA_LOST.inc()
+        self._reset_producer()
+        self.kafka.ensure_topics()  # a restarted memory broker has none
+
+    # The position.
 
     def _position_moved(self, *, caught_up: bool) -> None:
         if self._writer is not None:
             self._writer.moved.set()
         elif caught_up or time.monotonic() - self._tracked_at >= self.track_every_s:
-            self.save_position()
+            self.save_position(with_marks=caught_up)
 
-    def save_position(self) -> None:
-        """Store the position Kafka acknowledged, if it moved since it was last stored."""
-        position = self._position
-        if position is not None and position != self._tracked:
-            started = time.monotonic()
-            self.tracking.insert_tracking(Tracking(self.name, position))
-            self._tracked, self._tracked_at = position, time.monotonic()
-            if self._tracked_at - started > SLOW_WRITE_S:
-                # On SQLite: the store's write lock was busy (commands, process workers).
-                log.warning("relay_position_write_slow", seconds=round(self._tracked_at - started, 3))
+    def save_position(self, *, with_marks: bool = False) -> None:
+        """Store the position Kafka acknowledged, if it moved since it was last stored; the marks too, at most
+        every MARKS_EVERY_S (or now, ``with_marks``)."""
+        with self._lock:
+            position = self._position
+            if position is not None and position != self._tracked:
+                started = time.monotonic()
+                self.tracking.insert_tracking(Tracking(self.tracking_name, position))
+                self._tracked, self._tracked_at = position, time.monotonic()
+                if self._tracked_at - started > SLOW_WRITE_S:
+                    # On SQLite: the store's write lock was busy (commands, process workers).
+                    log.warning("relay_position_write_slow", seconds=round(self._tracked_at - started, 3))
+            changed = {p: o for p, o in self._acked.items() if self._acked_stored.get(p) != o}
+            if changed and (with_marks or time.monotonic() - self._acked_stored_at >= MARKS_EVERY_S):
+                self.marks.save_offsets(self.topic, changed)
+                self._acked_stored.update(changed)
+                self._acked_stored_at = time.monotonic()
+
+    # Running.
 
     def run(self, stop: StopSignal, *, idle_wait_s: float = 0.01, until_caught_up: bool = False) -> int:
         """Relay until stopped (or, with ``until_caught_up``, until nothing is left); return the count."""
-        log.info("relay_started", position=self.position, topic=self.kafka.topics.events)
+        log.info("relay_started", position=self.position, topic=self.topic, epoch=self._epoch)
         total = 0
         self._writer = PositionWriter(self)
         try:
@@ -127,24 +440,41 @@ class Relay:
         finally:
             self._writer.stop()
             self._writer = None
-            self.save_position()  # what Kafka acknowledged, even when giving up on a failed delivery
+            # What Kafka acknowledged, even when giving up on a failed delivery.
+            self.save_position(with_marks=True)
+            self._reset_producer_if_own()
         log.info("relay_stopped", position=self.position, published=total)
         return total
+
+    def _reset_producer_if_own(self) -> None:
+        if self._own_producer is not None:
+            self._own_producer.close(timeout=self.ack_timeout_s)
+            self._own_producer = None
 
     def _relay(self, stop: StopSignal, idle_wait_s: float, until_caught_up: bool) -> int:
         total = 0
         failures = 0
+        check_due = 0.0  # at start: the broker is checked before anything is published
         while not stop.is_set():
             try:
+                if time.monotonic() >= check_due:
+                    self.check_broker(wait=stop.wait)
+                    check_due = time.monotonic() + self.check_every_s
                 published = self.relay_once()
                 failures = 0
-            except RelayDeliveryError as error:
-                # Nothing was acknowledged for sure: the same batch is sent again.
+            except (RelayDeliveryError, KafkaError, PersistenceError) as error:
                 failures += 1
-                log.warning("relay_delivery_failed", error=str(error), attempt=failures)
-                if failures > self.kafka.settings.retries:
+                delay = min(self.max_backoff_s, self.kafka.settings.retry_backoff_s * 2 ** (failures - 1))
+                store = isinstance(error, PersistenceError)
+                RELAY_DELIVERY_FAILURES.labels(cause="store" if store else "kafka").inc()
+                log.warning("relay_store_unavailable" if store else "relay_delivery_failed", error=str(error),
+                            attempt=failures, retry_in_s=delay, position=self.position)  # fmt: skip
+                if until_caught_up and failures > self.kafka.settings.retries:
                     raise
-                stop.wait(self.kafka.settings.retry_backoff_s * 2**failures)
+                if not store:
+                    self._reset_producer()
+                    check_due = 0.0  # once the broker answers again: did it come back empty?
+                stop.wait(delay)
                 continue
             total += published
             if published:
@@ -158,6 +488,90 @@ class Relay:
     def lag(self) -> int:
         """Notifications stored but not yet acknowledged by Kafka."""
         return max(0, (self.app.recorder.max_notification_id() or 0) - self.position)
+
+    # Parked events, again.
+
+    def retry_parked(self, notification: int | None = None) -> RetryOutcome:
+        """Publish parked events again, in notification order per aggregate (all, or ``notification``'s
+        aggregate). One published leaves the table; one refused again stays with retried + 1 and the new
+        reason, and its aggregate's later ones keep waiting. Raises RelayDeliveryError if Kafka is away."""
+        parked = self.parked.all()
+        if notification is not None:
+            target = next((p for p in parked if p.notification_id == notification), None)
+            if target is None:
+                raise ValueError(f"notification {notification} is not parked "
+                                 f"({len(parked)} are: see `crmflow relay parked list`)")  # fmt: skip
+            parked = [p for p in parked if p.key == target.key or p.aggregate_id == target.aggregate_id]
+        outcome = RetryOutcome([], [])
+        blocked = HeldAggregates([])
+        producer = self._producer()
+        for entry in parked:
+            if blocked.waits_for(entry.key, entry.aggregate_id) is not None:
+                outcome.still_parked.append(entry.notification_id)
+                continue
+            notifications = self.app.recorder.select_notifications(start=entry.notification_id, limit=1)
+            if not notifications or notifications[0].id != entry.notification_id:
+                reason = "the notification is no longer in the store"
+                self._failed_again(entry, reason, blocked, outcome)
+                continue
+            outgoing = self._prepare(notifications[0], None, self.size_limit())
+            if outgoing is None:
+                self.parked.published(entry.notification_id)  # no longer a published type: nothing to send
+                continue
+            if isinstance(outgoing, Refused):
+                self._failed_again(entry, outgoing.reason, blocked, outcome)
+                continue
+            reason = self._send_alone(producer, outgoing)
+            if reason is None:
+                self.parked.published(entry.notification_id)
+                outcome.published.append(entry.notification_id)
+                log.info("relay_parked_event_published", notification=entry.notification_id, key=entry.key)
+            else:
+                self._failed_again(entry, reason, blocked, outcome)
+                self._reset_producer()  # a refusal may spoil the producer for the next records (see _settle)
+                producer = self._producer()
+        self._reset_producer_if_own()
+        return outcome
+
+    def _send_alone(self, producer: KafkaProducer, outgoing: Outgoing) -> str | None:
+        try:
+            future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
+        except MessageSizeTooLargeError as error:
+            return f"the Kafka producer refused it: {error}"
+        self._flush(producer, [future])
+        if future.is_done and future.succeeded():
+            return None
+        if future.is_done and isinstance(future.exception, RECORD_REFUSALS):
+            return f"Kafka refused it: {future.exception}"
+        reason = future.exception if future.is_done else "no acknowledgement in time"
+        raise RelayDeliveryError(f"Kafka did not acknowledge notification {outgoing.notification.id} "
+                                 f"({reason}); it stays parked")  # fmt: skip
+
+    def _failed_again(self, entry: ParkedEvent, reason: str, blocked: HeldAggregates,
+                      outcome: RetryOutcome) -> None:  # fmt: skip
+        self.parked.failed_again(entry.notification_id, reason)
+        blocked.hold(entry)
+        outcome.still_parked.append(entry.notification_id)
+        log.error("relay_event_parked", notification=entry.notification_id, aggregate=entry.aggregate_id,
+                  key=entry.key, tenant=entry.tenant, topic=entry.topic, cause="retry_failed", reason=reason,
+                  retried=entry.retried + 1)  # fmt: skip
+
+
+@dataclass
+class RetryOutcome:
+    """Notifications a retry published, and those still parked."""
+
+    published: list[int]
+    still_parked: list[int]
+
+
+def _stored_tenant(notification: Any) -> str | None:
+    """The tenant of a stored event the relay cannot render, if its stored JSON says."""
+    try:
+        tenant = orjson.loads(notification.state).get("tenant_id")
+    except Exception:  # noqa: BLE001 - compressed, encrypted or unreadable: the table shows none
+        return None
+    return tenant if isinstance(tenant, str) else None
 
 
 class PositionWriter:
