@@ -14,23 +14,8 @@ from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables
 from crmflow.workers.api.app import create_app
 from crmflow.workers.config import Settings
-from tests.conftest import Clock
+from tests.conftest import Clock, Seconds
 from tests.integration.api_harness import SECRET, Api, User
-
-
-class Seconds:
-    """The rate limiter's monotonic clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def seconds() -> Seconds:
-    return Seconds()
 
 
 @pytest.fixture

@@ -16,25 +16,11 @@ from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.kafka.intake import Intake
 from crmflow.workers.kafka.intake_rate_limit import IntakeRateLimit
 from crmflow.workers.rate_limits import Rate, TenantBuckets
+from tests.conftest import Seconds
 from tests.waiting import wait_until
 
 POLICY = InboundPolicy(tenants=frozenset({"acme", "globex"}))
 RATE = Rate(per_s=5, burst=10)
-
-
-class Seconds:
-    """The rate limiter's monotonic clock, moved by hand: it stands still while the intake works."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def seconds() -> Seconds:
-    return Seconds()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ database is back every event is handled once."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,17 +41,15 @@ BEFORE, DURING, AFTER = 30, 20, 20  # web leads: handled before, arriving during
 
 
 @pytest.fixture
-def private_postgres(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+def private_postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PostgresServer]:
     reason = postgres_missing()
     if reason:
         required_service_missing(request, reason)
-    # Outside pytest's temporary root: another pytest session starting meanwhile makes that root private
-    # again (mode 0700), and the server, running as another user, could not start a second time.
-    server = PostgresServer(Path(tempfile.mkdtemp(prefix="crmflow-outage-pg-")) / "postgres").init()
+    # PostgresServer keeps its data where a server run as another user can reach it.
+    server = PostgresServer(tmp_path / "postgres").init()
     server.start()
     yield server
     server.remove()
-    shutil.rmtree(server.root.parent, ignore_errors=True)
 
 
 def test_workers_ride_out_a_fifteen_second_database_outage_and_then_handle_every_event_once(

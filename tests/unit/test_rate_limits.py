@@ -10,19 +10,7 @@ from crmflow.workers.config import Settings
 from crmflow.workers.inbound_checks import Rejected
 from crmflow.workers.kafka.intake_rate_limit import IntakeRateLimit
 from crmflow.workers.rate_limits import MAX_TRACKED_TENANTS, Rate, Refusal, TenantBuckets
-
-
-class Seconds:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.conftest import Seconds
 
 
 def charge_many(buckets: TenantBuckets, tenant: str, times: int) -> list[Refusal | None]:
@@ -30,7 +18,7 @@ def charge_many(buckets: TenantBuckets, tenant: str, times: int) -> list[Refusal
 
 
 def test_a_burst_passes_at_once_the_next_waits_a_tenth_of_a_second_and_half_a_second_refills_five() -> None:
-    clock = Seconds()
+    clock = Seconds(1_000.0)
     buckets = TenantBuckets(Rate(per_s=10, burst=20), clock=clock)
 
     # The bucket starts full: 20 pass at once.
@@ -48,7 +36,7 @@ def test_a_burst_passes_at_once_the_next_waits_a_tenth_of_a_second_and_half_a_se
 
 
 def test_a_quiet_tenant_saves_up_no_more_than_its_burst() -> None:
-    clock = Seconds()
+    clock = Seconds(1_000.0)
     buckets = TenantBuckets(Rate(per_s=10, burst=20), clock=clock)
     charge_many(buckets, "acme", 20)
 
@@ -60,7 +48,7 @@ def test_a_quiet_tenant_saves_up_no_more_than_its_burst() -> None:
 
 
 def test_one_tenant_over_its_rate_leaves_another_tenants_bucket_full() -> None:
-    clock = Seconds()
+    clock = Seconds(1_000.0)
     buckets = TenantBuckets(Rate(per_s=1, burst=3), clock=clock)
 
     assert [r is None for r in charge_many(buckets, "acme", 10)] == [True] * 3 + [False] * 7
@@ -68,7 +56,7 @@ def test_one_tenant_over_its_rate_leaves_another_tenants_bucket_full() -> None:
 
 
 def test_refused_attempts_do_not_push_the_next_token_further_away() -> None:
-    clock = Seconds()
+    clock = Seconds(1_000.0)
     buckets = TenantBuckets(Rate(per_s=2, burst=1), clock=clock)
     assert buckets.charge("acme") is None
 
@@ -93,7 +81,7 @@ def test_refused_attempts_do_not_push_the_next_token_further_away() -> None:
 def test_retry_after_is_the_wait_rounded_up_to_whole_seconds(
     per_s: float, wait_s: float, header: int
 ) -> None:
-    buckets = TenantBuckets(Rate(per_s=per_s, burst=1), clock=Seconds())
+    buckets = TenantBuckets(Rate(per_s=per_s, burst=1), clock=Seconds(1_000.0))
     buckets.charge("acme")
     refusal = buckets.charge("acme")
     assert refusal is not None
@@ -102,13 +90,13 @@ def test_retry_after_is_the_wait_rounded_up_to_whole_seconds(
 
 
 def test_a_rate_of_zero_is_unlimited() -> None:
-    buckets = TenantBuckets(Rate(per_s=0, burst=1), clock=Seconds())
+    buckets = TenantBuckets(Rate(per_s=0, burst=1), clock=Seconds(1_000.0))
     assert charge_many(buckets, "acme", 10_000) == [None] * 10_000
     assert Rate(0, 1).describe() == "unlimited"
 
 
 def test_tenants_whose_buckets_have_refilled_are_forgotten_so_many_tenants_do_not_grow_memory() -> None:
-    clock = Seconds()
+    clock = Seconds(1_000.0)
     buckets = TenantBuckets(Rate(per_s=10, burst=20), clock=clock)
     for n in range(MAX_TRACKED_TENANTS):
         buckets.charge(f"t{n}")
@@ -158,7 +146,7 @@ def test_a_bad_limit_setting_is_refused_naming_the_setting(
 
 
 def test_the_intake_refuses_a_message_over_its_tenants_rate_as_rate_limited_naming_the_rate() -> None:
-    clock = Seconds()
+    clock = Seconds(1_000.0)
     limit = IntakeRateLimit(TenantBuckets(Rate(per_s=1, burst=2), clock=clock))
     limit("acme")
     limit("acme")
