@@ -109,7 +109,16 @@ def to_cloudevent_dict(domain_event: Any) -> dict[str, Any]:
         "sequence": domain_event.originator_version,
         "correlationid": meta.get("correlation_id"),
         "causationid": meta.get("causation_id"),
+        **process_hops(meta),
     }
+
+
+def process_hops(meta: dict[str, Any]) -> dict[str, int]:
+    """The ``processhops`` extension of an event a process's command recorded: how many process hops in a
+    row caused it (the engine acts on none past its limit). Events of people's commands have none."""
+    cause = meta.get("cause")
+    hops = cause.get("hops") if isinstance(cause, dict) else None
+    return {"processhops": hops} if isinstance(hops, int) else {}
 
 
 class NotPlainJson(ValueError):
@@ -168,4 +177,5 @@ def stored_to_cloudevent_dict(topic: str, originator_id: UUID, version: int, sta
         "sequence": version,
         "correlationid": meta.get("correlation_id") or meta.get("command_id"),
         "causationid": meta.get("causation_id") or meta.get("command_id"),
+        **process_hops(meta),
     }

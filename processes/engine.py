@@ -12,7 +12,8 @@ most MAX_STEPS_PER_EVENT steps and MAX_EVENT_HANDLING_MS for one event or
 timer, and all instances of one event MAX_EVENT_TOTAL_MS, checked between
 steps (one CEL evaluation cannot be interrupted; its static cost bound,
 checked at validation, is what limits it); an emit that would follow
-MAX_PROCESS_HOPS process emits in a row is not made; variables and emitted
+MAX_PROCESS_HOPS process hops in a row (emits, or commands whose events the
+next process acts on) is not made; variables and emitted
 events stay within the JSON limits. Over any of these the instance
 fails with the reason, and the engine goes on with the next one.
 """
@@ -238,7 +239,7 @@ class Engine:
             return []
         if hops(event) > MAX_PROCESS_HOPS:
             limit = LimitExceeded(
-                "process_hops", f"event {event_id} was caused by {hops(event)} process emits in a row"
+                "process_hops", f"event {event_id} was caused by {hops(event)} process hops in a row"
             )
             return [Effect("skipped", "", "", 0, None, {"error": f"not acted on: {limit}"})]
         scope = Scope(event, now, tenant)
@@ -427,6 +428,10 @@ class Engine:
             now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
         args = {name: jsonable(process.evaluate(source, scope)) for name, source in step.args.items()}
         event = scope.event
+        hop = hops(event) + 1
+        if hop > MAX_PROCESS_HOPS:
+            limit = LimitExceeded("process_hops", f"{step.do} would make the {hop}th process hop in a row")
+            raise RunLimitError(f"{limit}: does a definition trigger on what its own commands record?")
         request = CommandRequest(
             step.do, instance.tenant, args,
             caller=f"process:{process.name}@{process.version}",
@@ -434,8 +439,10 @@ class Engine:
             causation_id=str(event.get("id")),
             # Derived from instance, step and cause: a redelivered event replays, never repeats.
             idempotency_key=f"process/{instance.id}/{step.id}/{cause}",
+            # The hop travels with the command's events (their processhops attribute on the wire), so a
+            # definition that triggers on what its own commands record stops after MAX_PROCESS_HOPS.
             cause={"process": process.name, "version": process.version, "step": step.id,
-                   "instance": instance.id, "trigger": event.get("type")},
+                   "instance": instance.id, "trigger": event.get("type"), "hops": hop},
         )  # fmt: skip
         try:
             self.commands.execute(request)

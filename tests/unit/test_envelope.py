@@ -115,6 +115,23 @@ def test_the_relays_fast_path_renders_exactly_what_the_domain_event_path_renders
             assert wire_document(app, n) == app.mapper.to_domain_event(n).to_wire(), n.topic
 
 
+def test_an_event_a_process_command_recorded_carries_its_process_hops_on_both_render_paths() -> None:
+    from crmflow.aggregates.publication import wire_document
+
+    app = CrmApplication("memory://", clock=lambda: AT)
+    cause = {"process": "echo", "version": 1, "step": "again", "instance": "i-1", "trigger": "LeadCreated", "hops": 3}
+    by_process = app.execute(CommandRequest("lead.create", "acme", {"name": "Echo"}, caller="process:echo@1",
+                                            cause=cause)).aggregate_id  # fmt: skip
+    by_person = app.execute(CommandRequest("lead.create", "acme", {"name": "Ada"})).aggregate_id
+
+    rendered = {n.originator_id: wire_document(app, n) for n in app.recorder.select_notifications(start=1, limit=10)}
+
+    assert rendered[by_process]["processhops"] == 3
+    assert "processhops" not in rendered[by_person]  # a person's command starts no chain
+    (stored,) = app.events.get(by_process)
+    assert to_cloudevent_dict(stored)["processhops"] == 3
+
+
 def test_event_ids_are_uuid5_of_aggregate_and_version() -> None:
     aggregate = uuid.uuid4()
     assert event_id(aggregate, 7) == str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "https://crmflow.dev/events"), f"{aggregate}/7"))

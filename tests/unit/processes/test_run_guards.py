@@ -119,9 +119,32 @@ def test_an_event_that_arrives_too_many_hops_deep_is_not_acted_on_and_says_why()
 
     assert skipped.kind == "skipped" and not instances.instances and not commands.issued
     assert skipped.detail["error"] == (
-        f"not acted on: event {deep['id']} was caused by 17 process emits in a row; "
+        f"not acted on: event {deep['id']} was caused by 17 process hops in a row; "
         "the limit is process_hops (16 hops)"
     )
+
+
+CREATE_LEAD = """\
+- id: again
+  do: lead.create
+  args: {name: '"Echo"'}
+"""
+
+
+def test_a_command_carries_the_next_hop_and_one_that_would_be_past_the_limit_fails_its_step() -> None:
+    # A definition that triggers on what its own command records (lead.create on LeadCreated): each
+    # LeadCreated the command records arrives one hop deeper, so the chain stops after 16 commands.
+    run, instances, commands = engine(*compiled(process(CREATE_LEAD, name="echo")))
+
+    run.handle({**event("LeadCreated"), HOPS: MAX_PROCESS_HOPS - 1}, MONDAY_9)
+    run.handle({**event("LeadCreated"), HOPS: MAX_PROCESS_HOPS}, MONDAY_9)
+
+    (issued,) = commands.issued
+    assert issued.cause["hops"] == MAX_PROCESS_HOPS  # 15 + 1: its LeadCreated goes out with processhops 16
+    assert failures(instances) == {
+        "echo": "lead.create would make the 17th process hop in a row; the limit is process_hops (16 hops): "
+        "does a definition trigger on what its own commands record?"
+    }
 
 
 def test_an_emit_over_the_event_size_limit_fails_the_step_with_its_size() -> None:
