@@ -141,3 +141,50 @@ def test_a_definition_deployed_before_the_limits_is_left_out_with_a_warning_and_
         "nests .map/.filter/.all/.exists 12 deep; the limit is comprehension_nesting (2 levels)"
         in refused["reason"]
     )
+
+
+ECHO = """\
+apiVersion: crmflow/v1
+kind: Process
+name: echo
+version: 1
+tenant: hostile
+trigger: {on: [LeadCreated]}
+steps:
+  - id: again
+    do: lead.create
+    args: {name: '"Echo"', source: '"web"'}
+"""
+
+
+def test_a_definition_that_triggers_on_what_its_own_command_records_stops_at_the_hop_limit(
+    app: CrmApplication, kafka: KafkaClients, clock: Clock
+) -> None:
+    documents = parse_documents(ECHO, "echo.yaml")
+    assert validate(documents) == [], "validation cannot know which events lead.create records"
+    DefinitionRegistry(app).deploy(documents, "mallory")
+    worker = ProcessWorker(app, kafka, ProcessRuntime(app, clock))
+    relay = Relay(app, kafka)
+    new_lead(app, "hostile", "Mallory")
+
+    def echo_failed() -> bool:
+        relay.run(StopSignal(), until_caught_up=True)
+        worker.poll_once()
+        return any(
+            i.definition == "echo" and i.status == "failed"
+            for i in worker.runtime.instances.instances.values()
+        )
+
+    try:
+        wait_until(echo_failed, 120, interval_s=0, what="the echo chain to stop")
+    finally:
+        worker.close()
+
+    # Mallory's lead has hop 0; each echo's LeadCreated is one hop deeper, and the command that would make
+    # the 17th hop fails: 1 + 16 = 17 leads, not one for ever.
+    leads = [
+        n for n in app.recorder.select_notifications(start=1, limit=10_000) if n.topic.endswith("LeadCreated")
+    ]
+    assert len(leads) == 1 + 16
+    (failed,) = [i for i in worker.runtime.instances.instances.values() if i.status == "failed"]
+    assert failed.error.startswith("lead.create would make the 17th process hop in a row")
