@@ -11,7 +11,7 @@ from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.durations import parse_duration
 from crmflow.processes.expressions import Expression, Scope, compile_expression
 from crmflow.processes.graph import END, successors
-from crmflow.processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep
+from crmflow.processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep, step_expressions
 
 SUBJECT_EQUALS_VAR = re.compile(r"event\.subject\s*==\s*vars\.(\w+)|vars\.(\w+)\s*==\s*event\.subject")
 
@@ -35,7 +35,7 @@ class CompiledProcess:
         self.expressions: dict[str, Expression] = {}
         self.round_robin_steps: set[str] = set()
         for step in d.steps:
-            for source in _sources(step):
+            for source in step_expressions(step):
                 self.expressions.setdefault(source, compile_expression(source))
                 if "round_robin(" in source:
                     self.round_robin_steps.add(step.id)
@@ -114,14 +114,3 @@ class CompiledProcess:
 
     def is_end(self, step_id: str) -> bool:
         return step_id == END
-
-
-def _sources(step: Step) -> list[str]:
-    out: list[str] = []
-    for attribute in ("args", "data", "set"):
-        out += list((getattr(step, attribute, None) or {}).values())
-    if isinstance(step, WaitForStep) and step.wait_for.when:
-        out.append(step.wait_for.when)
-    for branch in getattr(step, "choice", None) or []:
-        out.append(branch.when)
-    return out

@@ -265,3 +265,16 @@ def json_schema() -> dict[str, Any]:
         "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in schemas],
         "$defs": defs,
     }
+
+
+def step_expressions(step: Step) -> list[str]:
+    """Every CEL expression of a step: its arguments, data, variables set, wait condition and branches."""
+    out: list[str] = []
+    for attribute in ("args", "data", "set"):
+        out += list((getattr(step, attribute, None) or {}).values())
+    if isinstance(step, WaitForStep) and step.wait_for.when:
+        out.append(step.wait_for.when)
+    for branch in getattr(step, "choice", None) or []:
+        out.append(branch.when)
+    return out
+

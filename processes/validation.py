@@ -27,6 +27,7 @@ from crmflow.processes.schema import (
     SetStep,
     WaitForStep,
     WaitStep,
+    step_expressions,
 )
 
 DOMAIN_PREFIXES = tuple(sorted({cls.__name__ for cls in AGGREGATES}, key=len, reverse=True))
@@ -206,12 +207,7 @@ def expression_sources(p: ProcessDefinition) -> list[str]:
     """Every CEL expression of a definition."""
     out = [p.trigger.key, *([p.trigger.when] if p.trigger.when else []), *p.vars.values()]
     for step in p.steps:
-        for attribute in ("args", "data", "set"):
-            out += list((getattr(step, attribute, None) or {}).values())
-        if isinstance(step, WaitForStep) and step.wait_for.when:
-            out.append(step.wait_for.when)
-        for branch in getattr(step, "choice", None) or []:
-            out.append(branch.when)
+        out += step_expressions(step)
     return out
 
 
