@@ -268,6 +268,11 @@ class KafkaClients:
             )  # fmt: skip
         return self._producer
 
+    def drop_producer(self) -> KafkaProducer | None:
+        """Forget the producer (the next use makes a new one) and hand it over, for the caller to close."""
+        producer, self._producer = self._producer, None
+        return producer
+
     def consumer(self, *topics: str, group_id: str | None, **overrides: Any) -> KafkaConsumer:
         """A consumer that never auto-commits; in a group when ``group_id`` is given."""
         s = self.settings

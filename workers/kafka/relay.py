@@ -29,28 +29,28 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
 from eventsourcing.persistence import PersistenceError, Tracking
-from kafka import KafkaProducer, TopicPartition
-from kafka.errors import (
-    CorruptRecordError,
-    InvalidRecordError,
-    KafkaError,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-)
+from kafka import TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.limits import MAX_EVENT_BYTES
 from crmflow.aggregates.publication import encode, is_published, wire_document
-from crmflow.workers.kafka.clients import KafkaClients, producer_config
+from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.kafka.parked_retry import RetryOutcome, retry_parked
 from crmflow.workers.kafka.parking import HeldAggregates, ParkedEvent, ParkedEvents, StoreSql, now_utc
 from crmflow.workers.kafka.relay_marks import RelayMarks, lost_data_reason, tracking_name
+from crmflow.workers.kafka.relay_producer import (
+    RECORD_REFUSALS,
+    Outgoing,
+    Refused,
+    RelayDeliveryError,
+    RelayProducer,
+)
 from crmflow.workers.metrics import (
     EVENTS_HANDLED,
     RELAY_BROKER_DATA_LOST,
@@ -66,35 +66,6 @@ SLOW_WRITE_S = 0.05
 # The marks only need to be recent, not exact (see relay_marks): written less often than the position, as
 # every write takes the store's write lock on SQLite.
 MARKS_EVERY_S = 1.0
-# Errors Kafka gives for one record that no retry of the same bytes can cure.
-RECORD_REFUSALS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError, CorruptRecordError)
-# Room for the record and batch headers kafka-python adds to key and value when it checks max_request_size.
-RECORD_OVERHEAD_BYTES = 1024
-
-
-class RelayDeliveryError(RuntimeError):
-    """Kafka did not acknowledge every event of a batch; the position was not advanced."""
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """A notification ready to send: its Kafka key and bytes."""
-
-    notification: Any
-    key: str
-    value: bytes
-    tenant: str | None
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A notification the relay will not send, and why (``kind`` labels the metric)."""
-
-    notification: Any
-    key: str
-    tenant: str | None
-    kind: str
-    reason: str
 
 
 class Relay:
@@ -127,7 +98,7 @@ class Relay:
         # since the last write; consumers drop the duplicates by id.
         self.track_every_s = track_every_s
         # Above MAX_EVENT_BYTES only for `relay parked retry --max-bytes`: the producer is then made to match.
-        self.max_event_bytes = max_event_bytes
+        self.producer = RelayProducer(kafka, name, max_event_bytes, ack_timeout_s)
         self.check_every_s = check_every_s
         self.max_backoff_s = max_backoff_s
         sql = StoreSql(app)
@@ -147,7 +118,6 @@ class Relay:
         self._tracked_at = 0.0
         self._position: int | None = None
         self._writer: PositionWriter | None = None  # while ``run`` runs
-        self._own_producer: KafkaProducer | None = None
         self._probe: Any = None
         self.published = 0  # events acknowledged by Kafka since start (the demo waits on it)
         self.parked_count = 0  # events parked since start
@@ -172,13 +142,13 @@ class Relay:
         parked = self.parked.all()
         held = HeldAggregates(parked)
         RELAY_PARKED_NOW.set(len(parked))
-        producer = self._producer()
-        limit = self.size_limit()
+        producer = self.producer.get()
+        limit = self.producer.size_limit()
         sent: list[tuple[Outgoing, Any]] = []
         for notification in notifications:
             if notification.id in held.ids:
                 continue  # parked before: the store is being published again from the start
-            outgoing = self._prepare(notification, held, limit)
+            outgoing = self.prepare(notification, held, limit)
             if isinstance(outgoing, Refused):
                 self._park(outgoing, held)
                 continue
@@ -194,8 +164,8 @@ class Relay:
             except KafkaTimeoutError as error:  # no metadata for the topic: the broker is away
                 raise RelayDeliveryError(f"Kafka did not answer ({error}); position stays at {self.position}")
             sent.append((outgoing, future))
-        self._flush(producer, [future for _, future in sent])
-        acked = self._settle(sent, held, producer)
+        self.producer.flush(producer, [future for _, future in sent])
+        acked = self._settle(sent, held)
         if self._lost_in_acknowledgements(acked):
             return len(notifications)
         self._position = notifications[-1].id
@@ -206,7 +176,7 @@ class Relay:
         RELAY_LAG.set(self.lag() if len(notifications) == self.batch_size else 0)
         return len(notifications)
 
-    def _prepare(
+    def prepare(
         self, notification: Any, held: HeldAggregates | None, limit: int
     ) -> Outgoing | Refused | None:
         """The key and bytes to send, a reason not to, or None for an event type that is not published."""
@@ -236,32 +206,7 @@ class Relay:
             return Refused(notification, key, tenant, "too_large", reason)
         return Outgoing(notification, key, value, tenant)
 
-    def size_limit(self) -> int:
-        """The largest event the relay sends: crmflow's limit, and what the producer may send."""
-        max_request = int(self._producer().config["max_request_size"]) - RECORD_OVERHEAD_BYTES
-        return min(self.max_event_bytes, max_request)
-
-    def _flush(self, producer: KafkaProducer, futures: list[Any]) -> None:
-        """Wait until every future is done or the ack timeout has passed; the futures say how each went."""
-        deadline = time.monotonic() + self.ack_timeout_s
-        try:
-            producer.flush(timeout=self.ack_timeout_s)
-            return
-        except KafkaTimeoutError:
-            return
-        except KafkaError:
-            # kafka-python 3.0's flush raises "Future not done" once it has split a batch the broker found
-            # too large (it sends the halves again): wait on the records themselves.
-            pass
-        for future in futures:
-            try:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001, S110 - a failed future is read by the caller
-                pass
-
-    def _settle(
-        self, sent: list[tuple[Outgoing, Any]], held: HeldAggregates, producer: KafkaProducer
-    ) -> list[Any]:
+    def _settle(self, sent: list[tuple[Outgoing, Any]], held: HeldAggregates) -> list[Any]:
         """The acknowledgements of a sent batch; records Kafka refused for good are sent alone once more, and
         parked if refused again (a refused batch may have held others that were fine)."""
         acked, refused, failed = [], [], []
@@ -280,19 +225,13 @@ class Relay:
                 f"position stays at {self.position}"
             )
         for outgoing in refused:
-            # After a refusal kafka-python's idempotent producer may refuse the rest of that partition's
-            # records too (seen on Apache Kafka 4.1): each is sent alone from a fresh producer.
-            self._reset_producer()
-            producer = self._producer()
-            future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
-            self._flush(producer, [future])
-            if future.is_done and future.succeeded():
-                acked.append(future.value)
-            elif future.is_done and isinstance(future.exception, RECORD_REFUSALS):
-                self._park(self._refused(outgoing, "refused", f"Kafka refused it: {future.exception}"), held)
+            self.producer.reset()  # the refusal may have spoilt the producer for the partition's other records
+            metadata, reason = self.producer.send_alone(self.topic, outgoing.key, outgoing.value,
+                                                        outgoing.notification.id)  # fmt: skip
+            if reason is None:
+                acked.append(metadata)
             else:
-                raise RelayDeliveryError(f"Kafka did not acknowledge a record sent alone; "
-                                         f"position stays at {self.position}")  # fmt: skip
+                self._park(self._refused(outgoing, "refused", reason), held)
         return acked
 
     def _refused(self, outgoing: Outgoing, kind: str, reason: str) -> Refused:
@@ -311,38 +250,6 @@ class Relay:
         log.error("relay_event_parked", notification=n.id, aggregate=event.aggregate_id, key=event.key,
                   tenant=event.tenant, topic=n.topic, cause=refused.kind, reason=refused.reason,
                   waits_for=waits_for)  # fmt: skip
-
-    # The producer: the clients' own, or one with a larger max_request_size for a retry of large events.
-
-    def _producer(self) -> KafkaProducer:
-        if self.max_event_bytes <= MAX_EVENT_BYTES:
-            return self.kafka.producer
-        if self._own_producer is None:
-            s = self.kafka.settings
-            options = producer_config(s, client_id=f"{s.client_id}-{self.name}")
-            options["max_request_size"] = self.max_event_bytes + RECORD_OVERHEAD_BYTES
-            self._own_producer = KafkaProducer(**options)
-        return self._own_producer
-
-    def _reset_producer(self) -> None:
-        """Drop the producer after a failed delivery: a new one starts from fresh metadata and holds none of
-        the records the failed batch left queued (the batch is sent again in full)."""
-        producer, self._own_producer = self._own_producer, None
-        if producer is None:
-            # KafkaClients creates its producer lazily on next use; it has no API to drop one.
-            producer, self.kafka._producer = self.kafka._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)
-            except KafkaTimeoutError:
-                # kafka-python's close flushes first and raises on records still queued, before it stops
-                # its sender thread: finish what it would have done.
-                sender = getattr(producer, "_sender", None)
-                if sender is not None:
-                    sender.force_close()
-                producer._closed = True
-            except Exception as error:  # noqa: BLE001 - a half-broken producer is dropped all the same
-                log.debug("relay_producer_close_failed", error=repr(error))
 
     # The broker's data.
 
@@ -399,7 +306,7 @@ class Relay:
             self._position = self._tracked = self.tracking.max_tracking_id(self.tracking_name) or 0
             self._acked, self._acked_stored, self._highest = {}, {}, {}
         RELAY_BROKER_DATA_LOST.inc()
-        self._reset_producer()
+        self.producer.reset()
         self.kafka.ensure_topics()  # a restarted memory broker has none
 
     # The position.
@@ -442,14 +349,9 @@ class Relay:
             self._writer = None
             # What Kafka acknowledged, even when giving up on a failed delivery.
             self.save_position(with_marks=True)
-            self._reset_producer_if_own()
+            self.producer.close_own()
         log.info("relay_stopped", position=self.position, published=total)
         return total
-
-    def _reset_producer_if_own(self) -> None:
-        if self._own_producer is not None:
-            self._own_producer.close(timeout=self.ack_timeout_s)
-            self._own_producer = None
 
     def _relay(self, stop: StopSignal, idle_wait_s: float, until_caught_up: bool) -> int:
         total = 0
@@ -472,7 +374,7 @@ class Relay:
                 if until_caught_up and failures > self.kafka.settings.retries:
                     raise
                 if not store:
-                    self._reset_producer()
+                    self.producer.reset()
                     check_due = 0.0  # once the broker answers again: did it come back empty?
                 stop.wait(delay)
                 continue
@@ -489,80 +391,9 @@ class Relay:
         """Notifications stored but not yet acknowledged by Kafka."""
         return max(0, (self.app.recorder.max_notification_id() or 0) - self.position)
 
-    # Parked events, again.
-
     def retry_parked(self, notification: int | None = None) -> RetryOutcome:
-        """Publish parked events again, in notification order per aggregate (all, or ``notification``'s
-        aggregate). One published leaves the table; one refused again stays with retried + 1 and the new
-        reason, and its aggregate's later ones keep waiting. Raises RelayDeliveryError if Kafka is away."""
-        parked = self.parked.all()
-        if notification is not None:
-            target = next((p for p in parked if p.notification_id == notification), None)
-            if target is None:
-                raise ValueError(f"notification {notification} is not parked "
-                                 f"({len(parked)} are: see `crmflow relay parked list`)")  # fmt: skip
-            parked = [p for p in parked if p.key == target.key or p.aggregate_id == target.aggregate_id]
-        outcome = RetryOutcome([], [])
-        blocked = HeldAggregates([])
-        producer = self._producer()
-        for entry in parked:
-            if blocked.waits_for(entry.key, entry.aggregate_id) is not None:
-                outcome.still_parked.append(entry.notification_id)
-                continue
-            notifications = self.app.recorder.select_notifications(start=entry.notification_id, limit=1)
-            if not notifications or notifications[0].id != entry.notification_id:
-                reason = "the notification is no longer in the store"
-                self._failed_again(entry, reason, blocked, outcome)
-                continue
-            outgoing = self._prepare(notifications[0], None, self.size_limit())
-            if outgoing is None:
-                self.parked.published(entry.notification_id)  # no longer a published type: nothing to send
-                continue
-            if isinstance(outgoing, Refused):
-                self._failed_again(entry, outgoing.reason, blocked, outcome)
-                continue
-            reason = self._send_alone(producer, outgoing)
-            if reason is None:
-                self.parked.published(entry.notification_id)
-                outcome.published.append(entry.notification_id)
-                log.info("relay_parked_event_published", notification=entry.notification_id, key=entry.key)
-            else:
-                self._failed_again(entry, reason, blocked, outcome)
-                self._reset_producer()  # a refusal may spoil the producer for the next records (see _settle)
-                producer = self._producer()
-        self._reset_producer_if_own()
-        return outcome
-
-    def _send_alone(self, producer: KafkaProducer, outgoing: Outgoing) -> str | None:
-        try:
-            future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
-        except MessageSizeTooLargeError as error:
-            return f"the Kafka producer refused it: {error}"
-        self._flush(producer, [future])
-        if future.is_done and future.succeeded():
-            return None
-        if future.is_done and isinstance(future.exception, RECORD_REFUSALS):
-            return f"Kafka refused it: {future.exception}"
-        reason = future.exception if future.is_done else "no acknowledgement in time"
-        raise RelayDeliveryError(f"Kafka did not acknowledge notification {outgoing.notification.id} "
-                                 f"({reason}); it stays parked")  # fmt: skip
-
-    def _failed_again(self, entry: ParkedEvent, reason: str, blocked: HeldAggregates,
-                      outcome: RetryOutcome) -> None:  # fmt: skip
-        self.parked.failed_again(entry.notification_id, reason)
-        blocked.hold(entry)
-        outcome.still_parked.append(entry.notification_id)
-        log.error("relay_event_parked", notification=entry.notification_id, aggregate=entry.aggregate_id,
-                  key=entry.key, tenant=entry.tenant, topic=entry.topic, cause="retry_failed", reason=reason,
-                  retried=entry.retried + 1)  # fmt: skip
-
-
-@dataclass
-class RetryOutcome:
-    """Notifications a retry published, and those still parked."""
-
-    published: list[int]
-    still_parked: list[int]
+        """Publish parked events again (crmflow.workers.kafka.parked_retry)."""
+        return retry_parked(self, notification)
 
 
 def _stored_tenant(notification: Any) -> str | None:
