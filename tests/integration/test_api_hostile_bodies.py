@@ -126,7 +126,7 @@ def test_a_body_over_the_byte_limit_is_refused_with_413_before_it_is_read(admin:
     body = response.json()
     assert body["error"] == "oversize"
     assert body["details"] == {"limit": "message_bytes", "limit_value": 262_144}
-    assert body["message"] == "the request body is 262145 bytes; the limit is message_bytes (262,144 bytes)"
+    assert body["message"] == "the request body is 262,145 bytes; the limit is message_bytes (262,144 bytes)"
 
 
 def test_a_body_over_the_byte_limit_without_a_length_is_refused_with_413_as_it_is_read(admin: User) -> None:

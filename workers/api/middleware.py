@@ -98,7 +98,8 @@ class BodyLimits:
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit.value):
-            await self._too_large(scope, receive, send, f"the request body is {declared} bytes")
+            size = f"{int(declared):,} bytes" if declared.isdigit() else f"declared as {declared!r}"
+            await self._too_large(scope, receive, send, f"the request body is {size}")
             return
         body = bytearray()
         while True:

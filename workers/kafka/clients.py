@@ -33,6 +33,13 @@ from kafka.errors import (
     RebalanceInProgressError,
     TopicAlreadyExistsError,
 )
+
+# What the relay needs of kafka-python besides the clients: the errors Kafka gives for one record that no
+# retry of the same bytes can cure. Re-exported, so that kafka-python is imported in this module only.
+from kafka.errors import CorruptRecordError as CorruptRecordError
+from kafka.errors import InvalidRecordError as InvalidRecordError
+from kafka.errors import MessageSizeTooLargeError as MessageSizeTooLargeError
+from kafka.errors import RecordListTooLargeError as RecordListTooLargeError
 from kafka.structs import OffsetAndMetadata
 from pydantic import BaseModel, Field
 

@@ -34,13 +34,17 @@ from typing import Any
 import orjson
 import structlog
 from eventsourcing.persistence import PersistenceError, Tracking
-from kafka import TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.limits import MAX_EVENT_BYTES
 from crmflow.aggregates.publication import encode, is_published, wire_document
-from crmflow.workers.kafka.clients import KafkaClients
+from crmflow.workers.kafka.clients import (
+    KafkaClients,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    TopicPartition,
+)
 from crmflow.workers.kafka.parked_retry import RetryOutcome, retry_parked
 from crmflow.workers.kafka.parking import HeldAggregates, ParkedEvent, ParkedEvents, StoreSql, now_utc
 from crmflow.workers.kafka.relay_marks import RelayMarks, lost_data_reason, tracking_name

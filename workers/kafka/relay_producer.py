@@ -14,18 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from kafka import KafkaProducer
-from kafka.errors import (
+
+from crmflow.aggregates.limits import MAX_EVENT_BYTES
+from crmflow.workers.kafka.clients import (
     CorruptRecordError,
     InvalidRecordError,
+    KafkaClients,
     KafkaError,
+    KafkaProducer,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
+    producer_config,
 )
-
-from crmflow.aggregates.limits import MAX_EVENT_BYTES
-from crmflow.workers.kafka.clients import KafkaClients, producer_config
 
 log = structlog.get_logger("crmflow.relay")
 # Errors Kafka gives for one record that no retry of the same bytes can cure.

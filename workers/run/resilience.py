@@ -18,8 +18,8 @@ from typing import TypeVar
 import eventsourcing.persistence as store_errors
 import psycopg
 import structlog
-from kafka.errors import KafkaError
 
+from crmflow.workers.kafka.clients import KafkaError
 from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.workers")
