@@ -90,3 +90,19 @@ def test_workers_whose_positions_are_past_the_end_replay_from_the_earliest_offse
     assert web_leads_in_the_funnel(reports) == LEADS
     reports.close()
     app.close()
+
+
+def test_the_true_end_of_a_partition_whose_last_batch_is_larger_than_one_poll_is_found(
+    kafka: KafkaClients,
+) -> None:
+    # 1,200 one-byte records sent at once go out in few batches, the last of them larger than one poll hands
+    # out (max_poll_records, 500): the end is after the last of them, offset 1,199 + 1 = 1,200, whatever
+    # the broker reports (Apache Kafka: exactly that; the bundled broker: the first offset of the last batch).
+    partition = TopicPartition(kafka.topics.events, 0)
+    for _ in range(1_200):
+        kafka.producer.send(partition.topic, value=b"x", partition=0)
+    kafka.producer.flush()
+    probe = kafka.consumer(group_id=None)
+    reported = probe.end_offsets([partition])
+
+    assert kafka.true_ends(reported)[partition] == 1_200

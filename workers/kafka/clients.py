@@ -361,12 +361,18 @@ class KafkaClients:
             for tp, offset in reported.items():
                 probe.seek(tp, offset)
             ends = dict(reported)
-            pending = set(reported)
             deadline = time.monotonic() + timeout_s
-            while pending and time.monotonic() < deadline:
-                for tp, records in probe.poll(timeout_ms=100).items():
+            read_some = False
+            while time.monotonic() < deadline:
+                # A poll hands out at most max_poll_records of a fetched batch: read on until a poll brings
+                # nothing new, or one large last batch would be taken for the partition's end.
+                polled = probe.poll(timeout_ms=100)
+                for tp, records in polled.items():
                     ends[tp] = max(ends[tp], records[-1].offset + 1)
-                    pending.discard(tp)
+                if polled:
+                    read_some = True
+                elif read_some:
+                    break
             return ends
         finally:
             probe.close()
