@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,3 +49,19 @@ def read_topic(kafka: KafkaClients, topic: str, *, at_least: int = 0, timeout_s:
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+def run_in_background(intake: Any, stop: Any) -> tuple[threading.Thread, list[BaseException]]:
+    """``intake.run(stop)`` in a thread, as the worker runs it; what escapes it is kept, for the test to say
+    it did not."""
+    escaped: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            intake.run(stop)
+        except BaseException as error:  # noqa: BLE001 - the test asserts there is none
+            escaped.append(error)
+
+    thread = threading.Thread(target=run, name="intake", daemon=True)
+    thread.start()
+    return thread, escaped

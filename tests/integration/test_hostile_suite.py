@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from crmflow.workers.shutdown import StopSignal
 from tests.conftest import Clock
 from tests.hostile import TENANTS, hostile_body, hostile_path_value, interleaved
 from tests.integration.api_harness import SECRET, Api, start_api
-from tests.waiting import wait_until
+from tests.waiting import run_in_background, wait_until
 
 HOSTILE_MESSAGES = 5_000
 VALID_PER_TENANT = 100
@@ -50,16 +49,7 @@ def test_five_thousand_hostile_messages_among_valid_ones_stop_nobody_and_every_v
     messages = interleaved(rng, HOSTILE_MESSAGES, VALID_PER_TENANT)
     intake = Intake(app, kafka, InboundPolicy(tenants=frozenset(TENANTS)))
     stop = StopSignal()
-    crashed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            intake.run(stop)
-        except BaseException as error:  # noqa: BLE001 - a crash is what this test is looking for
-            crashed.append(error)
-
-    worker = threading.Thread(target=run, name="intake", daemon=True)
-    worker.start()
+    worker, crashed = run_in_background(intake, stop)
     started = time.monotonic()
     for message in messages:
         kafka.producer.send(kafka.topics.inbound, key=message.family.encode(), value=message.value,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from crmflow.workers.kafka import deadletters
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 from crmflow.workers.kafka.intake import Intake
 from crmflow.workers.shutdown import StopSignal
-from tests.waiting import wait_until
+from tests.waiting import run_in_background, wait_until
 
 POLICY = InboundPolicy(tenants=frozenset({"acme"}))  # crmflow's own limits: 262,144 bytes a message
 
@@ -57,21 +56,6 @@ def stop() -> Iterator[StopSignal]:
     signal = StopSignal()
     yield signal
     signal.set()
-
-
-def run_in_background(intake: Intake, stop: StopSignal) -> tuple[threading.Thread, list[BaseException]]:
-    """intake.run as the worker runs it; what escapes it is kept, for the test to say it did not."""
-    escaped: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            intake.run(stop)
-        except BaseException as error:  # noqa: BLE001 - the test asserts there is none
-            escaped.append(error)
-
-    thread = threading.Thread(target=run, name="intake", daemon=True)
-    thread.start()
-    return thread, escaped
 
 
 def stored(app: CrmApplication, event_id: str) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from crmflow.workers.shutdown import StopSignal
 from tests.conftest import required_service_missing
 from tests.postgres_server import PostgresServer
 from tests.postgres_server import missing_reason as postgres_missing
-from tests.waiting import wait_until
+from tests.waiting import run_in_background, wait_until
 
 POLL_INTERVAL_MS = 6_000  # max_poll_interval_ms, on both brokers: the outage below lasts longer
 
@@ -62,16 +61,8 @@ def test_the_intake_rides_out_a_database_outage_longer_than_its_poll_interval_an
     caplog.set_level(logging.WARNING, logger="kafka")
     app = CrmApplication(url)
     intake = Intake(app, kafka, InboundPolicy(tenants=frozenset({"acme"})))
-    stop, escaped = StopSignal(), []
-
-    def run() -> None:
-        try:
-            intake.run(stop)
-        except BaseException as error:  # noqa: BLE001 - the test asserts there is none
-            escaped.append(error)
-
-    thread = threading.Thread(target=run, name="intake", daemon=True)
-    thread.start()
+    stop = StopSignal()
+    thread, escaped = run_in_background(intake, stop)
     try:
 
         def stored(event_id: str) -> bool:

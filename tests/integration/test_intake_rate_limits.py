@@ -17,6 +17,7 @@ from crmflow.workers.kafka.intake import Intake
 from crmflow.workers.kafka.intake_rate_limit import IntakeRateLimit
 from crmflow.workers.rate_limits import Rate, TenantBuckets
 from tests.conftest import Seconds
+from tests.integration.test_intake import drain
 from tests.waiting import wait_until
 
 POLICY = InboundPolicy(tenants=frozenset({"acme", "globex"}))
@@ -39,16 +40,6 @@ def publish(kafka: KafkaClients, values: list[bytes]) -> None:
     for value in values:  # one key: one partition, so globex's forms queue behind acme's flood
         kafka.producer.send(kafka.topics.inbound, key=b"web-forms", value=value)
     kafka.producer.flush()
-
-
-def drain(intake: Intake, handled: int) -> None:
-    total = [0]
-
-    def done() -> bool:
-        total[0] += intake.poll_once()
-        return total[0] >= handled
-
-    wait_until(done, 60, interval_s=0, what=f"the intake to handle {handled} messages")
 
 
 def redrive_rate_limited(kafka: KafkaClients, expected: int) -> list[deadletters.DeadLetter]:
