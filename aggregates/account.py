@@ -1,4 +1,10 @@
-"""Account: a customer organisation, with what it paid and what serving it cost."""
+"""Account: a customer organisation, with what it paid and what serving it cost.
+
+An account keeps its books in one currency, as a Salesforce account has one
+currency code: given at creation, or else taken from its first payment or cost.
+An amount in another currency is refused (crmflow converts no currency), so
+revenue and cost are never a sum of two currencies.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ from decimal import Decimal
 from eventsourcing.domain import event
 
 from crmflow.aggregates.base import TenantAggregate, check_not_negative
+from crmflow.aggregates.errors import InvalidValueError
+
+DEFAULT_CURRENCY = "EUR"  # as every command's currency field defaults
 
 
 class Account(TenantAggregate):
@@ -15,9 +24,11 @@ class Account(TenantAggregate):
 
     @event("AccountCreated")
     def __init__(
-        self, tenant_id: str, name: str, industry: str | None, website: str | None, owner: str | None
+        self, tenant_id: str, name: str, industry: str | None, website: str | None, owner: str | None,
+        currency: str | None = None,  # None in events recorded before accounts had a currency
     ) -> None:
         self.tenant_id = tenant_id
+        self.currency = currency
         self.name = name
         self.industry = industry
         self.website = website
@@ -26,23 +37,40 @@ class Account(TenantAggregate):
         self.revenue = Decimal(0)
         self.cost_to_serve = Decimal(0)
 
-    def record_payment(self, invoice_id: str, amount: Decimal, currency: str, paid_on: date) -> None:
+    def record_payment(self, invoice_id: str, amount: Decimal, currency: str | None, paid_on: date) -> None:
         check_not_negative("amount", amount)
+        currency = self._books_in(currency, "a payment")
         self._record_payment(invoice_id=invoice_id, amount=amount, currency=currency, paid_on=paid_on)
 
-    def record_cost(self, amount: Decimal, category: str, description: str | None) -> None:
+    def record_cost(self, amount: Decimal, category: str, description: str | None, currency: str | None = None) -> None:
         check_not_negative("amount", amount)
-        self._record_cost(amount=amount, category=category, description=description)
+        currency = self._books_in(currency, "a cost")
+        self._record_cost(amount=amount, category=category, description=description, currency=currency)
+
+    def _books_in(self, currency: str | None, what: str) -> str:
+        """The currency an amount is recorded in: the account's own; an account without one yet takes it."""
+        if self.currency is None:
+            return currency or DEFAULT_CURRENCY
+        if currency is not None and currency != self.currency:
+            raise InvalidValueError(
+                f"account {self.name!r} keeps its books in {self.currency}: {what} in {currency} is not accepted "
+                f"(record it in {self.currency}; crmflow converts no currency)",
+                field="currency", value=currency, allowed=[self.currency],
+            )  # fmt: skip
+        return self.currency
 
     def assign(self, owner: str) -> None:
         self._assign(owner=owner, previous_owner=self.owner)
 
     @event("AccountPaymentRecorded")
     def _record_payment(self, invoice_id: str, amount: Decimal, currency: str, paid_on: date) -> None:
+        self.currency = self.currency or currency
         self.revenue += amount
 
     @event("AccountCostRecorded")
-    def _record_cost(self, amount: Decimal, category: str, description: str | None) -> None:
+    def _record_cost(self, amount: Decimal, category: str, description: str | None, currency: str | None = None) -> None:
+        # None in costs recorded before costs carried a currency: they are in the account's.
+        self.currency = self.currency or currency
         self.cost_to_serve += amount
 
     @event("AccountAssigned")

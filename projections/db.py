@@ -2,8 +2,10 @@
 
 SQL is written once, with ``%(name)s`` parameters (psycopg's style); for SQLite
 they become ``:name``. Both speak ``INSERT ... ON CONFLICT ... DO UPDATE``.
-Times are stored as ISO 8601 text in UTC (they sort and compare the same on
-both), money as numbers, durations as seconds.
+What the two do differently (money, months of a time) is spelled by the small
+methods of ``Database`` (``money_sum``, ``money_add``, ``month``); the column
+types are in projections.tables. PostgreSQL sessions run in UTC, so a date an
+analyst passes (``--since 2026-03-01``) means midnight UTC on both.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,32 @@ from psycopg.rows import dict_row
 from crmflow.aggregates.store import DEFAULT_SQLITE_PATH
 
 PARAM = re.compile(r"%\((\w+)\)s")
+# sqlite3 has no adapter for Decimal; money is decimal text there (projections.tables).
+sqlite3.register_adapter(Decimal, str)
+
+
+class _DecimalSum:
+    """SQLite's ``decimal_sum(amount [, factor])``: the exact sum of amount × factor, as decimal text.
+
+    SQLite's own SUM turns text into REAL. NULL amounts are skipped, as SUM does.
+    """
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, amount: object, factor: object = 1) -> None:
+        if amount is not None:
+            self.total += Decimal(str(amount)) * Decimal(str(factor))
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def _decimal_add(a: object, b: object) -> str | None:
+    """SQLite's ``decimal_add(a, b)``: a + b exactly; NULL if either is NULL, as ``a + b`` is."""
+    if a is None or b is None:
+        return None
+    return str(Decimal(str(a)) + Decimal(str(b)))
 
 
 @lru_cache(maxsize=1024)
@@ -57,12 +86,29 @@ class Database:
             # A 64 MiB page cache (the default is 2 MiB): tables of a million rows
             # otherwise read their B-tree pages back from disk on every insert.
             self.connection.execute("PRAGMA cache_size=-65536")
+            self.connection.create_aggregate("decimal_sum", 1, _DecimalSum)
+            self.connection.create_aggregate("decimal_sum", 2, _DecimalSum)
+            self.connection.create_function("decimal_add", 2, _decimal_add, deterministic=True)
 
     def _connect(self) -> Any:
-        return psycopg.connect(self.url, row_factory=dict_row)
+        return psycopg.connect(self.url, row_factory=dict_row, options="-c TimeZone=UTC")
 
     def sql(self, statement: str) -> str:
         return statement if self.postgres else _sqlite_params(statement)
+
+    def money_sum(self, amount: str, factor: str | None = None) -> str:
+        """SQL for the exact sum of ``amount`` (× ``factor``), 0 when there is nothing to add."""
+        if self.postgres:
+            return f"COALESCE(SUM({amount}{f' * {factor}' if factor else ''}), 0)"
+        return f"decimal_sum({amount}{f', {factor}' if factor else ''})"
+
+    def money_add(self, column: str, param: str) -> str:
+        """SQL for ``column + %(param)s``, exact on both."""
+        return f"{column} + %({param})s" if self.postgres else f"decimal_add({column}, %({param})s)"
+
+    def month(self, column: str) -> str:
+        """SQL for the UTC month (``2026-03``) of a time or date column."""
+        return f"to_char({column}, 'YYYY-MM')" if self.postgres else f"SUBSTR({column}, 1, 7)"
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:

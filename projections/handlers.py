@@ -2,12 +2,15 @@
 
 Each runs inside the projector's transaction, with the table prefix ``p``
 (``rm_``, or ``rmb_`` during a rebuild). Events of types no report needs
-change nothing.
+change nothing. Amounts arrive as decimal strings and are stored as Decimal
+(projections.tables); times are written as the event carries them, ISO 8601
+UTC, which PostgreSQL reads into TIMESTAMPTZ.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from crmflow.projections.db import Cursor
@@ -16,13 +19,33 @@ Handler = Callable[[Cursor, str, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
 
 
+# Events of these records count as activity on the record's account (accounts.last_activity_at).
+ACTIVITY_OF = {"Opportunity": ("opportunities", "opportunity_id"), "Case": ("cases", "case_id")}
+
+
 def on(*types: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         for event_type in types:
-            HANDLERS[event_type] = handler
+            kind = next((prefix for prefix in ACTIVITY_OF if event_type.startswith(prefix)), None)
+            HANDLERS[event_type] = _with_activity(handler, *ACTIVITY_OF[kind]) if kind else handler
         return handler
 
     return register
+
+
+def _with_activity(handler: Handler, table: str, key: str) -> Handler:
+    def handle(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+        handler(cur, p, e)
+        cur.execute(f"UPDATE {p}accounts SET {_LATEST_ACTIVITY} WHERE tenant = %(tenant)s AND account_id = "
+                    f"(SELECT account_id FROM {p}{table} WHERE {key} = %(id)s AND tenant = %(tenant)s)",
+                    {"at": e["time"], "id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
+
+    return handle
+
+
+# The latest of the times seen, whatever order the events come in (a replay, a late one).
+_LATEST_ACTIVITY = ("last_activity_at = CASE WHEN last_activity_at IS NULL OR last_activity_at < %(at)s "
+                    "THEN %(at)s ELSE last_activity_at END")  # fmt: skip
 
 
 def _set(cur: Cursor, p: str, table: str, key: str, event: dict[str, Any], **values: Any) -> None:
@@ -36,8 +59,8 @@ def _insert(cur: Cursor, p: str, table: str, row: dict[str, Any]) -> None:
     cur.execute(f"INSERT INTO {p}{table} ({columns}) VALUES ({', '.join(f'%({c})s' for c in row)}) ON CONFLICT DO NOTHING", row)
 
 
-def _money(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _money(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
 
 
 # Leads.
@@ -92,7 +115,6 @@ def opportunity_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
                                       "close_date": d["close_date"], "owner": d.get("owner"), "stage": d["stage"],
                                       "probability": d["probability"], "campaign_id": d.get("campaign_id"),
                                       "lead_id": d.get("lead_id"), "created_at": e["time"]})  # fmt: skip
-    _touch_account(cur, p, e, d["account_id"])
 
 
 @on("OpportunityStageChanged", "OpportunityReopened")
@@ -130,7 +152,7 @@ def opportunity_assigned(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def campaign_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     d = e["data"]
     _insert(cur, p, "campaigns", {"tenant": e["tenantid"], "campaign_id": e["subject"], "name": d["name"],
-                                  "channel": d["channel"], "budget": _money(d["budget"]), "actual_cost": 0.0,
+                                  "channel": d["channel"], "budget": _money(d["budget"]), "actual_cost": Decimal(0),
                                   "currency": d["currency"], "status": "planned", "created_at": e["time"]})  # fmt: skip
 
 
@@ -150,33 +172,41 @@ def campaign_cost(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def account_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     d = e["data"]
     _insert(cur, p, "accounts", {"tenant": e["tenantid"], "account_id": e["subject"], "name": d["name"],
-                                 "industry": d.get("industry"), "owner": d.get("owner"), "revenue": 0.0,
-                                 "cost_to_serve": 0.0, "created_at": e["time"], "last_activity_at": e["time"]})  # fmt: skip
+                                 "industry": d.get("industry"), "owner": d.get("owner"), "currency": d.get("currency"),
+                                 "revenue": Decimal(0), "cost_to_serve": Decimal(0), "created_at": e["time"],
+                                 "last_activity_at": e["time"]})  # fmt: skip
 
 
 @on("AccountPaymentRecorded")
 def account_paid(cur: Cursor, p: str, e: dict[str, Any]) -> None:
-    cur.execute(f"UPDATE {p}accounts SET revenue = revenue + %(amount)s, last_activity_at = %(at)s "
-                "WHERE account_id = %(id)s AND tenant = %(tenant)s",
-                {"amount": _money(e["data"]["amount"]), "at": e["time"], "id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
+    _add_money(cur, p, e, "revenue")
 
 
 @on("AccountCostRecorded")
 def account_cost(cur: Cursor, p: str, e: dict[str, Any]) -> None:
-    cur.execute(f"UPDATE {p}accounts SET cost_to_serve = cost_to_serve + %(amount)s, last_activity_at = %(at)s "
-                "WHERE account_id = %(id)s AND tenant = %(tenant)s",
-                {"amount": _money(e["data"]["amount"]), "at": e["time"], "id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
+    _add_money(cur, p, e, "cost_to_serve")
+
+
+def _add_money(cur: Cursor, p: str, e: dict[str, Any], column: str) -> None:
+    """Add to the account's books in its currency; the first amount of an account without one sets it.
+
+    The aggregate refuses an amount in another currency. A history written before
+    it did may still hold one: it is left out rather than added to the wrong money.
+    A cost recorded before costs carried a currency is in the account's.
+    """
+    d = e["data"]
+    cur.execute(f"UPDATE {p}accounts SET {column} = {cur.db.money_add(column, 'amount')}, "
+                f"currency = COALESCE(currency, CAST(%(currency)s AS TEXT), 'EUR'), {_LATEST_ACTIVITY} "
+                "WHERE account_id = %(id)s AND tenant = %(tenant)s "
+                "AND (CAST(%(currency)s AS TEXT) IS NULL OR currency IS NULL OR currency = %(currency)s)",
+                {"amount": _money(d["amount"]), "currency": d.get("currency"), "at": e["time"],
+                 "id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
 
 
 @on("AccountAssigned")
 def account_assigned(cur: Cursor, p: str, e: dict[str, Any]) -> None:
-    _set(cur, p, "accounts", "account_id", e, owner=e["data"]["owner"], last_activity_at=e["time"])
-
-
-def _touch_account(cur: Cursor, p: str, e: dict[str, Any], account_id: str | None) -> None:
-    if account_id:
-        cur.execute(f"UPDATE {p}accounts SET last_activity_at = %(at)s WHERE account_id = %(id)s AND tenant = %(tenant)s",
-                    {"at": e["time"], "id": account_id, "tenant": e["tenantid"]})  # fmt: skip
+    cur.execute(f"UPDATE {p}accounts SET owner = %(owner)s, {_LATEST_ACTIVITY} WHERE account_id = %(id)s AND tenant = %(tenant)s",
+                {"owner": e["data"]["owner"], "at": e["time"], "id": e["subject"], "tenant": e["tenantid"]})  # fmt: skip
 
 
 # Cases.
@@ -189,7 +219,6 @@ def case_opened(cur: Cursor, p: str, e: dict[str, Any]) -> None:
                               "channel": d["channel"], "owner": d.get("owner"), "status": "new", "opened_at": d["opened_at"],
                               "first_response_due": d["first_response_due"], "resolution_due": d["resolution_due"],
                               "escalations": 0})  # fmt: skip
-    _touch_account(cur, p, e, d.get("account_id"))
 
 
 @on("CaseAssigned")

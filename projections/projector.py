@@ -14,15 +14,26 @@ from typing import Any
 
 from crmflow.projections.db import Cursor, Database
 from crmflow.projections.handlers import HANDLERS
-from crmflow.projections.tables import MODEL_TABLES, create_statements
+from crmflow.projections.tables import MODEL_TABLES, SCHEMA_VERSION, create_statements
+
+# One row: the schema version the rm_ tables were built with (projections.tables.SCHEMA_VERSION).
+SCHEMA_TABLE = "CREATE TABLE IF NOT EXISTS rm_schema (singleton INTEGER PRIMARY KEY, version INTEGER NOT NULL)"
+SET_SCHEMA = ("INSERT INTO rm_schema (singleton, version) VALUES (1, %(v)s) "
+              "ON CONFLICT (singleton) DO UPDATE SET version = %(v)s")  # fmt: skip
 
 
 def create_tables(db: Database, prefix: str = "rm_", attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             with db.transaction() as cur:
+                fresh = prefix == "rm_" and not _exists(cur, "rm_opportunities")
                 for statement in create_statements(prefix, db.postgres):
                     cur.execute(statement)
+                if prefix == "rm_":
+                    cur.execute(SCHEMA_TABLE)
+                    # Tables from before the version was kept are version 1.
+                    cur.execute("INSERT INTO rm_schema (singleton, version) VALUES (1, %(v)s) ON CONFLICT DO NOTHING",
+                                {"v": SCHEMA_VERSION if fresh else 1})  # fmt: skip
             return
         except Exception as error:  # noqa: BLE001 - only the race below is retried
             # Replicas starting together all run CREATE TABLE IF NOT EXISTS; PostgreSQL
@@ -32,6 +43,17 @@ def create_tables(db: Database, prefix: str = "rm_", attempts: int = 5) -> None:
             if not (db.postgres and racing) or attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _exists(cur: Cursor, table: str) -> bool:
+    if cur.db.postgres:
+        return cur.rows("SELECT to_regclass(%(t)s) IS NOT NULL AS present", {"t": table})[0]["present"]
+    return bool(cur.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %(t)s", {"t": table}))
+
+
+def schema_version(db: Database) -> int:
+    """The schema version of the rm_ tables (create_tables has made them)."""
+    return int(db.query("SELECT version FROM rm_schema WHERE singleton = 1")[0]["version"])
 
 
 def apply(cur: Cursor, event: dict[str, Any], prefix: str = "rm_", *, check_seen: bool = True) -> bool:
@@ -96,7 +118,10 @@ def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str,
     """
     create_tables(db)
     # A partial rebuild still fills every rmb_ table (each handler writes where it writes) but swaps
-    # in only the chosen ones; its rmb_seen is scratch.
+    # in only the chosen ones; its rmb_seen is scratch. Tables of an older schema are all rebuilt:
+    # a report may not read columns of two schemas.
+    if schema_version(db) != SCHEMA_VERSION:
+        tables = None
     swapped = list(MODEL_TABLES) if tables is None else sorted(set(tables) - {"seen"})
     with db.transaction() as cur:
         for name in MODEL_TABLES:
@@ -123,4 +148,6 @@ def rebuild(db: Database, history: Callable[[int], Iterable[tuple[int, dict[str,
             cur.execute(f"ALTER TABLE rmb_{name} RENAME TO rm_{name}")
         for name in MODEL_TABLES:
             cur.execute(f"DROP TABLE IF EXISTS rmb_{name}")  # the scratch tables of a partial rebuild
+        if tables is None:
+            cur.execute(SET_SCHEMA, {"v": SCHEMA_VERSION})
     return applied

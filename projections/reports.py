@@ -4,23 +4,30 @@
 percentiles are computed here, not in SQL, so SQLite and PostgreSQL agree.
 Every query filters by tenant, and every join and sub-query matches the tenant as well as the id:
 no report ever returns or counts another tenant's rows, even one that names this tenant's ids.
+
+Figures are exact (projections.figures): money is summed in the database as
+NUMERIC (PostgreSQL) or with ``decimal_sum`` (SQLite) and comes out a Decimal
+in cents. Amounts of different currencies are never added: every money report
+groups by currency.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from crmflow.projections.db import Database
+from crmflow.projections.figures import CENT, TENTH, hours, iso, mean, money, percentile, ratio, weighted
 
 STAGE_ORDER = (
     "CASE stage WHEN 'prospecting' THEN 1 WHEN 'qualification' THEN 2 WHEN 'proposal' THEN 3 "
     "WHEN 'negotiation' THEN 4 ELSE 5 END"
 )
 OPEN = "stage NOT IN ('closed_won', 'closed_lost')"
+MEDIAN, P90 = Decimal("0.5"), Decimal("0.9")  # nearest-rank percentiles (projections.figures)
 
 
 @dataclass(frozen=True)
@@ -65,112 +72,84 @@ def _between(column: str, since: str | None, until: str | None) -> str:
     return clause
 
 
-def _money(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
-    """Sums as floats rounded to cents.
-
-    PostgreSQL has no ROUND for double precision, SQLite none for NUMERIC.
-    """
-    for row in rows:
-        for column in columns:
-            row[column] = round(float(row[column] or 0), 2)
-    return rows
-
-
-def _ratio(part: float, whole: float) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def _hours(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 3600
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (a value that occurred), rounded to 2 decimals."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))], 2)
-
-
 @report(
     "pipeline",
-    "open opportunities by stage and owner: count, amount, weighted amount",
-    ("stage", "owner", "opportunities", "amount", "weighted_amount"),
+    "open opportunities by stage, owner and currency: count, amount, weighted amount",
+    ("stage", "owner", "currency", "opportunities", "amount", "weighted_amount"),
 )
 def pipeline(
     db: Database, tenant: str, since: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
-    return _money(
-        db.query(
-            f"SELECT stage, COALESCE(owner, '(none)') AS owner, COUNT(*) AS opportunities, "
-            "SUM(amount) AS amount, "
-            f"SUM(amount * probability / 100.0) AS weighted_amount FROM rm_opportunities "
-            f"WHERE tenant = %(tenant)s AND {OPEN}{_between('close_date', since, until)} "
-            f"GROUP BY stage, COALESCE(owner, '(none)') ORDER BY MIN({STAGE_ORDER}), owner",
-            {"tenant": tenant, "since": since, "until": until},
-        ),
-        "amount",
-        "weighted_amount",
+    rows = db.query(
+        f"SELECT stage, COALESCE(owner, '(none)') AS owner, currency, COUNT(*) AS opportunities, "
+        f"{db.money_sum('amount')} AS amount, {db.money_sum('amount', 'probability')} AS weighted_amount "
+        f"FROM rm_opportunities WHERE tenant = %(tenant)s AND {OPEN}{_between('close_date', since, until)} "
+        f"GROUP BY stage, COALESCE(owner, '(none)'), currency ORDER BY MIN({STAGE_ORDER}), owner, currency",
+        {"tenant": tenant, "since": since, "until": until},
     )
+    for r in rows:
+        r.update(amount=money(r["amount"]), weighted_amount=weighted(r["weighted_amount"]))
+    return rows
 
 
 @report(
     "forecast",
-    "by expected close month: weighted (open), best case (open + won) and won amount",
-    ("month", "open_opportunities", "weighted_amount", "best_case_amount", "won_amount"),
+    "by expected close month and currency: weighted (open), best case (open + won) and won amount",
+    ("month", "currency", "open_opportunities", "weighted_amount", "best_case_amount", "won_amount"),
 )
 def forecast(
     db: Database, tenant: str, since: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
-    return _money(
-        db.query(
-            "SELECT SUBSTR(close_date, 1, 7) AS month, "
-            f"SUM(CASE WHEN {OPEN} THEN 1 ELSE 0 END) AS open_opportunities, "
-            f"SUM(CASE WHEN {OPEN} THEN amount * probability / 100.0 ELSE 0 END) AS weighted_amount, "
-            "SUM(CASE WHEN stage <> 'closed_lost' THEN amount ELSE 0 END) AS best_case_amount, "
-            "SUM(CASE WHEN stage = 'closed_won' THEN amount ELSE 0 END) AS won_amount "
-            f"FROM rm_opportunities WHERE tenant = %(tenant)s{_between('close_date', since, until)} "
-            "GROUP BY SUBSTR(close_date, 1, 7) ORDER BY month",
-            {"tenant": tenant, "since": since, "until": until},
-        ),
-        "weighted_amount",
-        "best_case_amount",
-        "won_amount",
+    month = db.month("close_date")
+    open_amount = f"CASE WHEN {OPEN} THEN amount END"
+    best_case = "CASE WHEN stage <> 'closed_lost' THEN amount END"
+    won = "CASE WHEN stage = 'closed_won' THEN amount END"
+    rows = db.query(
+        f"SELECT {month} AS month, currency, "
+        f"SUM(CASE WHEN {OPEN} THEN 1 ELSE 0 END) AS open_opportunities, "
+        f"{db.money_sum(open_amount, 'probability')} AS weighted_amount, "
+        f"{db.money_sum(best_case)} AS best_case_amount, {db.money_sum(won)} AS won_amount "
+        f"FROM rm_opportunities WHERE tenant = %(tenant)s{_between('close_date', since, until)} "
+        f"GROUP BY {month}, currency ORDER BY month, currency",
+        {"tenant": tenant, "since": since, "until": until},
     )
+    for r in rows:
+        r.update(weighted_amount=weighted(r["weighted_amount"]), best_case_amount=money(r["best_case_amount"]),
+                 won_amount=money(r["won_amount"]))  # fmt: skip
+    return rows
 
 
 @report(
     "win-rate",
-    "per owner and month closed: won / closed, average deal size, average sales cycle (days)",
-    ("owner", "month", "won", "lost", "win_rate", "average_deal_size", "average_sales_cycle_days"),
+    "per owner, month closed and currency: won / closed, average deal size, average sales cycle (days)",
+    ("owner", "month", "currency", "won", "lost", "win_rate", "average_deal_size", "average_sales_cycle_days"),
 )
 def win_rate(
     db: Database, tenant: str, since: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
     rows = db.query(
-        "SELECT COALESCE(owner, '(none)') AS owner, SUBSTR(closed_at, 1, 7) AS month, stage, amount, "
+        f"SELECT COALESCE(owner, '(none)') AS owner, {db.month('closed_at')} AS month, currency, stage, amount, "
         "created_at, closed_at FROM rm_opportunities "
         f"WHERE tenant = %(tenant)s AND closed_at IS NOT NULL{_between('closed_at', since, until)}",
         {"tenant": tenant, "since": since, "until": until},
     )
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["owner"], row["month"]), []).append(row)
+        groups.setdefault((row["owner"], row["month"], row["currency"]), []).append(row)
     out = []
-    for (owner, month), deals in sorted(groups.items()):
+    for (owner, month, currency), deals in sorted(groups.items()):
         won = [d for d in deals if d["stage"] == "closed_won"]
-        cycles = [_hours(d["created_at"], d["closed_at"]) / 24 for d in won]  # type: ignore[operator]
+        cycles = [hours(d["created_at"], d["closed_at"]) / 24 for d in won]  # type: ignore[operator]
         out.append(
             {
                 "owner": owner,
                 "month": month,
+                "currency": currency,
                 "won": len(won),
                 "lost": len(deals) - len(won),
-                "win_rate": _ratio(len(won), len(deals)),
-                "average_deal_size": round(statistics.fmean(d["amount"] for d in won), 2) if won else None,
-                "average_sales_cycle_days": round(statistics.fmean(cycles), 1) if cycles else None,
+                "win_rate": ratio(len(won), len(deals)),
+                "average_deal_size": mean([money(d["amount"]) for d in won]),
+                "average_sales_cycle_days": mean(cycles, TENTH),
             }
         )
     return out
@@ -210,41 +189,50 @@ def funnel(
     )
     for r in rows:
         r.update(
-            working_rate=_ratio(r["working"], r["leads"]),
-            qualified_rate=_ratio(r["qualified"], r["working"]),
-            converted_rate=_ratio(r["converted"], r["qualified"]),
-            won_rate=_ratio(r["won"], r["converted"]),
+            working_rate=ratio(r["working"], r["leads"]),
+            qualified_rate=ratio(r["qualified"], r["working"]),
+            converted_rate=ratio(r["converted"], r["qualified"]),
+            won_rate=ratio(r["won"], r["converted"]),
         )
     return rows
 
 
 @report(
     "campaigns",
-    "per campaign: leads, converted, won revenue, cost, cost per lead, ROI",
-    ("campaign", "channel", "status", "leads", "converted", "won_revenue", "cost", "cost_per_lead", "roi"),
-)
+    "per campaign: leads, converted, won revenue, cost, cost per lead, ROI (in the campaign's currency)",
+    ("campaign", "channel", "status", "currency", "leads", "converted", "won_revenue", "cost", "cost_per_lead",
+     "roi", "won_in_other_currencies"),
+)  # fmt: skip
 def campaigns(
     db: Database, tenant: str, since: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
+    """Won revenue counts the deals in the campaign's own currency, the one its cost is in.
+
+    Deals won in another currency cannot be added to it (nor set against the
+    cost): ``won_in_other_currencies`` counts them, so none is dropped unseen.
+    """
+    won = "o.campaign_id = c.campaign_id AND o.tenant = c.tenant AND o.stage = 'closed_won'"
     rows = db.query(
-        "SELECT c.name AS campaign, c.channel, c.status, c.actual_cost AS cost, "
+        "SELECT c.name AS campaign, c.channel, c.status, c.currency, c.actual_cost AS cost, "
         "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant) "
         "AS leads, "
         "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant "
         " AND l.status = 'converted') AS converted, "
-        "(SELECT COALESCE(SUM(o.amount), 0) FROM rm_opportunities o WHERE o.campaign_id = c.campaign_id "
-        " AND o.tenant = c.tenant AND o.stage = 'closed_won') AS won_revenue "
+        f"(SELECT {db.money_sum('o.amount')} FROM rm_opportunities o WHERE {won} AND o.currency = c.currency) "
+        "AS won_revenue, "
+        f"(SELECT COUNT(*) FROM rm_opportunities o WHERE {won} AND o.currency <> c.currency) "
+        "AS won_in_other_currencies "
         f"FROM rm_campaigns c WHERE c.tenant = %(tenant)s{_between('c.created_at', since, until)} "
         "ORDER BY c.name, c.campaign_id",
         {"tenant": tenant, "since": since, "until": until},
     )
     for r in rows:
-        cost, revenue = float(r["cost"] or 0), float(r["won_revenue"] or 0)
+        cost, revenue = money(r["cost"]), money(r["won_revenue"])
         r.update(
-            cost=round(cost, 2),
-            won_revenue=round(revenue, 2),
-            cost_per_lead=round(cost / r["leads"], 2) if r["leads"] else None,
-            roi=round((revenue - cost) / cost, 4) if cost else None,
+            cost=cost,
+            won_revenue=revenue,
+            cost_per_lead=money(cost / r["leads"]) if r["leads"] else None,
+            roi=ratio(revenue - cost, cost),
         )
     return rows
 
@@ -274,7 +262,7 @@ def sla(
         f"SELECT * FROM rm_cases WHERE tenant = %(tenant)s{_between('opened_at', since, until)}",
         {"tenant": tenant, "since": since, "until": until},
     )
-    moment = (now or datetime.now(timezone.utc)).isoformat()
+    moment = now or datetime.now(timezone.utc)
     out = []
     for priority in ("urgent", "high", "medium", "low"):
         cases = [c for c in rows if c["priority"] == priority]
@@ -283,26 +271,26 @@ def sla(
         responded = [c for c in cases if c["first_responded_at"]]
         resolved = [c for c in cases if c["resolved_at"]]
         open_cases = [c for c in cases if c["status"] not in ("resolved", "closed")]
-        first = [_hours(c["opened_at"], c["first_responded_at"]) for c in responded]
-        resolution = [_hours(c["opened_at"], c["resolved_at"]) for c in resolved]
-        ages = [_hours(c["opened_at"], moment) for c in open_cases]
+        first = [hours(c["opened_at"], c["first_responded_at"]) for c in responded]
+        resolution = [hours(c["opened_at"], c["resolved_at"]) for c in resolved]
+        ages = [hours(c["opened_at"], moment) for c in open_cases]
         out.append(
             {
                 "priority": priority,
                 "cases": len(cases),
                 "open": len(open_cases),
-                "first_response_median_h": round(statistics.median(first), 2) if first else None,  # type: ignore[type-var]
-                "first_response_p90_h": _percentile(first, 0.9),  # type: ignore[arg-type]
-                "first_response_within_sla": _ratio(
+                "first_response_median_h": percentile(first, MEDIAN),  # type: ignore[arg-type]
+                "first_response_p90_h": percentile(first, P90),  # type: ignore[arg-type]
+                "first_response_within_sla": ratio(
                     sum(c["first_response_within_sla"] or 0 for c in responded), len(responded)
                 ),
-                "resolution_median_h": round(statistics.median(resolution), 2) if resolution else None,  # type: ignore[type-var]
-                "resolution_p90_h": _percentile(resolution, 0.9),  # type: ignore[arg-type]
-                "resolution_within_sla": _ratio(
+                "resolution_median_h": percentile(resolution, MEDIAN),  # type: ignore[arg-type]
+                "resolution_p90_h": percentile(resolution, P90),  # type: ignore[arg-type]
+                "resolution_within_sla": ratio(
                     sum(c["resolution_within_sla"] or 0 for c in resolved), len(resolved)
                 ),
                 "escalations": sum(c["escalations"] or 0 for c in cases),
-                "backlog_max_age_h": round(max(ages), 2) if ages else None,  # type: ignore[type-var]
+                "backlog_max_age_h": money(max(ages)) if ages else None,  # type: ignore[type-var]
             }
         )
     return out
@@ -341,24 +329,25 @@ def faq(
     return sorted(out, key=lambda r: (-r["cases"], r["topic"]))
 
 
-SEGMENTS = ((100_000, "strategic"), (20_000, "key"), (0.01, "standard"))
+SEGMENTS = ((Decimal(100_000), "strategic"), (Decimal(20_000), "key"), (CENT, "standard"))
 
 
-def segment(revenue: float) -> str:
-    """The documented value tiers: ≥ 100,000 strategic, ≥ 20,000 key, > 0 standard, else prospect."""
+def segment(revenue: Decimal) -> str:
+    """The documented value tiers, in the account's currency: ≥ 100,000 strategic, ≥ 20,000 key, > 0 standard,
+    else prospect."""
     return next((name for floor, name in SEGMENTS if revenue >= floor), "prospect")
 
 
 @report(
     "accounts",
-    "per account: revenue, cost to serve, profit, segment, open cases, last activity",
-    ("account", "revenue", "cost_to_serve", "profit", "segment", "open_cases", "last_activity_at"),
+    "per account: revenue, cost to serve, profit (in the account's currency), segment, open cases, last activity",
+    ("account", "currency", "revenue", "cost_to_serve", "profit", "segment", "open_cases", "last_activity_at"),
 )
 def accounts(
     db: Database, tenant: str, since: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
     rows = db.query(
-        "SELECT a.name AS account, a.account_id, a.revenue, a.cost_to_serve, a.last_activity_at, "
+        "SELECT a.name AS account, a.account_id, a.currency, a.revenue, a.cost_to_serve, a.last_activity_at, "
         "(SELECT COUNT(*) FROM rm_cases c WHERE c.account_id = a.account_id AND c.tenant = a.tenant "
         " AND c.status NOT IN ('resolved', 'closed')) AS open_cases "
         f"FROM rm_accounts a WHERE a.tenant = %(tenant)s{_between('a.last_activity_at', since, until)} "
@@ -366,13 +355,9 @@ def accounts(
         {"tenant": tenant, "since": since, "until": until},
     )
     for r in rows:
-        revenue, cost = float(r["revenue"] or 0), float(r["cost_to_serve"] or 0)
-        r.update(
-            revenue=round(revenue, 2),
-            cost_to_serve=round(cost, 2),
-            profit=round(revenue - cost, 2),
-            segment=segment(revenue),
-        )
+        revenue, cost = money(r["revenue"]), money(r["cost_to_serve"])
+        r.update(revenue=revenue, cost_to_serve=cost, profit=revenue - cost, segment=segment(revenue),
+                 last_activity_at=iso(r["last_activity_at"]))  # fmt: skip
     # The id breaks ties, so that the order is the same on every database and every rebuild.
     rows.sort(key=lambda r: (-r["profit"], r["account"], r["account_id"]))
     for row in rows:

@@ -1,38 +1,56 @@
 """The read-model tables (prefix ``rm_``; a rebuild fills ``rmb_`` tables and swaps them in).
 
-Documented for analysts in the README ("Read models"). Times are ISO 8601
-UTC text, money a number in the record's currency, durations in seconds.
+Documented for analysts in docs/reports.md ("Column types"). Columns are
+declared with three placeholders, each a type that differs by database:
+
+- ``{money}``: ``NUMERIC(20,2)`` on PostgreSQL; on SQLite decimal text with two
+  places (``'1500.10'``), because SQLite has no exact decimal type (REAL sums
+  drift, 60,000 + 39,999.99 + 0.01 is 99,999.99999999999). The reports sum it
+  exactly with ``decimal_sum`` (projections.db).
+- ``{time}``: ``TIMESTAMPTZ`` on PostgreSQL, so that ``date_trunc`` and
+  ``BETWEEN`` work; ISO 8601 UTC text on SQLite (it sorts and compares as time).
+- ``{date}``: ``DATE`` on PostgreSQL, ``YYYY-MM-DD`` text on SQLite.
+
+Durations are seconds. Every amount sits beside its ``currency``.
 """
 
 from __future__ import annotations
+
+# Raised whenever a column's type or meaning changes: read models of an older
+# schema are rebuilt from the event store when a worker opens them (workers.bootstrap).
+SCHEMA_VERSION = 2
 
 TABLES: dict[str, str] = {
     "positions": "consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, "
                  "PRIMARY KEY (consumer, topic, part)",
     "seen": "event_id TEXT PRIMARY KEY",
     "leads": "tenant TEXT NOT NULL, lead_id TEXT PRIMARY KEY, name TEXT, company TEXT, source TEXT, campaign_id TEXT, "
-             "owner TEXT, status TEXT, score INTEGER, created_at TEXT, worked_at TEXT, qualified_at TEXT, "
-             "disqualified_at TEXT, converted_at TEXT, account_id TEXT, opportunity_id TEXT",
+             "owner TEXT, status TEXT, score INTEGER, created_at {time}, worked_at {time}, qualified_at {time}, "
+             "disqualified_at {time}, converted_at {time}, account_id TEXT, opportunity_id TEXT",
     "opportunities": "tenant TEXT NOT NULL, opportunity_id TEXT PRIMARY KEY, account_id TEXT, name TEXT, amount {money}, "
-                     "currency TEXT, close_date TEXT, owner TEXT, stage TEXT, probability INTEGER, campaign_id TEXT, "
-                     "lead_id TEXT, created_at TEXT, closed_at TEXT",
+                     "currency TEXT, close_date {date}, owner TEXT, stage TEXT, probability INTEGER, campaign_id TEXT, "
+                     "lead_id TEXT, created_at {time}, closed_at {time}",
     "campaigns": "tenant TEXT NOT NULL, campaign_id TEXT PRIMARY KEY, name TEXT, channel TEXT, budget {money}, "
-                 "actual_cost {money}, currency TEXT, status TEXT, created_at TEXT",
+                 "actual_cost {money}, currency TEXT, status TEXT, created_at {time}",
     "accounts": "tenant TEXT NOT NULL, account_id TEXT PRIMARY KEY, name TEXT, industry TEXT, owner TEXT, "
-                "revenue {money}, cost_to_serve {money}, created_at TEXT, last_activity_at TEXT",
+                "currency TEXT, revenue {money}, cost_to_serve {money}, created_at {time}, last_activity_at {time}",
     "cases": "tenant TEXT NOT NULL, case_id TEXT PRIMARY KEY, account_id TEXT, subject TEXT, category TEXT, "
-             "priority TEXT, channel TEXT, owner TEXT, status TEXT, opened_at TEXT, first_response_due TEXT, "
-             "resolution_due TEXT, first_responded_at TEXT, first_response_within_sla INTEGER, resolved_at TEXT, "
+             "priority TEXT, channel TEXT, owner TEXT, status TEXT, opened_at {time}, first_response_due {time}, "
+             "resolution_due {time}, first_responded_at {time}, first_response_within_sla INTEGER, resolved_at {time}, "
              "resolution_within_sla INTEGER, escalations INTEGER, article_id TEXT",
     "articles": "tenant TEXT NOT NULL, article_id TEXT PRIMARY KEY, title TEXT, category TEXT, status TEXT",
     "instances": "tenant TEXT NOT NULL, instance_id TEXT PRIMARY KEY, definition TEXT, version INTEGER, key TEXT, "
-                 "status TEXT, step TEXT, waiting_on TEXT, due_at TEXT, error TEXT, started_at TEXT, updated_at TEXT",
+                 "status TEXT, step TEXT, waiting_on TEXT, due_at {time}, error TEXT, started_at {time}, "
+                 "updated_at {time}",
 }
 # Rebuilt from the event store; positions are the live projector's own and are not.
 MODEL_TABLES = [name for name in TABLES if name != "positions"]
 
+POSTGRES_TYPES = {"money": "NUMERIC(20,2)", "time": "TIMESTAMPTZ", "date": "DATE"}
+SQLITE_TYPES = {"money": "TEXT", "time": "TEXT", "date": "TEXT"}
+
 
 def create_statements(prefix: str, postgres: bool) -> list[str]:
-    money = "DOUBLE PRECISION" if postgres else "REAL"
-    return [f"CREATE TABLE IF NOT EXISTS {prefix}{name} ({columns.format(money=money)})" for name, columns in TABLES.items()
+    types = POSTGRES_TYPES if postgres else SQLITE_TYPES
+    return [f"CREATE TABLE IF NOT EXISTS {prefix}{name} ({columns.format(**types)})" for name, columns in TABLES.items()
             if prefix == "rm_" or name != "positions"]  # fmt: skip

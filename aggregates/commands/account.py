@@ -19,19 +19,23 @@ class CreateAccount(Payload):
     industry: Name | None = None
     website: Name | None = None
     owner: Owner | None = None
+    currency: Currency | None = Field(
+        None, description="the currency the account's books are kept in (else its first payment's or cost's)"
+    )
 
 
 class RecordPayment(Payload):
     account_id: UUID
     invoice_id: Name
     amount: Money
-    currency: Currency = "EUR"
+    currency: Currency | None = Field(None, description="the account's currency (EUR for an account without one)")
     paid_on: date
 
 
 class RecordServiceCost(Payload):
     account_id: UUID
     amount: Money
+    currency: Currency | None = Field(None, description="the account's currency (EUR for an account without one)")
     category: Name = "support"
     description: Text | None = None
 
@@ -64,7 +68,7 @@ def create_account(ctx: CommandContext, p: CreateAccount) -> Account:
     return ctx.add(
         Account.construct(
             account_id, tenant_id=ctx.tenant, name=p.name, industry=p.industry,
-            website=p.website, owner=p.owner,
+            website=p.website, owner=p.owner, currency=p.currency,
         )
     )  # fmt: skip
 
@@ -81,7 +85,7 @@ def record_payment(ctx: CommandContext, p: RecordPayment) -> Account:
 def record_service_cost(ctx: CommandContext, p: RecordServiceCost) -> Account:
     """Record a cost of serving the account (support, onboarding, ...)."""
     account = ctx.load(Account, p.account_id)
-    account.record_cost(p.amount, p.category, p.description)
+    account.record_cost(p.amount, p.category, p.description, p.currency)
     return account
 
 

@@ -139,7 +139,8 @@ def convert_lead(ctx: CommandContext, p: ConvertLead) -> Lead:
     else:
         account = ctx.add(
             Account(tenant_id=ctx.tenant, name=lead.company or lead.name, industry=None,
-                    website=None, owner=lead.owner)
+                    website=None, owner=lead.owner,
+                    currency=p.opportunity.currency if p.opportunity is not None else None)
         )  # fmt: skip
     if p.contact_id is not None:
         contact = ctx.load(Contact, p.contact_id)

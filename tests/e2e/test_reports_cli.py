@@ -22,11 +22,11 @@ def test_an_analyst_reads_the_pipeline_as_a_table_json_and_csv(crmflow: Crmflow)
     assert "rebuilt every read model" in rebuilt.stderr and "new tables are in place" in rebuilt.stderr
 
     rows = json.loads(crmflow("query", "pipeline", "--tenant", "acme", "--format", "json").stdout)
-    # 1,000 × 10% = 100; 3,000 × 50% = 1,500.
-    assert [(r["stage"], r["amount"], r["weighted_amount"]) for r in rows] == [("prospecting", 1000.0, 100.0),
-                                                                             ("proposal", 3000.0, 1500.0)]  # fmt: skip
+    # 1,000 × 10% = 100; 3,000 × 50% = 1,500: exact decimal strings, as amounts are in events.
+    assert [(r["stage"], r["amount"], r["weighted_amount"]) for r in rows] == [("prospecting", "1000.00", "100.00"),
+                                                                             ("proposal", "3000.00", "1500.00")]  # fmt: skip
     table = crmflow("query", "forecast", "--tenant", "acme").stdout
-    assert "2026-06" in table and "1600.0" in table
+    assert "2026-06" in table and "1600.00" in table
     sheet = list(csv.DictReader(io.StringIO(crmflow("query", "accounts", "--tenant", "acme", "--format", "csv").stdout)))
     assert sheet[0]["account"] == "Globex" and sheet[0]["segment"] == "prospect"
     assert json.loads(crmflow("query", "pipeline", "--tenant", "globex", "--format", "json").stdout) == []

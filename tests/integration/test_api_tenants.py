@@ -213,7 +213,8 @@ def test_a_sales_story_over_http_is_told_by_the_records_history(
         # The deal it opened is in the pipeline once projected.
         api.project()
         pipeline = ada.get("/v1/reports/pipeline").json()["rows"]
-        assert [(r["stage"], r["amount"]) for r in pipeline] == [("prospecting", 9000.0)]
+        # Money comes over HTTP as an exact decimal string, with its currency.
+        assert [(r["stage"], r["currency"], r["amount"]) for r in pipeline] == [("prospecting", "EUR", "9000.00")]
     finally:
         app.close()
 

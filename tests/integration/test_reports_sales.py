@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal as D
 from typing import Any
 
 import pytest
@@ -68,26 +69,30 @@ def projected(app: CrmApplication, run: Run, clock: Clock, reports: Database) ->
 def test_pipeline_shows_open_deals_by_stage_and_owner_with_weighted_amounts(projected: Database) -> None:
     # Open: O4 qualification 8,000 × 20% = 1,600; O2 proposal 5,000 × 50% = 2,500 (O1 won, O3 lost).
     assert pipeline(projected, "acme") == [
-        {"stage": "qualification", "owner": "maria", "opportunities": 1, "amount": 8000.0, "weighted_amount": 1600.0},
-        {"stage": "proposal", "owner": "maria", "opportunities": 1, "amount": 5000.0, "weighted_amount": 2500.0},
-    ]
+        {"stage": "qualification", "owner": "maria", "currency": "EUR", "opportunities": 1, "amount": D("8000.00"),
+         "weighted_amount": D("1600.00")},
+        {"stage": "proposal", "owner": "maria", "currency": "EUR", "opportunities": 1, "amount": D("5000.00"),
+         "weighted_amount": D("2500.00")},
+    ]  # fmt: skip
 
 
 def test_forecast_by_close_month(projected: Database) -> None:
     # April: O1 won 12,000 and O3 lost (no open); May: O2 2,500 + O4 1,600 weighted, best case 5,000 + 8,000.
     assert forecast(projected, "acme") == [
-        {"month": "2026-04", "open_opportunities": 0, "weighted_amount": 0.0, "best_case_amount": 12000.0, "won_amount": 12000.0},
-        {"month": "2026-05", "open_opportunities": 2, "weighted_amount": 4100.0, "best_case_amount": 13000.0, "won_amount": 0.0},
-    ]
+        {"month": "2026-04", "currency": "EUR", "open_opportunities": 0, "weighted_amount": D("0.00"),
+         "best_case_amount": D("12000.00"), "won_amount": D("12000.00")},
+        {"month": "2026-05", "currency": "EUR", "open_opportunities": 2, "weighted_amount": D("4100.00"),
+         "best_case_amount": D("13000.00"), "won_amount": D("0.00")},
+    ]  # fmt: skip
 
 
 def test_win_rate_per_owner_and_month(projected: Database) -> None:
     # March: maria won O1 (12,000, opened 4 March, won 12 March: 8 days); joe lost O3.
     assert win_rate(projected, "acme") == [
-        {"owner": "joe", "month": "2026-03", "won": 0, "lost": 1, "win_rate": 0.0, "average_deal_size": None,
-         "average_sales_cycle_days": None},
-        {"owner": "maria", "month": "2026-03", "won": 1, "lost": 0, "win_rate": 1.0, "average_deal_size": 12000.0,
-         "average_sales_cycle_days": 8.0},
+        {"owner": "joe", "month": "2026-03", "currency": "EUR", "won": 0, "lost": 1, "win_rate": D("0.0000"),
+         "average_deal_size": None, "average_sales_cycle_days": None},
+        {"owner": "maria", "month": "2026-03", "currency": "EUR", "won": 1, "lost": 0, "win_rate": D("1.0000"),
+         "average_deal_size": D("12000.00"), "average_sales_cycle_days": D("8.0")},
     ]  # fmt: skip
 
 
@@ -96,7 +101,7 @@ def test_funnel_per_campaign_and_source(projected: Database) -> None:
     # Spring: L1, L2, L3 worked; L1, L2 qualified and converted; O1 (from L1) won.
     assert {k: rows[("Spring webinar", "webinar")][k] for k in ("leads", "working", "qualified", "converted", "won")} == \
         {"leads": 3, "working": 3, "qualified": 2, "converted": 2, "won": 1}  # fmt: skip
-    assert (rows[("Spring webinar", "webinar")]["qualified_rate"], rows[("Spring webinar", "webinar")]["won_rate"]) == (0.6667, 0.5)
+    assert (rows[("Spring webinar", "webinar")]["qualified_rate"], rows[("Spring webinar", "webinar")]["won_rate"]) == (D("0.6667"), D("0.5"))
     # Trade show: L4 worked, qualified, converted, its deal lost; L5 untouched.
     assert {k: rows[("Trade show", "event")][k] for k in ("leads", "working", "converted", "won", "working_rate")} == \
         {"leads": 2, "working": 1, "converted": 1, "won": 0, "working_rate": 0.5}  # fmt: skip
@@ -110,14 +115,14 @@ def test_campaigns_report_cost_per_lead_and_roi(projected: Database) -> None:
     # Trade show: 8,000 over 2 leads = 4,000; nothing won → ROI −1.
     assert [(r["campaign"], r["leads"], r["converted"], r["won_revenue"], r["cost"], r["cost_per_lead"], r["roi"])
             for r in campaigns(projected, "acme")] == [
-        ("Spring webinar", 3, 2, 12000.0, 4000.0, 1333.33, 2.0),
-        ("Trade show", 2, 1, 0.0, 8000.0, 4000.0, -1.0),
+        ("Spring webinar", 3, 2, D("12000.00"), D("4000.00"), D("1333.33"), D("2.0000")),
+        ("Trade show", 2, 1, D("0.00"), D("8000.00"), D("4000.00"), D("-1.0000")),
     ]  # fmt: skip
 
 
 def test_reports_never_show_another_tenants_rows(projected: Database) -> None:
     assert [r["opportunities"] for r in pipeline(projected, "globex")] == [1]
-    assert all(r["owner"] != "maria" or r["amount"] != 999.0 for r in pipeline(projected, "acme"))
+    assert all(r["owner"] != "maria" or r["amount"] != D("999.00") for r in pipeline(projected, "acme"))
     assert campaigns(projected, "globex") == [] and funnel(projected, "globex") == []
 
 

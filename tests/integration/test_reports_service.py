@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from crmflow.processes.loader import parse_documents
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.runtime import ProcessRuntime
 from crmflow.projections.db import Database
+from crmflow.projections.figures import iso
 from crmflow.projections.projector import apply_all, rebuild
 from crmflow.projections.reports import accounts, faq, instances, sla
 from crmflow.workers.history import history_source, stored_history
@@ -110,9 +112,9 @@ def test_sla_report_gives_response_and_resolution_times_per_priority_across_a_we
     assert rows == [
         # urgent u: opened Mon 09:00, answered 09:20 → 20/60 = 0.33 h, due 10:00 → within (1/1 = 1.0);
         # escalated 11:00... twice → 2; resolved Mon 18:00 → 9 h, due 17:00 → breached (0/1 = 0.0).
-        {"priority": "urgent", "cases": 1, "open": 0, "first_response_median_h": 0.33, "first_response_p90_h": 0.33,
-         "first_response_within_sla": 1.0, "resolution_median_h": 9.0, "resolution_p90_h": 9.0,
-         "resolution_within_sla": 0.0, "escalations": 2, "backlog_max_age_h": None},
+        {"priority": "urgent", "cases": 1, "open": 0, "first_response_median_h": D("0.33"), "first_response_p90_h": D("0.33"),
+         "first_response_within_sla": D("1.0"), "resolution_median_h": D("9.0"), "resolution_p90_h": D("9.0"),
+         "resolution_within_sla": D("0.0"), "escalations": 2, "backlog_max_age_h": None},
         # high h1: Mon 09:00 → answered 13:00 = 4 h (due 13:00, on the dot: within),
         #          resolved Tue 08:00 = 23 h (due Tue 09:00: within).
         # high h2: Mon 10:00 → answered 15:00 = 5 h (due 14:00: late), resolved Tue 12:00 = 26 h (due Tue 10:00: late).
@@ -120,24 +122,24 @@ def test_sla_report_gives_response_and_resolution_times_per_priority_across_a_we
         #          resolved Mon 12:30 = 67.5 h (due Sat 17:00: late).
         # First response [4, 5, 64]: median 5; p90 nearest rank = ceil(0.9 × 3) = 3rd = 64; within 1/3 = 0.3333.
         # Resolution [23, 26, 67.5]: median 26; p90 = 3rd = 67.5; within 1/3 = 0.3333.
-        {"priority": "high", "cases": 3, "open": 0, "first_response_median_h": 5.0, "first_response_p90_h": 64.0,
-         "first_response_within_sla": 0.3333, "resolution_median_h": 26.0, "resolution_p90_h": 67.5,
-         "resolution_within_sla": 0.3333, "escalations": 0, "backlog_max_age_h": None},
+        {"priority": "high", "cases": 3, "open": 0, "first_response_median_h": D("5.0"), "first_response_p90_h": D("64.0"),
+         "first_response_within_sla": D("0.3333"), "resolution_median_h": D("26.0"), "resolution_p90_h": D("67.5"),
+         "resolution_within_sla": D("0.3333"), "escalations": 0, "backlog_max_age_h": None},
         # medium m: Thu 12:00 → answered 14:00 = 2 h (within 8), still open: age at Mon 12:30 = 4 × 24 + 0.5 = 96.5 h.
-        {"priority": "medium", "cases": 1, "open": 1, "first_response_median_h": 2.0, "first_response_p90_h": 2.0,
-         "first_response_within_sla": 1.0, "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": 96.5},
+        {"priority": "medium", "cases": 1, "open": 1, "first_response_median_h": D("2.0"), "first_response_p90_h": D("2.0"),
+         "first_response_within_sla": D("1.0"), "resolution_median_h": None, "resolution_p90_h": None,
+         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("96.5")},
         # low: opened Mon 10:00, never answered: no times, no shares (0 answered), age 2.5 h.
         {"priority": "low", "cases": 1, "open": 1, "first_response_median_h": None, "first_response_p90_h": None,
          "first_response_within_sla": None, "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": 2.5},
+         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("2.5")},
     ]  # fmt: skip
     # globex's urgent case (Mon 09:00, answered 13:00 = 4 h, due 10:00: late; open at Mon 03-09 12:30 =
     # 7 × 24 + 3.5 = 171.5 h) is in none of acme's figures above, and is all that globex sees.
     assert sla(db, "globex", now=clock.now) == [
-        {"priority": "urgent", "cases": 1, "open": 1, "first_response_median_h": 4.0, "first_response_p90_h": 4.0,
-         "first_response_within_sla": 0.0, "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": 171.5}]  # fmt: skip
+        {"priority": "urgent", "cases": 1, "open": 1, "first_response_median_h": D("4.0"), "first_response_p90_h": D("4.0"),
+         "first_response_within_sla": D("0.0"), "resolution_median_h": None, "resolution_p90_h": None,
+         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("171.5")}]  # fmt: skip
     check_rebuild_gives_the_same_rows(db, app, lambda: [sla(db, t, now=clock.now) for t in ("acme", "globex")])
 
 
@@ -220,21 +222,21 @@ def test_accounts_report_gives_revenue_cost_profit_and_segment_ordered_by_profit
     assert accounts(db, "acme") == [
         # Werke: 60,000 + 40,000 = 100,000 paid (≥ 100,000: strategic) − 15,000.50 cost = 84,999.50;
         # last activity: its cost at 12:00.
-        {"account": "Werke", "revenue": 100000.0, "cost_to_serve": 15000.5, "profit": 84999.5, "segment": "strategic",
+        {"account": "Werke", "currency": "EUR", "revenue": D("100000.0"), "cost_to_serve": D("15000.5"), "profit": D("84999.5"), "segment": "strategic",
          "open_cases": 0, "last_activity_at": noon},
         # Mini: 19,999.99 paid (< 20,000 but > 0: standard), no cost → 19,999.99; last: payment at 11:00.
-        {"account": "Mini", "revenue": 19999.99, "cost_to_serve": 0.0, "profit": 19999.99, "segment": "standard",
+        {"account": "Mini", "currency": "EUR", "revenue": D("19999.99"), "cost_to_serve": D("0.0"), "profit": D("19999.99"), "segment": "standard",
          "open_cases": 0, "last_activity_at": eleven},
         # Klein: 20,000 paid (≥ 20,000: key) − 2,500 = 17,500; 1 of its 2 cases open; last: cases opened at 13:00.
-        {"account": "Klein", "revenue": 20000.0, "cost_to_serve": 2500.0, "profit": 17500.0, "segment": "key",
+        {"account": "Klein", "currency": "EUR", "revenue": D("20000.0"), "cost_to_serve": D("2500.0"), "profit": D("17500.0"), "segment": "key",
          "open_cases": 1, "last_activity_at": one_pm},
         # Neu: nothing paid (prospect), 300 cost → −300; last: cost at 12:00.
-        {"account": "Neu", "revenue": 0.0, "cost_to_serve": 300.0, "profit": -300.0, "segment": "prospect",
+        {"account": "Neu", "currency": "EUR", "revenue": D("0.0"), "cost_to_serve": D("300.0"), "profit": D("-300.0"), "segment": "prospect",
          "open_cases": 0, "last_activity_at": noon},
     ]  # fmt: skip
     # Globex Corp (500,000 paid, 1 open case) appears only in globex's report.
     assert accounts(db, "globex") == [
-        {"account": "Globex Corp", "revenue": 500000.0, "cost_to_serve": 0.0, "profit": 500000.0,
+        {"account": "Globex Corp", "currency": "EUR", "revenue": D("500000.0"), "cost_to_serve": D("0.0"), "profit": D("500000.0"),
          "segment": "strategic", "open_cases": 1, "last_activity_at": one_pm}]  # fmt: skip
     check_rebuild_gives_the_same_rows(db, app, lambda: (accounts(db, "acme"), accounts(db, "globex")))
 
@@ -286,7 +288,7 @@ def test_instances_report_counts_process_instances_per_definition_version_status
     # → due Wed 09:00); the case waits on CaseResolved with no due time at all.
     waiting = db.query("SELECT key, waiting_on, due_at FROM rm_instances WHERE tenant = 'acme' AND status = 'waiting'")
     due = (started + timedelta(days=2)).isoformat()
-    assert {r["key"]: (r["waiting_on"], r["due_at"]) for r in waiting} == {
+    assert {r["key"]: (r["waiting_on"], iso(r["due_at"])) for r in waiting} == {
         watched["subject"]: ("CaseResolved", None), a["subject"]: ("LeadStatusChanged", due),
         d["subject"]: ("LeadStatusChanged", due)}  # fmt: skip
     # globex's one web lead waits in globex's report only.
@@ -316,9 +318,9 @@ def test_a_reopened_case_counts_as_open_not_resolved_in_the_sla_and_faq_reports(
     # no resolution time and no resolution share, as the aggregate (resolved_at back to None) says.
     assert app.state(case, "acme")["resolved_at"] is None
     assert sla(db, "acme", now=clock.now) == [
-        {"priority": "medium", "cases": 1, "open": 1, "first_response_median_h": 1.0, "first_response_p90_h": 1.0,
-         "first_response_within_sla": 1.0, "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": 4.0}]  # fmt: skip
+        {"priority": "medium", "cases": 1, "open": 1, "first_response_median_h": D("1.0"), "first_response_p90_h": D("1.0"),
+         "first_response_within_sla": D("1.0"), "resolution_median_h": None, "resolution_p90_h": None,
+         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("4.0")}]  # fmt: skip
     # 1 login case, 0 resolved: the article did not (yet) resolve it.
     assert faq(db, "acme") == [
         {"topic": "login", "cases": 1, "resolved": 0, "resolved_with_article": 0, "top_article": None}]

@@ -59,14 +59,15 @@ INBOUND_EXAMPLE = {
 REPORT_EXAMPLE = {
     "report": "pipeline",
     "tenant": "acme",
-    "columns": ["stage", "owner", "opportunities", "amount", "weighted_amount"],
+    "columns": ["stage", "owner", "currency", "opportunities", "amount", "weighted_amount"],
     "rows": [
         {
             "stage": "proposal",
             "owner": "maria",
+            "currency": "EUR",
             "opportunities": 2,
-            "amount": 18000.0,
-            "weighted_amount": 9000.0,
+            "amount": "18000.10",
+            "weighted_amount": "9000.05",
         }
     ],
 }

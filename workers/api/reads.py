@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,7 +25,8 @@ MOMENT = "ISO 8601 date or time, compared with the report's own date column"
 @router.get(
     "/v1/reports/{name}",
     summary="A report from the read models, for the token's tenant",
-    description="Reports: " + "; ".join(f"`{r.name}`: {r.summary}" for r in REPORTS.values()),
+    description="Reports: " + "; ".join(f"`{r.name}`: {r.summary}" for r in REPORTS.values())
+    + ". Money, ratios and hours are exact decimal strings (\"1500.10\"), counts are integers.",
     responses={
         200: {"content": {"application/json": {"example": REPORT_EXAMPLE}}},
         **error_responses(401, 403, 404, 422),
@@ -49,7 +51,12 @@ def get_report(
     _check_moment("since", since)
     _check_moment("until", until)
     rows = services.read_models(report.run, tenant, since=since, until=until)
-    return {"report": name, "tenant": tenant, "columns": list(report.columns), "rows": rows}
+    return {"report": name, "tenant": tenant, "columns": list(report.columns), "rows": [_exact(r) for r in rows]}
+
+
+def _exact(row: dict[str, Any]) -> dict[str, Any]:
+    """Figures as decimal strings ("1500.10"), as amounts are in events: JSON numbers become floats in most clients."""
+    return {column: str(value) if isinstance(value, Decimal) else value for column, value in row.items()}
 
 
 def _check_moment(field: str, value: str | None) -> None:

@@ -169,7 +169,7 @@ class Workload:
     def pay_campaigns(self, tenant: str) -> None:
         for row in self.rows("SELECT campaign_id, budget FROM rm_campaigns WHERE tenant = %(t)s AND status = 'active' "
                              "ORDER BY campaign_id", tenant):  # fmt: skip
-            weekly = Decimal(str(row["budget"])) / 10 * Decimal(self.rng.uniform(0.6, 1.4))
+            weekly = Decimal(str(row["budget"])) / 10 * Decimal(self.rng.randint(60, 140)) / 100
             self.command(tenant, "campaign.record_cost", "marketing", campaign_id=row["campaign_id"],
                          amount=str(weekly.quantize(Decimal("0.01"))), description="weekly spend")  # fmt: skip
 
@@ -218,7 +218,7 @@ class Workload:
                     self.command(tenant, "lead.disqualify", owner, lead_id=lead_id,
                                  reason=self.rng.choice(DISQUALIFY_REASONS))  # fmt: skip
             elif lead["status"] == "qualified" and self.chance(0.4):
-                amount = round(self.rng.lognormvariate(10, 0.8), -2)
+                amount = int(round(self.rng.lognormvariate(10, 0.8), -2))  # whole hundreds of euros
                 # A company that is already a customer keeps its one account, as in any CRM.
                 known = self.reports.query("SELECT account_id FROM rm_accounts WHERE tenant = %(t)s AND name = %(n)s "
                                            "ORDER BY account_id", {"t": tenant, "n": lead["company"]})  # fmt: skip
@@ -275,7 +275,7 @@ class Workload:
             self.invoiced.add(deal["opportunity_id"])
             self.inbound(tenant, "InvoicePaid", "/billing/invoices", {
                 "account_id": deal["account_id"], "invoice_id": f"INV-{deal['opportunity_id'][:8].upper()}",
-                "amount": f"{deal['amount']:.2f}", "currency": "EUR", "paid_on": now.date().isoformat(),
+                "amount": str(Decimal(str(deal["amount"])).quantize(Decimal("0.01"))), "currency": "EUR", "paid_on": now.date().isoformat(),
             })  # fmt: skip
 
     def open_cases(self, tenant: str, hours: int) -> None:
@@ -327,5 +327,5 @@ class Workload:
                               solution="Explained the fix to the customer.", article_id=article)  # fmt: skip
         if solved is not None and case["account_id"]:
             self.command(tenant, "account.record_cost", case["owner"] or "support", account_id=case["account_id"],
-                         amount=f"{self.rng.uniform(40, 300):.2f}", category="support",
+                         amount=str(Decimal(self.rng.randint(4_000, 30_000)) / 100), category="support",
                          description=f"case {case['case_id'][:8]}")  # fmt: skip
