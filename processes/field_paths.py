@@ -64,13 +64,13 @@ def _data_path(node: Node) -> tuple[str, ...] | None:
 def missing_field(reads: tuple[FieldRead, ...], event: dict[str, Any], key: object = None) -> str | None:
     """What the event lacks that the expression reads, as a message naming its type; None if nothing.
 
-    ``key`` is the key the runtime could not find, when it said: the read that ends at it is preferred.
+    ``key`` is the key the runtime could not find, when it says: only a read that stops at that key is
+    named (a missing ``vars`` entry, or a map literal's, is not the event's doing).
     """
     event_type = event.get("type") or "the event"
     data = event.get("data")
     if not isinstance(data, dict):
         return f"{event_type} carries no data" if reads else None
-    first = None
     for read in reads:
         # has(event.data.a.b) needs event.data.a; it asks about b.
         path = read.path[:-1] if read.probe else read.path
@@ -79,10 +79,8 @@ def missing_field(reads: tuple[FieldRead, ...], event: dict[str, Any], key: obje
             if not isinstance(value, dict):
                 break  # not a map: the runtime's own message (no such overload) says it better
             if name not in value:
-                message = f"{event_type} has no field {'.'.join(path[: depth + 1])!r}"
                 if key is None or key == name:
-                    return message
-                first = first or message
+                    return f"{event_type} has no field {'.'.join(path[: depth + 1])!r}"
                 break
             value = value[name]
-    return first
+    return None
