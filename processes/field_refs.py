@@ -112,10 +112,16 @@ def check_document(document: Document, schemas: Mapping[str, Fields], report: Fi
         if unchecked:
             continue  # the field may come from a type crmflow cannot see into
         checked = {t: schemas[t] for t in sorted(types)}
-        probed = {read.path for read in reads if read.probe}
+        probed = [read.path for read in reads if read.probe]
         for read in reads:
-            if not read.probe and read.path in probed:
-                continue  # has() of it in the same expression: reported as the probe
+            if not read.probe and any(read.path[: len(guard)] == guard for guard in probed):
+                continue  # under a has() of it or of its parent in this expression: the probe reports it
+            if read.probe and len(read.path) > 1:
+                # has(event.data.a.b) reads a (the runtime fails without it) and asks about b.
+                parent = _lacking(FieldRead(read.path[:-1]), checked)
+                if parent is not None:
+                    report.errors.append(document.issue(path, parent))
+                    continue
             message = _lacking(read, checked)
             if message is None:
                 continue

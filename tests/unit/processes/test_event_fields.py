@@ -176,6 +176,16 @@ def test_a_has_guard_of_a_field_no_visible_event_carries_is_a_warning_not_an_err
     assert problems(old_events) == warnings(old_events) == []
 
 
+def test_a_has_guard_needs_the_parent_it_looks_into() -> None:
+    # has(event.data.a.b) fails at run time when a is missing: that part is a read, an error.
+    text = definition("on: [LeadConverted]\nwhen: 'has(event.data.deal.amount)'\n", EMIT)
+    (problem,) = problems(text)
+    assert "trigger.when: LeadConverted has no field 'deal'" in problem
+    # A read below a guarded field is covered by the guard's warning.
+    guarded = definition("on: [LeadConverted]\nwhen: 'has(event.data.deal) && event.data.deal.amount > 0'\n", EMIT)
+    assert problems(guarded) == [] and len(warnings(guarded)) == 1
+
+
 def test_nested_reads_check_only_the_first_level_of_a_domain_event() -> None:
     text = definition("on: [LeadConverted]\nwhen: 'event.data.opportunity_id.x == 1 || event.data.deal.x == 1'\n", EMIT)
     (problem,) = problems(text)
