@@ -8,11 +8,13 @@ what is stored and published.
 from __future__ import annotations
 
 import difflib
+import inspect
 import typing
 from functools import cache
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import CommandMethodDecorator
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -73,12 +75,37 @@ def aggregate_class_of(event_cls: type) -> type[TenantAggregate]:
     return _AGGREGATE_OF_EVENT[event_cls]
 
 
+def _event_defaults(aggregate: type) -> dict[str, dict[str, Any]]:
+    """Per event type, the defaults of its ``@event`` method's parameters.
+
+    A field added to an event later has a default, so that events stored before it load; the
+    event classes eventsourcing builds do not keep those defaults, the decorated methods do.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for klass in aggregate.__mro__:
+        for attribute in vars(klass).values():
+            if isinstance(attribute, CommandMethodDecorator) and attribute.event_cls_name:
+                parameters = inspect.signature(attribute.decorated_func).parameters.values()
+                defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+                out.setdefault(attribute.event_cls_name, defaults)
+    return out
+
+
+_EVENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    name: defaults for aggregate in AGGREGATES for name, defaults in _event_defaults(aggregate).items()
+}
+
+
 @cache
 def event_data_model(event_cls: type) -> type[BaseModel]:
-    """A pydantic model of the event's data (its fields less the envelope)."""
+    """A pydantic model of the event's data (its fields less the envelope).
+
+    A field with a default (one that older stored events lack) is optional; every other is required.
+    """
     hints = typing.get_type_hints(event_cls)
+    defaults = _EVENT_DEFAULTS.get(event_cls.__name__, {})
     fields: dict[str, Any] = {
-        name: (hint, ...)
+        name: (hint, defaults.get(name, ...))
         for name, hint in hints.items()
         if name not in ENVELOPE_FIELDS and typing.get_origin(hint) is not typing.ClassVar
     }

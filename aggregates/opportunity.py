@@ -118,7 +118,10 @@ class Opportunity(TenantAggregate):
                 status=self.stage,
                 target=stage,
             )
-        self._change_stage(stage=stage, previous_stage=self.stage, probability=PROBABILITY[stage])
+        self._change_stage(
+            stage=stage, previous_stage=self.stage, probability=PROBABILITY[stage],
+            amount=self.amount, currency=self.currency,
+        )  # fmt: skip
 
     def win(self, amount: Decimal | None, at: datetime) -> None:
         self.check_not_closed("win")
@@ -144,7 +147,10 @@ class Opportunity(TenantAggregate):
                 status=self.stage,
             )
         check_one_of("stage", stage, OPEN_STAGES)
-        self._reopen(stage=stage, previous_stage=self.stage, probability=PROBABILITY[stage])
+        self._reopen(
+            stage=stage, previous_stage=self.stage, probability=PROBABILITY[stage],
+            amount=self.amount, currency=self.currency,
+        )  # fmt: skip
 
     def update(self, amount: Decimal | None, close_date: date | None, name: str | None) -> None:
         self.check_not_closed("update")
@@ -173,8 +179,14 @@ class Opportunity(TenantAggregate):
 
     # Events.
 
+    # A stage change and a reopening carry the deal's amount and currency at that moment, though
+    # they do not change them: a process triggered on them can route on the deal's size without
+    # a read model. Events stored before they carried them have neither: the defaults load those.
     @event("OpportunityStageChanged")
-    def _change_stage(self, stage: str, previous_stage: str, probability: int) -> None:
+    def _change_stage(
+        self, stage: str, previous_stage: str, probability: int,
+        amount: Decimal | None = None, currency: str | None = None,
+    ) -> None:  # fmt: skip
         self.stage = stage
         self.probability = probability
 
@@ -197,7 +209,10 @@ class Opportunity(TenantAggregate):
         self.closed_at = closed_at
 
     @event("OpportunityReopened")
-    def _reopen(self, stage: str, previous_stage: str, probability: int) -> None:
+    def _reopen(
+        self, stage: str, previous_stage: str, probability: int,
+        amount: Decimal | None = None, currency: str | None = None,
+    ) -> None:  # fmt: skip
         self.stage = stage
         self.probability = probability
         self.closed_at = None

@@ -25,6 +25,7 @@ import cel
 from crmflow.aggregates.limits import MAX_COMPREHENSION_ITEMS, MAX_EXPRESSION_COST, LimitExceeded
 from crmflow.processes.cel_syntax import CelSyntaxError, check_shape, parse
 from crmflow.processes.cost import estimate
+from crmflow.processes.field_paths import FieldRead, event_data_reads, missing_field
 
 VARIABLES = frozenset({"event", "vars", "now", "tenant"})
 # Names bound by comprehension macros: [..].map(x, ...) binds x.
@@ -45,6 +46,7 @@ class Expression:
     vars_fields: frozenset[str]
     cost: int = 1  # worst-case cost units (processes/cost.py)
     iterates: bool = False  # has a comprehension: its inputs must be within MAX_COMPREHENSION_ITEMS
+    event_reads: tuple[FieldRead, ...] = ()  # the event.data fields it reads (processes/field_paths.py)
 
     def evaluate(self, scope: Scope | cel.Context) -> Any:
         context = scope.context if isinstance(scope, Scope) else scope
@@ -55,15 +57,21 @@ class Expression:
                 raise ExpressionError(f"{self.source!r} iterates, and {limit}")
         try:
             return self.program.execute(context)
+        except KeyError as error:  # a missing field: the runtime names only the key ('amount')
+            event = scope.event if isinstance(scope, Scope) else {}
+            lacking = missing_field(self.event_reads, event, *error.args[:1]) if event else None
+            raise ExpressionError(f"{self.source!r} failed: {lacking or error}") from None
         except Exception as error:  # the runtime raises RuntimeError, TypeError, ValueError
             raise ExpressionError(f"{self.source!r} failed: {error}") from None
 
 
 def compile_expression(source: str) -> Expression:
     """Checked (length, nesting, cost) before the runtime compiles it; ExpressionError names what is wrong."""
+    tree = None
     try:
         check_shape(source)
-        worst = estimate(parse(source))
+        tree = parse(source)
+        worst = estimate(tree)
     except LimitExceeded as error:
         raise ExpressionError(f"{_shown(source)} is refused: {error}") from None
     except RecursionError:  # not reached within the nesting limit; a caller deep in its own stack might
@@ -91,6 +99,7 @@ def compile_expression(source: str) -> Expression:
         vars_fields=frozenset(VARS_FIELD.findall(unquoted)),
         cost=worst.cost,
         iterates=worst.nesting > 0,
+        event_reads=event_data_reads(tree) if tree is not None else (),
     )
 
 

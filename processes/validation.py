@@ -4,19 +4,22 @@ The schema (processes/schema.py) checks shapes; this module checks meaning:
 commands and event types that exist, arguments that fit the command's
 payload, CEL that compiles and names only known variables, steps that exist
 and can be reached, waits that can tell their instance's events from others',
-calendars that are defined, a worst-case cost within budget, and no loop that
-would run forever (processes/endless.py).
+calendars that are defined, a worst-case cost within budget, no loop that
+would run forever (processes/endless.py), and only event data fields that the
+events an expression can see carry (processes/field_refs.py).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from crmflow.aggregates.catalog import AGGREGATES, COMMANDS, EVENT_CLASSES
 from crmflow.aggregates.limits import MAX_DEFINITION_COST, LimitExceeded
 from crmflow.processes.endless import self_triggers, trigger_rings, zero_wait_cycles
 from crmflow.processes.expressions import ExpressionError, compile_expression, unknown_variables
+from crmflow.processes.field_refs import field_report
 from crmflow.processes.graph import END, successors
 from crmflow.processes.loader import Document, Issue
 from crmflow.processes.schema import (
@@ -34,11 +37,14 @@ DOMAIN_PREFIXES = tuple(sorted({cls.__name__ for cls in AGGREGATES}, key=len, re
 Path = tuple[str | int, ...]
 
 
-def validate(documents: list[Document], context: list[Document] = ()) -> list[Issue]:  # type: ignore[assignment]
+def validate(documents: list[Document], context: list[Document] = (),  # type: ignore[assignment]
+             inbound: Mapping[str, Any] | None = None) -> list[Issue]:  # fmt: skip
     """Every problem of every process in the documents (calendars and tests are checked for references).
 
     ``context`` (e.g. what is deployed already) supplies calendars, emitted
     event types and processes that the documents may refer to; it is not checked.
+    ``inbound`` maps inbound event types to the JSON Schemas of their data
+    (``CRMFLOW_SCHEMA_DIR``), so that reads of their fields are checked too.
     """
     everything = [*documents, *context]
     calendars = {d.model.name for d in everything if d.kind == "Calendar"}  # type: ignore[attr-defined]
@@ -62,6 +68,7 @@ def validate(documents: list[Document], context: list[Document] = ()) -> list[Is
             issues.append(document.issue(("version",), f"{p.name} version {p.version} is defined twice"))
         seen[key] = document
     issues += ring_issues(documents, context)
+    issues += field_report(documents, context, inbound).errors
     for document in (d for d in documents if d.kind == "ProcessTest"):
         process = document.model.process  # type: ignore[attr-defined]
         if process not in {name for name, _ in names}:

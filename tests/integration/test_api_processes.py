@@ -154,3 +154,16 @@ def test_the_definition_shown_in_the_openapi_document_is_valid(api: Api, acme_ad
     example = spec["paths"]["/v1/processes/definitions"]["post"]["requestBody"]["content"]["application/yaml"]
     response = acme_admin.yaml("/v1/processes/validate", example["example"])
     assert response.status_code == 200, response.text
+
+
+def test_a_definition_reading_a_field_its_event_lacks_is_refused_over_http_too(acme_admin: User) -> None:
+    reads_owner = ACME_WEB_LEAD.replace("on: [LeadCreated]", "on: [OpportunityStageChanged]").replace(
+        'when: event.data.source in ["web", "webinar"]', "when: double(event.data.amount) > 1000.0 && event.data.source == 'web'"
+    )
+    response = acme_admin.yaml("/v1/processes/validate", reads_owner)
+    assert response.status_code == 422, response.text
+    (issue,) = response.json()["details"]["issues"]
+    assert (issue["field"], issue["message"]) == (
+        "trigger.when",
+        "OpportunityStageChanged has no field 'source' (it has stage, previous_stage, probability, amount, currency)",
+    )

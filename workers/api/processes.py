@@ -212,7 +212,8 @@ def _checked(
     visible = _visible_scopes(caller)
     everything = services.registry.documents()
     deployed = [d for d in everything if getattr(d.model, "tenant", PLATFORM) in visible]
-    issues = validate(documents, deployed)
+    inbound = {name: schema.schema for name, schema in services.policy.schemas.items()}  # CRMFLOW_SCHEMA_DIR
+    issues = validate(documents, deployed, inbound)
     if caller.is_platform:  # a platform-wide definition runs for every tenant: no ring with any tenant's own
         known = set(map(str, issues))
         issues += [i for i in ring_issues(documents, everything) if str(i) not in known]

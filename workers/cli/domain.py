@@ -169,7 +169,15 @@ def catalogue_markdown(data: dict[str, Any] | None = None) -> str:
     for c in commands:
         lines.append(f"| `{c['name']}` | {_cell(_fields(c['schema']))} | {_cell(', '.join(c['emits']))} "
                      f"| {_cell(c['summary'])} |")  # fmt: skip
-    lines += ["", "## Event types", "", "| event type | aggregate | data fields |", "|---|---|---|"]
+    lines += [
+        "", "## Event types", "",
+        "An event's data field without `*` was added to its type later: events stored before then lack it.",
+        "`OpportunityStageChanged` and `OpportunityReopened` carry the deal's `amount` (a decimal string,",
+        "`\"120000.00\"`) and `currency` at the change, for processes that route on the deal's size;",
+        "`crmflow process validate` checks every `event.data.FIELD` a definition reads against these fields",
+        "([process language](process-language.md#what-validate-checks-in-event-data)).",
+        "", "| event type | aggregate | data fields |", "|---|---|---|",
+    ]  # fmt: skip
     for e in events:
         lines.append(f"| `{e['type']}` | {_cell(e['aggregate'])} | {_cell(_fields(e['schema']))} |")
     return "\n".join(lines) + "\n"

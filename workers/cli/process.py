@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from crmflow.processes.durations import parse_duration
+from crmflow.processes.field_refs import field_report
 from crmflow.processes.loader import Document, DocumentsInvalid, load_files
 from crmflow.processes.registry import DefinitionRegistry, DeployedVersion
 from crmflow.processes.schema import json_schema
@@ -22,6 +23,7 @@ from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
 from crmflow.workers.history import stored_history
+from crmflow.workers.inbound_checks import load_schemas
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -92,7 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_validate(args: argparse.Namespace, settings: Settings) -> int:
-    documents = _load_valid(args.files)
+    try:  # the inbound types' JSON Schemas: reads of their data fields are checked against them too
+        inbound = {name: v.schema for name, v in load_schemas(settings.schema_dir).items()}
+    except ValueError as error:
+        return fail(str(error))
+    documents = _load_valid(args.files, inbound=inbound, advise=True)
     if documents is None:
         return 1
     kinds = ", ".join(f"{sum(d.kind == k for d in documents)} {k}" for k in ("Process", "Calendar", "ProcessTest"))
@@ -100,19 +106,32 @@ def run_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _load_valid(files: list[Path], context: list[Document] = ()) -> list[Document] | None:  # type: ignore[assignment]
-    """The documents, or None after printing every problem (the caller exits 1)."""
+def _load_valid(files: list[Path], context: list[Document] = (),  # type: ignore[assignment]
+                inbound: dict[str, object] | None = None, advise: bool = False) -> list[Document] | None:  # fmt: skip
+    """The documents, or None after printing every problem (the caller exits 1).
+
+    ``advise``: also print the warnings (which do not fail) and which event types' data went unchecked.
+    """
     err = Console(stderr=True, soft_wrap=True, highlight=False)
+    documents: list[Document] = []
     try:
         documents = load_files(files)
-        issues = validate(documents, context)
+        issues = validate(documents, context, inbound)
     except DocumentsInvalid as invalid:
         issues = invalid.issues
+    warnings, unchecked = [], set()
+    if advise and documents:
+        report = field_report(documents, context, inbound)
+        warnings, unchecked = report.warnings, report.unchecked
+    for issue in sorted([*issues, *warnings], key=lambda i: (i.file, i.line)):
+        err.print(str(issue), markup=False)
+    if unchecked:
+        err.print(f"note: event.data of {', '.join(sorted(unchecked))} is not checked: no schema is registered "
+                  "for these inbound types (CRMFLOW_SCHEMA_DIR)", markup=False)  # fmt: skip
     if not issues:
         return documents
-    for issue in sorted(issues, key=lambda i: (i.file, i.line)):
-        err.print(str(issue), markup=False)
-    err.print(f"{len(issues)} problem(s) in {len({i.file for i in issues})} file(s)")
+    also = f", and {len(warnings)} warning(s)" if warnings else ""
+    err.print(f"{len(issues)} problem(s) in {len({i.file for i in issues})} file(s){also}")
     return None
 
 

@@ -21,7 +21,8 @@ from crmflow.processes.loader import DocumentsInvalid, load_files, parse_documen
 from crmflow.processes.validation import expression_sources, validate
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-HEAD = "apiVersion: crmflow/v1\nkind: Process\nname: p\nversion: 1\ntrigger: {on: [LeadCreated]}\nsteps:\n"
+# An inbound type: its data has no registered schema, so event.data.items is not checked against one.
+HEAD = "apiVersion: crmflow/v1\nkind: Process\nname: p\nversion: 1\ntrigger: {on: [ItemsPosted]}\nsteps:\n"
 
 
 def problems(text: str) -> list[str]:

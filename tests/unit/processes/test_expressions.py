@@ -45,3 +45,16 @@ def test_a_runtime_error_names_the_expression() -> None:
 def test_python_is_not_reachable_from_an_expression() -> None:
     with pytest.raises(ExpressionError):
         compile_expression('__import__("os").system("true")').evaluate(Scope(EVENT, NOW, "acme"))
+
+
+def test_a_missing_event_field_is_named_with_the_event_type_not_as_a_bare_key() -> None:
+    scope = Scope({"type": "OpportunityStageChanged", "data": {"stage": "proposal"}}, NOW, "acme", {"deal": "o-1"})
+    with pytest.raises(ExpressionError) as missing:
+        compile_expression("event.data.amount >= 100000.0").evaluate(scope)
+    assert str(missing.value) == "'event.data.amount >= 100000.0' failed: OpportunityStageChanged has no field 'amount'"
+    converted = Scope({"type": "LeadConverted", "data": {"opportunity": {"name": "Pilot"}}}, NOW, "acme")
+    with pytest.raises(ExpressionError, match="failed: LeadConverted has no field 'opportunity.amount'$"):
+        compile_expression("event.data.opportunity.amount").evaluate(converted)
+    # A variable that is missing is not blamed on the event, though the event lacks a field read later.
+    with pytest.raises(ExpressionError, match=r"failed: 'nope'$"):
+        compile_expression("vars.nope == 1 ? event.data.amount : 0").evaluate(scope)
