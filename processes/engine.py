@@ -101,7 +101,7 @@ class Effect:
 
 @dataclass(frozen=True)
 class When:
-    """The times of one run: ``at`` its story time (due times, CEL ``now``), ``handled`` the caller's clock."""
+    """One run's times: ``at`` its story time (due times, CEL ``now``), ``handled`` the caller's clock."""
 
     at: datetime
     handled: datetime
@@ -275,7 +275,8 @@ class Engine:
             if isinstance(step, WaitForStep) and event_type in (*step.pause_on, *step.resume_on):
                 if self._same_subject(instance, subject):
                     instance.remember(event_id)
-                    self._pause_or_resume(process, instance, step, event_type in step.pause_on, when.at, effects)
+                    pause = event_type in step.pause_on
+                    self._pause_or_resume(process, instance, step, pause, when.at, effects)
                 continue
             if self._wakes(process, instance, event, scope):
                 instance.remember(event_id)
@@ -326,7 +327,8 @@ class Engine:
                 return
         self._run(process, instance, target, scope, waiting.timer_id, when, effects)
 
-    def _timed_out_first(self, instance: Instance, event_type: str, when: When, effects: list[Effect]) -> bool:
+    def _timed_out_first(self, instance: Instance, event_type: str, when: When,
+                         effects: list[Effect]) -> bool:  # fmt: skip
         """Fire the instance's timers that fell due before this event happened; does it still wait for it?
 
         A worker catching up may handle an event after a timeout that, by the
@@ -465,7 +467,8 @@ class Engine:
         if isinstance(step, WaitStep):
             self._wait(
                 instance,
-                Waiting(step.id, [], _timer(instance, step.id, cause), process.due(when.at, step.wait), "timer"),
+                Waiting(step.id, [], _timer(instance, step.id, cause), process.due(when.at, step.wait),
+                        "timer"),
                 effects,
             )
             return None

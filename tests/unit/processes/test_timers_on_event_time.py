@@ -40,20 +40,21 @@ def at(when: datetime) -> str:
 
 
 def cloud_event(type_: str, time: Any, subject: str = CASE, **data: Any) -> dict[str, Any]:
-    event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/t", "type": type_, "subject": subject,
-             "tenantid": "acme", "data": data}  # fmt: skip
+    event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/t", "type": type_,
+             "subject": subject, "tenantid": "acme", "data": data}  # fmt: skip
     if time is not None:
         event["time"] = time
     return event
 
 
 class Live:
-    """The engine as the live runtime drives it: each event handled at the worker's clock, timers by rounds."""
+    """The engine as the live runtime drives it: events handled at the worker's clock, timers in rounds."""
 
     def __init__(self, documents: list[Any], commands: RecordingCommands | None = None) -> None:
         calendars = {d.model.name: BusinessCalendar(d.model) for d in documents if d.kind == "Calendar"}
         processes = [CompiledProcess(d.model, calendars) for d in documents if d.kind == "Process"]
-        self.instances, self.commands, self.emits = MemoryInstances(), commands or RecordingCommands(), RecordingEmits()
+        self.instances, self.emits = MemoryInstances(), RecordingEmits()
+        self.commands = commands or RecordingCommands()
         self.engine = Engine(processes, self.instances, self.commands, self.emits)
 
     def only(self) -> Instance:
@@ -281,7 +282,8 @@ def test_an_instance_saved_before_correlation_ids_were_kept_uses_its_triggers_id
 @pytest.mark.parametrize(("raw", "expected"), [
     ("2026-03-06T16:30:00Z", datetime(2026, 3, 6, 16, 30, tzinfo=UTC)),
     ("2026-03-06T17:30:00+01:00", datetime(2026, 3, 6, 16, 30, tzinfo=UTC)),
-    (datetime(2026, 3, 6, 17, 30, tzinfo=timezone(timedelta(hours=1))), datetime(2026, 3, 6, 16, 30, tzinfo=UTC)),
+    (datetime(2026, 3, 6, 17, 30, tzinfo=timezone(timedelta(hours=1))),
+     datetime(2026, 3, 6, 16, 30, tzinfo=UTC)),
 ])  # fmt: skip
 def test_an_events_time_is_read_in_utc(raw: Any, expected: datetime) -> None:
     read = occurred_at({"time": raw}, fallback=MONDAY_1000Z)
