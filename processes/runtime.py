@@ -219,16 +219,19 @@ def caused_by(instance: Instance, step: str | None) -> dict[str, Any]:
 NOTEWORTHY_EFFECTS = frozenset({"command", "refused", "emitted", "timeout", "completed", "failed"})
 
 
-def log_effects(effects: list[Effect]) -> None:
+def log_effects(effects: list[Effect], stories: dict[str, tuple[str, str]] | None = None) -> None:
+    """One line per effect; ``stories``: instance id → (tenant, correlation id), where no event is bound."""
     for effect in effects:
+        story = (stories or {}).get(effect.instance)
+        context = {"tenant": story[0], "correlation_id": story[1]} if story else {}
         if effect.kind in ("failed", "skipped"):  # an incident: say why
             log.warning(f"process_{effect.kind}", process=effect.process, version=effect.version,
                         instance=effect.instance, step=effect.step,
-                        reason=effect.detail.get("error"))  # fmt: skip
+                        reason=effect.detail.get("error"), **context)  # fmt: skip
             continue
         level = log.info if effect.kind in NOTEWORTHY_EFFECTS else log.debug
         level(f"process_{effect.kind}", process=effect.process, version=effect.version,
-              instance=effect.instance, step=effect.step)  # fmt: skip
+              instance=effect.instance, step=effect.step, **context)  # fmt: skip
 
 
 class ProcessRuntime:
@@ -337,9 +340,13 @@ class ProcessRuntime:
         return effects, idle
 
     def _fire_due(self, batch: Batch) -> list[Effect]:
+        # Due by the wall clock; each timer's steps run at its own due time (the engine's When). What its
+        # commands record is stamped now, when it is recorded.
         with pinned_event_time(batch.now):
             effects = batch.engine.fire_due(batch.now)
-        log_effects(effects)
+        # No event is bound to a timer's lines: they name the story of the instance's trigger instead.
+        stories = {i.id: (i.tenant, i.correlation()) for i in self.instances.dirty.values()}
+        log_effects(effects, stories)
         self.save(effects, batch.unit)
         return effects
 
