@@ -334,11 +334,14 @@ class Engine:
         A worker catching up may handle an event after a timeout that, by the
         event's time, came first (a reply stamped 10:05 to a wait due at 10:00):
         a simulation fires that timer before it delivers the event, and so does
-        this. Bounded like a run, in case a chain of past waits has no end in sight.
+        this. Never before the timer is due by the handling clock too, whatever
+        an event stamped in the future says. Bounded like a run, in case a
+        chain of past waits has no end in sight.
         """
+        until = min(when.at, when.handled)
         for _ in range(self.max_steps):
             waiting = instance.waiting
-            if waiting is None or waiting.due is None or waiting.due > when.at:
+            if waiting is None or waiting.due is None or waiting.due > until:
                 break
             self._fire(instance, when.handled, effects)
         return instance.waiting is not None and event_type in instance.waiting.on

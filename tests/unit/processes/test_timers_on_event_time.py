@@ -212,6 +212,22 @@ def test_an_event_stamped_in_the_future_is_timed_from_its_own_time() -> None:
         ("wait", "2026-03-02T13:30:00+00:00")]  # fmt: skip
 
 
+def test_an_event_stamped_in_the_future_does_not_fire_a_timer_before_it_is_due() -> None:
+    live = Live(parse_documents(WAIT_4H, "p.yaml"))
+    created = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    live.engine.handle(cloud_event("LeadCreated", at(created), subject=LEAD), created)  # due 13:00
+
+    # Handled at 12:00, stamped 14:00 by a clock running two hours fast: the 13:00 timeout has not
+    # happened yet, so the qualification answers the wait.
+    qualified = cloud_event("LeadQualified", at(created + timedelta(hours=5)), subject=LEAD)
+    effects = live.engine.handle(qualified, created + timedelta(hours=3))
+
+    assert timeouts(effects) == []
+    assert live.only().status == "completed"
+    # The steps after the wait, reached on the event, see its own time as now.
+    assert live.only().vars["reminded_at"] == "2026-03-02T14:00:00+00:00"
+
+
 RETRY = """\
 apiVersion: crmflow/v1
 kind: Process
