@@ -13,6 +13,11 @@ by another writer makes the save fail, and the caller handles the batch again
 on fresh state. In the rare batch where a refused command had already changed
 an aggregate that an earlier command of the batch changed, the batch is run
 again with one transaction per command.
+
+The runtime's clock is the handling time: what a batch records is stamped
+with it. The engine times waits from each event's own time, so a worker
+catching up on a backlog gives every timer the due time it would have had on
+time (docs/process-language.md, Time); the timer worker fires by the clock.
 """
 
 from __future__ import annotations
