@@ -98,6 +98,24 @@ def test_an_urgent_case_seen_on_monday_morning_is_escalated_when_simulate_says()
     assert next(iter(sim.instances.instances.values())).waiting.due == live.only().waiting.due
 
 
+def test_cases_overdue_when_the_worker_is_back_are_escalated_in_the_order_they_fell_due() -> None:
+    monday_0900z = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
+    later, earlier = str(uuid.UUID(int=0xB)), str(uuid.UUID(int=0xA))
+    live = Live(SHIPPED)
+    back = monday_0900z + timedelta(hours=1, minutes=30)
+
+    # Handled in the order they reached the worker, not the order they were opened in.
+    live.engine.handle(cloud_event("CaseOpened", at(monday_0900z + timedelta(minutes=10)), later,
+                                   priority="urgent"), back)  # fmt: skip
+    live.engine.handle(cloud_event("CaseOpened", at(monday_0900z), earlier, priority="urgent"), back)
+
+    # An urgent hour each: 09:00Z → 10:00Z, 09:10Z → 10:10Z; both overdue at 10:30Z, fired earliest first.
+    fired = live.engine.fire_due(back)
+    assert timeouts(fired) == [("respond-urgent", "2026-03-02T10:00:00+00:00"),
+                               ("respond-urgent", "2026-03-02T10:10:00+00:00")]  # fmt: skip
+    assert [c.data["case_id"] for c in live.commands.issued] == [earlier, later]
+
+
 def test_a_reply_stamped_before_the_deadline_but_handled_after_it_stops_the_clock() -> None:
     opened = cloud_event("CaseOpened", at(FRIDAY_1630Z), priority="urgent")
     # Friday 17:50 Berlin: 20 of the 60 business minutes used, so in time (due Monday 07:30Z).
