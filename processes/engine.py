@@ -7,6 +7,13 @@ service; the designer tools only record them), emitted events through an
 ``EmitPort``, and instances live in an ``InstanceStore``. The same engine runs
 the live worker, ``process simulate``, ``process test`` and ``process whatif``.
 
+Two times per run (``When``): ``at``, when what the engine acts on happened
+(the event's CloudEvents ``time``, a timer's due time), from which due times,
+paused clocks and CEL ``now`` are worked out; and ``handled``, the caller's
+clock, for what is a real-time matter (a retry's backoff after a refusal, the
+stamp on an emitted event). In a simulation the two are the same; a live
+worker catching up on a backlog computes the timers simulate computes.
+
 Guards on every run (docs/process-language.md, Limits): an instance runs at
 most MAX_STEPS_PER_EVENT steps and MAX_EVENT_HANDLING_MS for one event or
 timer, and all instances of one event MAX_EVENT_TOTAL_MS, checked between
@@ -44,6 +51,7 @@ from crmflow.aggregates.limits import (
     check_json_value,
 )
 from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
+from crmflow.processes.event_time import occurred_at
 from crmflow.processes.expressions import ExpressionError, Scope
 from crmflow.processes.instance import Instance, Waiting, instance_id
 from crmflow.processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
@@ -89,6 +97,14 @@ class Effect:
     version: int
     step: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class When:
+    """One run's times: ``at`` its story time (due times, CEL ``now``), ``handled`` the caller's clock."""
+
+    at: datetime
+    handled: datetime
 
 
 class CommandPort(Protocol):
@@ -226,7 +242,10 @@ class Engine:
     # Inputs.
 
     def handle(self, event: dict[str, Any], now: datetime) -> list[Effect]:
-        """Advance waiting instances that this event wakes, and start the processes it triggers."""
+        """Advance waiting instances that this event wakes, and start the processes it triggers.
+
+        ``now`` is when the event is handled; timers run from when it happened (its ``time``, else ``now``).
+        """
         tenant, event_type, event_id = event.get("tenantid") or "", event["type"], str(event["id"])
         subject = event.get("subject")
         waiting = self.instances.waiting_for(
@@ -242,65 +261,97 @@ class Engine:
                 "process_hops", f"event {event_id} was caused by {hops(event)} process hops in a row"
             )
             return [Effect("skipped", "", "", 0, None, {"error": f"not acted on: {limit}"})]
-        scope = Scope(event, now, tenant)
+        when = When(occurred_at(event, now), now)
+        scope = Scope(event, when.at, tenant)
         effects: list[Effect] = []
         self._event_started = self.monotonic()
         for instance in waiting:
             if event_id in instance.seen:
+                continue
+            if not self._timed_out_first(instance, event_type, when, effects):
                 continue
             process = self.versions[(instance.definition, instance.version)]
             step = process.step(instance.waiting.step)  # type: ignore[union-attr]
             if isinstance(step, WaitForStep) and event_type in (*step.pause_on, *step.resume_on):
                 if self._same_subject(instance, subject):
                     instance.remember(event_id)
-                    self._pause_or_resume(process, instance, step, event_type in step.pause_on, now, effects)
+                    pause = event_type in step.pause_on
+                    self._pause_or_resume(process, instance, step, pause, when.at, effects)
                 continue
             if self._wakes(process, instance, event, scope):
                 instance.remember(event_id)
                 instance.waiting = None
-                self._run(process, instance, process.following(step.id), scope, event_id, now, effects)
+                self._run(process, instance, process.following(step.id), scope, event_id, when, effects)
         if candidates:
             scope.with_vars({})  # trigger conditions cannot use vars (validation), so one reset serves all
         for process in candidates:
-            self._maybe_start(process, event, scope, now, effects)
+            self._maybe_start(process, event, scope, when, effects)
         return effects
 
     def fire_due(self, now: datetime) -> list[Effect]:
-        """Fire every timer due by ``now``, earliest first: timeouts, waits and retries."""
+        """Fire every timer due by ``now``, earliest first: timeouts, waits and retries.
+
+        Each runs at its own due time (what follows it is timed from there, as in a simulation),
+        however late the round that fires it.
+        """
         effects: list[Effect] = []
         self._event_started = self.monotonic()
         for instance in self.instances.due(now):
             if self._event_spent_ms() > self.total_ms:
                 break  # the rest stay due: the next round fires them
-            waiting = instance.waiting
-            assert waiting is not None and waiting.timer_id is not None and waiting.due is not None
-            process = self.versions[(instance.definition, instance.version)]
-            timer_event = {"specversion": "1.0", "id": waiting.timer_id, "type": "TimerFired",
-                           "source": "/crmflow/timers", "subject": instance.key, "tenantid": instance.tenant,
-                           "time": waiting.due.isoformat(),
-                           "data": {"step": waiting.step, "reason": waiting.reason}}  # fmt: skip
-            scope = Scope(timer_event, now, instance.tenant, instance.vars)
-            instance.waiting = None
-            step = process.step(waiting.step)
-            if waiting.reason == "retry":
-                target = step.id
-            elif waiting.reason == "timer":
-                target = process.following(step.id)
-            else:  # a wait_for timed out
-                effects.append(self._effect("timeout", instance, step.id, due=waiting.due.isoformat()))
-                target = getattr(step, "on_timeout", None)
-                if target is None:
-                    self._fail(instance, step.id, f"timed out waiting for {', '.join(waiting.on)}", effects)
-                    continue
-            self._run(process, instance, target, scope, waiting.timer_id, now, effects)
+            self._fire(instance, now, effects)
         return effects
+
+    def _fire(self, instance: Instance, now: datetime, effects: list[Effect]) -> None:
+        waiting = instance.waiting
+        assert waiting is not None and waiting.timer_id is not None and waiting.due is not None
+        process = self.versions[(instance.definition, instance.version)]
+        # The trigger's correlation id, not the timer's own: what the timer causes belongs to the same story.
+        timer_event = {"specversion": "1.0", "id": waiting.timer_id, "type": "TimerFired",
+                       "source": "/crmflow/timers", "subject": instance.key, "tenantid": instance.tenant,
+                       "time": waiting.due.isoformat(), "correlationid": instance.correlation(),
+                       "data": {"step": waiting.step, "reason": waiting.reason}}  # fmt: skip
+        when = When(waiting.due, now)
+        scope = Scope(timer_event, when.at, instance.tenant, instance.vars)
+        instance.waiting = None
+        step = process.step(waiting.step)
+        if waiting.reason == "retry":
+            target = step.id
+        elif waiting.reason == "timer":
+            target = process.following(step.id)
+        else:  # a wait_for timed out
+            effects.append(self._effect("timeout", instance, step.id, due=waiting.due.isoformat()))
+            target = getattr(step, "on_timeout", None)
+            if target is None:
+                self._fail(instance, step.id, f"timed out waiting for {', '.join(waiting.on)}", effects)
+                return
+        self._run(process, instance, target, scope, waiting.timer_id, when, effects)
+
+    def _timed_out_first(self, instance: Instance, event_type: str, when: When,
+                         effects: list[Effect]) -> bool:  # fmt: skip
+        """Fire the instance's timers that fell due before this event happened; does it still wait for it?
+
+        A worker catching up may handle an event after a timeout that, by the
+        event's time, came first (a reply stamped 10:05 to a wait due at 10:00):
+        a simulation fires that timer before it delivers the event, and so does
+        this. Never before the timer is due by the handling clock too, whatever
+        an event stamped in the future says. Bounded like a run, in case a
+        chain of past waits has no end in sight.
+        """
+        until = min(when.at, when.handled)
+        for _ in range(self.max_steps):
+            waiting = instance.waiting
+            if waiting is None or waiting.due is None or waiting.due > until:
+                break
+            self._fire(instance, when.handled, effects)
+        return instance.waiting is not None and event_type in instance.waiting.on
 
     def _event_spent_ms(self) -> float:
         return (self.monotonic() - self._event_started) * 1000
 
     # Starting.
 
-    def _maybe_start(self, process: CompiledProcess, event: dict[str, Any], scope: Scope, now: datetime,
+    def _maybe_start(self, process: CompiledProcess, event: dict[str, Any], scope: Scope, when: When,
                      effects: list[Effect]) -> None:  # fmt: skip
         tenant = event.get("tenantid") or ""
         if not process.applies_to(tenant):
@@ -318,7 +369,8 @@ class Engine:
             existing.status in ("running", "waiting") or event["id"] in existing.seen
         ):
             return  # one live instance per key; a redelivered trigger starts nothing
-        instance = Instance(iid, process.name, process.version, tenant, key, str(event["id"]))
+        instance = Instance(iid, process.name, process.version, tenant, key, str(event["id"]),
+                            correlation_id=event.get("correlationid") or str(event["id"]))  # fmt: skip
         instance.remember(str(event["id"]))
         effects.append(
             self._effect("started", instance, None, key=key, trigger=event["type"], event=str(event["id"]))
@@ -330,12 +382,12 @@ class Engine:
         except (ExpressionError, RunLimitError) as error:
             self._fail(instance, None, str(error), effects)
             return
-        self._run(process, instance, process.first_step(), scope, str(event["id"]), now, effects)
+        self._run(process, instance, process.first_step(), scope, str(event["id"]), when, effects)
 
     # Running: step after step until the instance waits, ends or fails.
 
     def _run(self, process: CompiledProcess, instance: Instance, step_id: str, scope: Scope, cause: str,
-             now: datetime, effects: list[Effect]) -> None:  # fmt: skip
+             when: When, effects: list[Effect]) -> None:  # fmt: skip
         visits: dict[str, int] = defaultdict(int)
         instance.status = "running"
         started = self.monotonic()
@@ -362,7 +414,7 @@ class Engine:
             scope.with_vars(instance.vars)
             try:
                 next_step = self._execute(
-                    process, instance, step, scope, f"{cause}/{visits[step_id]}", now, effects
+                    process, instance, step, scope, f"{cause}/{visits[step_id]}", when, effects
                 )
             except (ExpressionError, MissingCalendarError, RunLimitError) as error:
                 self._fail(instance, step_id, str(error), effects)
@@ -375,7 +427,7 @@ class Engine:
         self._fail(instance, step_id, over("steps_per_event", self.max_steps, detail), effects)
 
     def _execute(self, process: CompiledProcess, instance: Instance, step: Any, scope: Scope, cause: str,
-                 now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
+                 when: When, effects: list[Effect]) -> str | None:  # fmt: skip
         """Run one step; return the next step id, or None when the instance waits or failed."""
         if process.uses_round_robin(step.id):
 
@@ -398,10 +450,10 @@ class Engine:
                     return branch.next
             return step.otherwise or process.following(step.id)
         if isinstance(step, DoStep):
-            return self._do(process, instance, step, scope, cause, now, effects)
+            return self._do(process, instance, step, scope, cause, when, effects)
         if isinstance(step, EmitStep):
             data = {name: jsonable(process.evaluate(source, scope)) for name, source in step.data.items()}
-            document = self._emitted(process, instance, step.emit, data, cause, now, scope)
+            document = self._emitted(process, instance, step.emit, data, cause, when.handled, scope)
             self._check_emit(step.emit, document)
             self.emits.emit(document)
             effects.append(
@@ -409,7 +461,7 @@ class Engine:
             )
             return process.following(step.id)
         if isinstance(step, WaitForStep):
-            due = process.due(now, step.timeout) if step.timeout is not None else None
+            due = process.due(when.at, step.timeout) if step.timeout is not None else None
             timer = _timer(instance, step.id, cause) if due else None
             subject = process.correlation(step, instance.vars, instance.key)
             on = list(dict.fromkeys([*step.wait_for.on, *step.pause_on, *step.resume_on]))
@@ -418,14 +470,15 @@ class Engine:
         if isinstance(step, WaitStep):
             self._wait(
                 instance,
-                Waiting(step.id, [], _timer(instance, step.id, cause), process.due(now, step.wait), "timer"),
+                Waiting(step.id, [], _timer(instance, step.id, cause), process.due(when.at, step.wait),
+                        "timer"),
                 effects,
             )
             return None
         raise AssertionError(f"unknown step kind {type(step).__name__}")
 
     def _do(self, process: CompiledProcess, instance: Instance, step: DoStep, scope: Scope, cause: str,
-            now: datetime, effects: list[Effect]) -> str | None:  # fmt: skip
+            when: When, effects: list[Effect]) -> str | None:  # fmt: skip
         args = {name: jsonable(process.evaluate(source, scope)) for name, source in step.args.items()}
         event = scope.event
         hop = hops(event) + 1
@@ -451,7 +504,8 @@ class Engine:
             effects.append(self._effect("refused", instance, step.id, command=step.do, args=args,
                                         error=error.message, attempt=instance.attempt))  # fmt: skip
             if step.retry is not None and instance.attempt <= step.retry.max:
-                due = now + process.retry_delay(step.retry.backoff, instance.attempt)
+                # From when the refusal happened, not from the event: a retry waits for the world to change.
+                due = when.handled + process.retry_delay(step.retry.backoff, instance.attempt)
                 timer = _timer(instance, step.id, f"{cause}/retry{instance.attempt}")
                 self._wait(instance, Waiting(step.id, [], timer, due, "retry"), effects)
                 return None
@@ -465,7 +519,7 @@ class Engine:
 
     def _pause_or_resume(self, process: CompiledProcess, instance: Instance, step: WaitForStep, pause: bool,
                          now: datetime, effects: list[Effect]) -> None:  # fmt: skip
-        """Stop the timeout clock (keeping what is left), or start it again from now."""
+        """Stop the timeout clock (keeping what is left), or start it again: at ``now``, the event's time."""
         waiting = instance.waiting
         assert waiting is not None and step.timeout is not None
         if pause and waiting.due is not None:

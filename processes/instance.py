@@ -49,12 +49,19 @@ class Instance:
     error: str | None = None
     # Event ids already handled, so a redelivered event never acts twice.
     seen: list[str] = field(default_factory=list)
+    # The trigger's correlation id, which what the instance's timers cause carries too. None in states
+    # saved before it was kept: the trigger's id stands in (what the trigger's commands then carried
+    # when it had no correlation id of its own).
+    correlation_id: str | None = None
 
     SEEN_LIMIT = 100
 
     def remember(self, event_id: str) -> None:
         self.seen.append(event_id)
         del self.seen[: -self.SEEN_LIMIT]
+
+    def correlation(self) -> str:
+        return self.correlation_id or self.trigger_event_id
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,11 @@ by another writer makes the save fail, and the caller handles the batch again
 on fresh state. In the rare batch where a refused command had already changed
 an aggregate that an earlier command of the batch changed, the batch is run
 again with one transaction per command.
+
+The runtime's clock is the handling time: what a batch records is stamped
+with it. The engine times waits from each event's own time, so a worker
+catching up on a backlog gives every timer the due time it would have had on
+time (docs/process-language.md, Time); the timer worker fires by the clock.
 """
 
 from __future__ import annotations
@@ -219,16 +224,19 @@ def caused_by(instance: Instance, step: str | None) -> dict[str, Any]:
 NOTEWORTHY_EFFECTS = frozenset({"command", "refused", "emitted", "timeout", "completed", "failed"})
 
 
-def log_effects(effects: list[Effect]) -> None:
+def log_effects(effects: list[Effect], stories: dict[str, tuple[str, str]] | None = None) -> None:
+    """One line per effect; ``stories``: instance id → (tenant, correlation id), where no event is bound."""
     for effect in effects:
+        story = (stories or {}).get(effect.instance)
+        context = {"tenant": story[0], "correlation_id": story[1]} if story else {}
         if effect.kind in ("failed", "skipped"):  # an incident: say why
             log.warning(f"process_{effect.kind}", process=effect.process, version=effect.version,
                         instance=effect.instance, step=effect.step,
-                        reason=effect.detail.get("error"))  # fmt: skip
+                        reason=effect.detail.get("error"), **context)  # fmt: skip
             continue
         level = log.info if effect.kind in NOTEWORTHY_EFFECTS else log.debug
         level(f"process_{effect.kind}", process=effect.process, version=effect.version,
-              instance=effect.instance, step=effect.step)  # fmt: skip
+              instance=effect.instance, step=effect.step, **context)  # fmt: skip
 
 
 class ProcessRuntime:
@@ -337,9 +345,13 @@ class ProcessRuntime:
         return effects, idle
 
     def _fire_due(self, batch: Batch) -> list[Effect]:
+        # Due by the wall clock; each timer's steps run at its own due time (the engine's When). What its
+        # commands record is stamped now, when it is recorded.
         with pinned_event_time(batch.now):
             effects = batch.engine.fire_due(batch.now)
-        log_effects(effects)
+        # No event is bound to a timer's lines: they name the story of the instance's trigger instead.
+        stories = {i.id: (i.tenant, i.correlation()) for i in self.instances.dirty.values()}
+        log_effects(effects, stories)
         self.save(effects, batch.unit)
         return effects
 

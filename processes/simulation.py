@@ -3,7 +3,9 @@
 Commands are checked against the catalogue (name and payload) and recorded,
 not executed; emitted events are recorded and fed back, so one process can
 react to another's. Timers fire in order as the clock moves. Nothing is
-written anywhere.
+written anywhere. The engine times every wait from the event's own ``time``
+(docs/process-language.md, Time), so a simulation and a live worker that
+handles the same events late compute the same due times.
 """
 
 from __future__ import annotations

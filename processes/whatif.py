@@ -1,7 +1,10 @@
 """`process whatif`: replay stored history through a proposed definition and the deployed one.
 
 Both run on the simulated clock over the same events (commands recorded,
-nothing written), and the report compares what they would have done:
+nothing written), in the order they happened: the store keeps them in the
+order they were recorded, which is not always their time order (an import of
+old data, an inbound event stamped by its producer). The report compares what
+they would have done:
 assignments and workload per owner, escalations, SLA breaches, commands and
 emitted events, and where instances stand. Instances running now stay on
 the version they started with; the report says which.
@@ -11,12 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
+from crmflow.processes.event_time import occurred_at
 from crmflow.processes.loader import Document
 from crmflow.processes.simulation import Simulation
 
+_UNKNOWN = datetime.min.replace(tzinfo=timezone.utc)  # told apart by identity: no event's time is this object
 
 @dataclass
 class Outcome:
@@ -82,12 +87,27 @@ def compare(history: list[dict[str, Any]], deployed: list[Document], proposal: l
     return WhatIf(_outcome(deployed_run), _outcome(proposed_run), len(history), running, changed)
 
 
+def in_time_order(history: list[dict[str, Any]], now: datetime) -> list[tuple[datetime, dict[str, Any]]]:
+    """Each event with its time, sorted by it; ties, and events without a readable time, in stored order.
+
+    An event without a time is taken to have happened with the one stored
+    before it (the first ones: with the first that has a time), so the sort
+    leaves it beside it, where the replay used to handle it.
+    """
+    times = [occurred_at(event, _UNKNOWN) for event in history]
+    last = next((t for t in times if t is not _UNKNOWN), now)
+    timed = []
+    for moment, event in zip(times, history):
+        last = last if moment is _UNKNOWN else moment
+        timed.append((last, event))
+    return sorted(timed, key=lambda pair: pair[0])  # sorted() is stable: ties keep their stored order
+
+
 def _replay(history: list[dict[str, Any]], documents: list[Document], now: datetime) -> Simulation:
-    start = datetime.fromisoformat(history[0]["time"]) if history else now
-    sim = Simulation(documents, start)
-    for event in history:
-        if event.get("time"):
-            sim.advance_to(datetime.fromisoformat(event["time"]))
+    ordered = in_time_order(history, now)
+    sim = Simulation(documents, ordered[0][0] if ordered else now)
+    for moment, event in ordered:
+        sim.advance_to(moment)
         sim.publish(event)
     sim.advance_to(now)
     return sim

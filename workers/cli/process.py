@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from crmflow.processes.durations import parse_duration
+from crmflow.processes.event_time import occurred_at
 from crmflow.processes.field_refs import field_report
 from crmflow.processes.loader import Document, DocumentsInvalid, load_files
 from crmflow.processes.registry import DefinitionRegistry, DeployedVersion
@@ -169,7 +170,8 @@ def run_whatif(args: argparse.Namespace, settings: Settings) -> int:
     if proposal is None:
         return 1
     since = args.since.replace(tzinfo=args.since.tzinfo or timezone.utc) if args.since else None
-    history = [e for e in stored_history(app) if since is None or datetime.fromisoformat(e["time"]) >= since]
+    # An event without a readable time (inbound ones may have none) is kept: nothing puts it before since.
+    history = [e for e in stored_history(app) if since is None or occurred_at(e, since) >= since]
     result = compare(history, deployed, proposal, app.clock())
     if args.format == "json":
         print_json({"events": result.events, "changed": result.changed, "rows": result.rows(),
