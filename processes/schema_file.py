@@ -1,14 +1,14 @@
 """The process language's JSON Schema, for editors: generated from the models, shipped in the package.
 
 One schema covers every document kind. pydantic generates it from a union of
-the document models discriminated by ``kind`` (so ``$defs`` are named and
+the document models discriminated by ``kind`` (so the definitions are named and
 de-duplicated by pydantic, never merged by hand). Each discriminated union
 (the document kinds by ``kind``, the step kinds by their one step key) becomes
-an ``if``/``then`` per kind as well as pydantic's OpenAPI ``discriminator``:
-a plain JSON Schema validator (the YAML language server, jsonschema) ignores
-``discriminator`` and, facing a ``oneOf``, can only say "not valid under any
-of the given schemas"; with ``if``/``then`` it checks the document against
-its own kind and names the wrong field.
+an ``if``/``then`` per kind, next to pydantic's OpenAPI ``discriminator`` where
+it writes one: a plain JSON Schema validator (the YAML language server,
+jsonschema) ignores ``discriminator`` and, facing a ``oneOf``, can only say
+"not valid under any of the given schemas"; with ``if``/``then`` it checks the
+document against its own kind and names the wrong field.
 
 The generated file is committed as ``processes/crmflow.schema.json`` and
 installed with the package; tests/unit/processes/test_schema_file.py keeps it
@@ -51,12 +51,12 @@ class _DispatchingSchema(GenerateJsonSchema):
         if isinstance(key, str):  # a field names the kind: `kind: Process`
             chosen = {"required": [key], "properties": {key: {"enum": tags}}}
             condition = [{"required": [key], "properties": {key: {"const": tag}}} for tag in tags]
+            dispatch = [{"if": c, "then": branch} for c, branch in zip(condition, branches, strict=True)]
         else:  # the kind is the one step key present (schema.step_kind): `do:`, `wait_for:`, ...
             chosen = {"oneOf": [{"required": [tag]} for tag in tags]}
             condition = [{"required": [tag]} for tag in tags]
-        dispatch = [{"if": c, "then": branch} for c, branch in zip(condition, branches, strict=True)]
-        if not isinstance(key, str):
-            # No step key at all (`doo: lead.assign`): name the stray field rather than only "not valid under any".
+            dispatch = [{"if": c, "then": branch} for c, branch in zip(condition, branches, strict=True)]
+            # No step key at all (`doo: lead.assign`): name the stray field, not only "not valid under any".
             common = {name: {} for name in StepBase.model_fields}
             dispatch.append({"if": {"anyOf": condition}, "else": {"properties": common, "additionalProperties": False}})
         out: JsonSchemaValue = {"type": "object", **chosen, "allOf": dispatch}
