@@ -2,8 +2,8 @@
 
 ``kind: Process`` (the automation), ``kind: Calendar`` (working hours and
 holidays for business-time timeouts) and ``kind: ProcessTest`` (a designer's
-own test of a process). Their JSON Schema is exported by
-``crmflow process schema`` so that editors can autocomplete definitions.
+own test of a process). Their JSON Schema, for editors, is generated from these
+models by processes/schema_file.py (``crmflow process schema``).
 """
 
 from __future__ import annotations
@@ -250,21 +250,6 @@ DOCUMENT_KINDS: dict[str, type[Strict]] = {
     "Calendar": Calendar,
     "ProcessTest": ProcessTest,
 }
-
-
-def json_schema() -> dict[str, Any]:
-    """One schema for every document kind (for `# yaml-language-server: $schema=...`)."""
-    schemas = {kind: model.model_json_schema(by_alias=True) for kind, model in DOCUMENT_KINDS.items()}
-    defs: dict[str, Any] = {}
-    for kind, schema in schemas.items():
-        defs.update(schema.pop("$defs", {}))
-        defs[kind] = schema
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "crmflow process documents",
-        "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in schemas],
-        "$defs": defs,
-    }
 
 
 def step_expressions(step: Step) -> list[str]:

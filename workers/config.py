@@ -25,18 +25,38 @@ CRMFLOW_API_RATE_PER_S, CRMFLOW_API_BURST  HTTP requests per second and at once,
                           (default 200, 1000; rate 0: unlimited)
 CRMFLOW_INTAKE_RATE_PER_S, CRMFLOW_INTAKE_BURST  inbound messages per second and at once, per tenant,
                           taken in by each intake copy (default 2000, 50000; rate 0: unlimited)
+
+Any other CRMFLOW_* variable is refused (a typo would otherwise be ignored and its default used), naming
+the nearest setting: `CRMFLOW_PARTITION: unknown setting; did you mean CRMFLOW_PARTITIONS?`. The few
+CRMFLOW_* names that crmflow's tools read but the service does not are in NOT_SETTINGS.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crmflow.workers.kafka.clients import KafkaSettings
 from crmflow.workers.rate_limits import Rate
+
+PREFIX = "CRMFLOW_"
+# CRMFLOW_* variables that are not settings of the service but are read by crmflow's own tools, so they may
+# be set where crmflow runs (CI, a developer's shell, the host running docker compose) without refusing it.
+NOT_SETTINGS = {
+    "CRMFLOW_KAFKA_CACHE": "where .ci/fetch-kafka and the tests keep the Apache Kafka jars",
+    "CRMFLOW_TEST_POSTGRES": "the PostgreSQL server the tests use (tests/databases.py)",
+    "CRMFLOW_CHAOS_WEB_LEADS": "the size of the chaos test (tests/integration/test_chaos.py)",
+    "CRMFLOW_BENCH_POSTGRES_URL": "the PostgreSQL server the benchmarks use (benchmarks/harness.py)",
+    "CRMFLOW_IMAGE": "docker compose: the image to run (deploy/docker-compose.yaml)",
+    "CRMFLOW_API_PORT": "docker compose: the host port of the API (deploy/docker-compose.yaml)",
+}
 
 
 def _comma_separated(value: object) -> object:
@@ -46,7 +66,14 @@ def _comma_separated(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CRMFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        # Before pydantic-settings reads the environment: it ignores names that match no field.
+        unknown = unknown_settings(os.environ)
+        if unknown:
+            raise ValidationError.from_exception_data(type(self).__name__, unknown)
+        super().__init__(**values)
 
     database_url: str | None = Field(None, description="SQLite path or postgresql:// URL")
     reports_database_url: str | None = Field(None, description="read models: SQLite path or postgresql:// URL")
@@ -104,3 +131,32 @@ class Settings(BaseSettings):
         from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING
 
         return self.model_copy(update={f"kafka_{name}": value for name, value in BUNDLED_BROKER_TUNING.items()})
+
+
+def environment_names() -> set[str]:
+    """Every environment variable Settings reads: the prefixed field names, or a field's own aliases."""
+    names: set[str] = set()
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+        else:
+            names.add(str(alias) if isinstance(alias, str) else f"{PREFIX}{field_name}")
+    return {name.upper() for name in names}
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[InitErrorDetails]:
+    """One error per CRMFLOW_* variable that is no setting, naming the nearest one if any is near."""
+    known = environment_names() | set(NOT_SETTINGS)
+    # Compared without the prefix all share, or every name would look near every other.
+    candidates = sorted(name.removeprefix(PREFIX) for name in known if name.startswith(PREFIX))
+    errors: list[InitErrorDetails] = []
+    for name in sorted(environ):
+        upper = name.upper()  # pydantic-settings matches names case-insensitively
+        if not upper.startswith(PREFIX) or upper in known:
+            continue
+        nearest = difflib.get_close_matches(upper.removeprefix(PREFIX), candidates, n=1, cutoff=0.6)
+        hint = f"did you mean {PREFIX}{nearest[0]}?" if nearest else "no setting is named like it (README.md, Configuration)"
+        error = PydanticCustomError("unknown_setting", "unknown setting; {hint}", {"hint": hint})
+        errors.append(InitErrorDetails(type=error, loc=(name,), input=environ[name]))
+    return errors

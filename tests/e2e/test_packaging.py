@@ -57,6 +57,8 @@ def test_a_built_wheel_holds_only_the_crmflow_package_and_its_definitions(tmp_pa
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"crmflow", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "crmflow/workers/kafka/relay.py" in names and "crmflow/processes/definitions/form-to-lead.yaml" in names
+    # The schema the shipped definitions' modeline names (../crmflow.schema.json), for editors.
+    assert "crmflow/processes/crmflow.schema.json" in names
     entry_points = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
     assert "crmflow = crmflow.workers.cli:entrypoint" in entry_points
 

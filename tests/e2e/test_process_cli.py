@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.e2e.conftest import Crmflow
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
+SHIPPED_SCHEMA = DEFINITIONS.parent / "crmflow.schema.json"
 
 
 def test_valid_definitions_pass_and_broken_ones_exit_1_with_file_line_and_field(crmflow: Crmflow, tmp_path: Path) -> None:
@@ -29,7 +30,21 @@ def test_valid_definitions_pass_and_broken_ones_exit_1_with_file_line_and_field(
 
 def test_the_schema_is_printed_for_editors(crmflow: Crmflow) -> None:
     schema = json.loads(crmflow("process", "schema").stdout)
-    assert "Process" in schema["$defs"]
+    assert "ProcessDefinition" in schema["definitions"] and schema["$id"] == "urn:crmflow:process-documents:v1"
+
+
+def test_a_designer_outside_the_repository_writes_the_schema_beside_the_definitions(crmflow: Crmflow, tmp_path: Path) -> None:
+    done = crmflow("process", "schema", "--output", "crmflow.schema.json")  # the fixture runs in tmp_path
+    written = (tmp_path / "crmflow.schema.json").read_text(encoding="utf-8")
+    assert done.stdout == "" and written == SHIPPED_SCHEMA.read_text(encoding="utf-8")
+    assert json.loads(written)["definitions"]["Calendar"]["properties"]["kind"]["const"] == "Calendar"
+
+
+def test_the_schema_help_shows_how_to_write_it_and_the_modeline_that_names_it(crmflow: Crmflow) -> None:
+    shown = crmflow("process", "schema", "--help").stdout
+    assert "crmflow process schema --output crmflow.schema.json" in shown
+    assert "# yaml-language-server: $schema=crmflow.schema.json" in shown
+    assert "crmflow process schema --output crmflow.schema.json" in crmflow("process", "--help").stdout
 
 
 def test_the_shipped_process_tests_pass_through_the_designers_command(crmflow: Crmflow) -> None:

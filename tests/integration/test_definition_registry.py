@@ -55,3 +55,15 @@ def test_a_new_version_is_added_and_old_ones_stay_for_running_instances(app: Crm
     assert [(v.version, v.deployed_by) for v in registry.versions()] == [(3, "ada"), (4, "ben")]
     assert sorted(d.model.version for d in registry.documents()) == [3, 4]  # type: ignore[attr-defined]
     assert [d.model.version for d in registry.documents(latest_only=True)] == [4]  # type: ignore[attr-defined]
+
+
+def test_a_definition_that_gains_an_editor_modeline_deploys_as_the_version_already_there(app: CrmApplication) -> None:
+    # The shipped files got `# yaml-language-server: $schema=...` as their first line; a comment before the
+    # document is not part of what the registry hashes, so redeploying them is a no-op, not a version conflict.
+    registry = DefinitionRegistry(app)
+    modeline, bare = WEB_LEAD.split("\n", 1)
+    assert modeline.startswith("# yaml-language-server:")
+    registry.deploy(parse_documents(bare, "web.yaml"), "ada")
+    revision = registry.revision()
+    (again,) = registry.deploy(parse_documents("# yaml-language-server: $schema=elsewhere.json\n" + bare, "web.yaml"), "ben")
+    assert (again.deployed, registry.revision()) == (False, revision)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from crmflow.processes.event_time import occurred_at
 from crmflow.processes.field_refs import field_report
 from crmflow.processes.loader import Document, DocumentsInvalid, load_files
 from crmflow.processes.registry import DefinitionRegistry, DeployedVersion
-from crmflow.processes.schema import json_schema
+from crmflow.processes.schema_file import schema_text
 from crmflow.processes.simulation import Simulation
 from crmflow.processes.testing import run_tests
 from crmflow.processes.validation import validate
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     process = sub.add_parser(
         "process", help="design processes: validate, schema", formatter_class=RAW,
         epilog="examples:\n  crmflow process validate processes/definitions/*.yaml\n"
-               "  crmflow process schema > crmflow-process.schema.json",
+               "  crmflow process schema --output crmflow.schema.json",
     )  # fmt: skip
     actions = process.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser(
@@ -43,10 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check.add_argument("files", nargs="+", type=Path, help="YAML files (several documents each, separated by ---)")
     check.set_defaults(run=run_validate)
     schema = actions.add_parser(
-        "schema", help="print the JSON Schema of the process language (for editors)", formatter_class=RAW,
-        epilog="example:\n  crmflow process schema > crmflow.schema.json\n"
-               "  # then, first line of a definition: # yaml-language-server: $schema=crmflow.schema.json",
+        "schema", help="write the JSON Schema of the process language (for editors); stdout without --output",
+        formatter_class=RAW,
+        epilog="example:\n  crmflow process schema --output crmflow.schema.json\n"
+               "  # then, as the first line of each definition beside it:\n"
+               "  # yaml-language-server: $schema=crmflow.schema.json",
     )  # fmt: skip
+    schema.add_argument("--output", type=Path, metavar="FILE", help="write the schema to FILE (default: stdout)")
     schema.set_defaults(run=run_schema)
 
     deploy = actions.add_parser(
@@ -237,5 +241,11 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_schema(args: argparse.Namespace, settings: Settings) -> int:
-    print_json(json_schema())
+    if args.output is None:
+        sys.stdout.write(schema_text())
+        return 0
+    try:
+        args.output.write_text(schema_text(), encoding="utf-8")
+    except OSError as error:
+        return fail(f"cannot write the schema to {args.output}: {error}")
     return 0

@@ -10,7 +10,8 @@ import pytest
 
 from crmflow.processes.durations import DurationError, parse_duration
 from crmflow.processes.loader import DocumentsInvalid, load_files, parse_documents
-from crmflow.processes.schema import DoStep, ProcessDefinition, WaitForStep, json_schema
+from crmflow.processes.schema import DoStep, ProcessDefinition, WaitForStep
+from crmflow.processes.schema_file import json_schema
 from crmflow.processes.validation import validate
 
 DEFINITIONS = Path(__file__).parents[3] / "processes" / "definitions"
@@ -141,8 +142,8 @@ def test_a_test_must_name_a_process_in_the_files() -> None:
 
 def test_the_json_schema_covers_every_document_kind_for_editors() -> None:
     schema = json_schema()
-    assert {"Process", "Calendar", "ProcessTest", "DoStep", "WaitForStep"} <= set(schema["$defs"])
-    assert schema["$defs"]["Process"]["properties"]["apiVersion"]["const"] == "crmflow/v1"
+    assert {"ProcessDefinition", "Calendar", "ProcessTest", "DoStep", "WaitForStep"} <= set(schema["definitions"])
+    assert schema["definitions"]["ProcessDefinition"]["properties"]["apiVersion"]["const"] == "crmflow/v1"
     json.dumps(schema)
 
 
