@@ -29,6 +29,10 @@ def start_worker(database_url: str, settings: KafkaSettings, log: Path) -> subpr
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"))  # fmt: skip
 
 
+def started(log: Path) -> int:
+    return log.read_text(errors="replace").count("process_worker_started") if log.exists() else 0
+
+
 def assigned(app: CrmApplication, leads: list[str]) -> int:
     return sum(1 for lead in leads if app.state(lead, "acme")["owner"] is not None)
 
@@ -64,9 +68,14 @@ def test_killing_the_process_worker_repeatedly_assigns_every_lead_exactly_once(
         feeder.join(timeout=30)
     Relay(app, kafka).run(StopSignal(), until_caught_up=True)
 
-    final = start_worker(database_url, kafka_settings, tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    starts_before = started(log)
+    final = start_worker(database_url, kafka_settings, log)
     try:
         wait_until(lambda: assigned(app, leads) == len(leads), 90, interval_s=0.2, what="every lead assigned")
+        # The killed workers may have assigned every lead already: SIGTERM before the final worker
+        # has installed its handler would kill it (-15) instead of asking it to stop.
+        wait_until(lambda: started(log) > starts_before, 60, interval_s=0.1, what="the final worker to start")
     finally:
         final.send_signal(signal.SIGTERM)
         assert final.wait(timeout=30) == 0
