@@ -7,7 +7,8 @@ lives here.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Body, Header, Request, Response
@@ -17,6 +18,7 @@ from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import command_spec
 from crmflow.aggregates.limits import parse_json
 from crmflow.workers.api.auth import Caller
+from crmflow.workers.api.binary_events import is_binary, structured_from_binary
 from crmflow.workers.api.errors import ApiError, error_responses
 from crmflow.workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
 from crmflow.workers.api.services import Service
@@ -25,6 +27,7 @@ from crmflow.workers.metrics import timed_command
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["commands and events"])
+T = TypeVar("T")
 CONFLICT_RETRIES = 3  # another writer won the race: run the command again on fresh state this many times
 
 
@@ -122,17 +125,12 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
     tenant = caller.tenant_for("sending an event")
     caller.require_inbound()
     body = await _read_at_most(request, services.policy)
+    if is_binary(request.headers):
+        body = _refused_as_the_intake_refuses(structured_from_binary, request.headers, body)
     claimed = _claimed_tenant(body)
     if claimed is not None and claimed != tenant:
         raise _wrong_tenant(claimed, tenant)
-    try:
-        event_tenant, document = check_inbound(body, services.policy)
-    except Rejected as rejected:
-        log.info("inbound_refused", error=rejected.code, reason=rejected.reason)
-        limit = {"limit": rejected.limit.name, "limit_value": rejected.limit.value} if rejected.limit else {}
-        raise ApiError(
-            413 if rejected.code == "oversize" else 422, rejected.code, rejected.reason, **limit
-        ) from None
+    event_tenant, document = _refused_as_the_intake_refuses(check_inbound, body, services.policy)
     if event_tenant != tenant:
         raise _wrong_tenant(event_tenant, tenant)
     (stored,) = await run_in_threadpool(services.app.accept_inbound, [(tenant, document)])
@@ -144,6 +142,18 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
         duplicate=not stored,
     )
     return {"stored": True} if stored else {"stored": False, "duplicate": True}
+
+
+def _refused_as_the_intake_refuses(check: Callable[..., T], *args: Any) -> T:
+    """``check(*args)``, with its Rejected answered as the intake's code and reason."""
+    try:
+        return check(*args)
+    except Rejected as rejected:
+        log.info("inbound_refused", error=rejected.code, reason=rejected.reason)
+        limit = {"limit": rejected.limit.name, "limit_value": rejected.limit.value} if rejected.limit else {}
+        raise ApiError(
+            413 if rejected.code == "oversize" else 422, rejected.code, rejected.reason, **limit
+        ) from None
 
 
 async def _read_at_most(request: Request, policy: Any) -> bytes:
