@@ -60,7 +60,9 @@ def _event_as_sent(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:
     """The SDK's CloudEvent (its attribute validation), refused in the intake's words when one is missing."""
     missing = [name for name in REQUIRED if name not in attributes]
     if missing:
-        raise Rejected("missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}")
+        raise Rejected(
+            "missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}"
+        )
     return CloudEvent(attributes, data)
 
 
@@ -96,7 +98,8 @@ class _BoundedJSON(JSONFormat):
 def _is_json(content_type: str) -> bool:
     # JSON to the intake and to the SDK's writer both: the writer turns data of any other type into its
     # Python str(), which would hand the intake a JSON string instead of the object sent.
-    return bool(JSON_CONTENT.fullmatch(content_type) and JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type))
+    sdk_json = JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type)
+    return bool(JSON_CONTENT.fullmatch(content_type) and sdk_json)
 
 
 _BOUNDED_JSON = _BoundedJSON()

@@ -53,7 +53,8 @@ class RequestLog:
             await self.app(scope, receive, send_and_note_status)
         finally:
             route = _template(scope)
-            HTTP_REQUESTS.labels(method=http_method_label(scope["method"]), route=route, status=str(status)).inc()
+            method = http_method_label(scope["method"])
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
             log.info(
                 "http_request",
                 method=scope["method"][:SHOWN_METHOD_CHARS],
@@ -143,7 +144,8 @@ def _is_json(content_type: str | None) -> bool:
     message = email.message.Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+    json_subtype = subtype == "json" or subtype.endswith("+json")
+    return message.get_content_maintype() == "application" and json_subtype
 
 
 def _json_refusal(body: bytes) -> Any:
