@@ -20,7 +20,7 @@ from crmflow.aggregates.limits import parse_json
 from crmflow.workers.api.auth import Caller
 from crmflow.workers.api.binary_events import is_binary, structured_from_binary
 from crmflow.workers.api.errors import ApiError, error_responses
-from crmflow.workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
+from crmflow.workers.api.examples import COMMAND_EXAMPLE, PAYLOAD_EXAMPLES
 from crmflow.workers.api.services import Service
 from crmflow.workers.inbound_checks import Rejected, check_inbound, message_bytes_limit
 from crmflow.workers.metrics import timed_command
@@ -100,19 +100,13 @@ def run_command(
 @router.post(
     "/v1/events",
     status_code=202,
-    summary="Send an event from another service (a CloudEvent in structured mode)",
+    summary="Send an event from another service (a CloudEvent, structured or binary mode)",
     description="Checked exactly as the Kafka intake checks `crmflow.inbound`; `tenantid` must be the "
     "token's tenant. A refused event is answered 422 with the intake's error code: nothing is stored, and "
-    "nothing goes to the dead-letter topic (the caller has the error).",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/cloudevents+json": {"schema": {"type": "object"}, "example": INBOUND_EXAMPLE},
-                "application/json": {"schema": {"type": "object"}, "example": INBOUND_EXAMPLE},
-            },
-        }
-    },
+    "nothing goes to the dead-letter topic (the caller has the error). Structured mode: the body is the "
+    "event (`application/cloudevents+json`, or `application/json`). Binary mode (CloudEvents HTTP "
+    "binding): the attributes are `ce-` headers (`ce-specversion`, `ce-id`, `ce-source`, `ce-type`, "
+    "`ce-tenantid`, ...), Content-Type is the data's content type (JSON) and the body is the data.",
     responses={
         202: {
             "description": "accepted: stored now, or a duplicate of one stored before",

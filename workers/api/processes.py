@@ -27,7 +27,6 @@ from crmflow.workers.api.examples import (
     INSTANCES_EXAMPLE,
     INVALID_EXAMPLE,
     LISTING_EXAMPLE,
-    YAML_BODY,
 )
 from crmflow.workers.api.services import Service, Services
 from crmflow.workers.api.tokens import PLATFORM
@@ -88,7 +87,6 @@ def list_definitions(
 @router.post(
     "/v1/processes/validate",
     summary="Check YAML definitions without deploying them: every problem with line and field",
-    openapi_extra=YAML_BODY,
     responses={
         200: {"content": {"application/json": {"example": {"valid": True, "documents": {"Process": 1}}}}},
         422: INVALID_RESPONSE,
@@ -114,7 +112,6 @@ async def validate_definitions(request: Request, caller: Caller, services: Servi
     summary="Deploy YAML definitions: new versions are picked up by running workers",
     description="Validated first (422 with every problem, nothing deployed). A version once deployed never "
     "changes: the same content again is `unchanged`, other content under the same version is 409.",
-    openapi_extra=YAML_BODY,
     responses={
         201: {"content": {"application/json": {"example": DEPLOYED_EXAMPLE}}},
         422: INVALID_RESPONSE,
