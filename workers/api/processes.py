@@ -21,7 +21,7 @@ from crmflow.processes.registry import DeployedVersion
 from crmflow.processes.validation import ring_issues, validate
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.api.auth import Caller, Principal
-from crmflow.workers.api.errors import ApiError, error_response, error_responses
+from crmflow.workers.api.errors import ApiError, ErrorBody, error_response, error_responses
 from crmflow.workers.api.examples import (
     DEPLOYED_EXAMPLE,
     INSTANCES_EXAMPLE,
@@ -38,9 +38,11 @@ BODY_NAME = "body"  # what issues name as their file
 
 
 TOO_LARGE_RESPONSE = {
-    "description": "the body is over the definition size limit (refused before it is parsed)"
+    "model": ErrorBody,
+    "description": "the body is over the definition size limit (refused before it is parsed)",
 }
 INVALID_RESPONSE = {
+    "model": ErrorBody,
     "description": "every problem, each with line, field and message",
     "content": {"application/json": {"example": INVALID_EXAMPLE}},
 }
