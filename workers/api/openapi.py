@@ -7,8 +7,9 @@ handlers read themselves, so that their refusals keep crmflow's words:
   application service (422 ``invalid_command`` with every problem). The
   document has one operation per command instead, ``POST
   /v1/commands/lead.create`` and so on, each with its payload's JSON Schema
-  from the catalogue (the pydantic model that checks it), so that client
-  generators get one typed method per command. A oneOf under the one path
+  from the catalogue (the pydantic model that checks it, written exactly:
+  ``request_schemas``), so that client generators get one typed method per
+  command. A oneOf under the one path
   would need a discriminator in the body, and the name is in the path;
 - events: the CloudEvent in structured mode (the required attributes, the
   optional ones, extensions as the CloudEvents spec names them);
@@ -26,53 +27,16 @@ from typing import Any
 
 import yaml
 from fastapi import FastAPI
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
-from pydantic_core import core_schema
+from pydantic.json_schema import models_json_schema
 
-from crmflow.aggregates.catalog import EVENT_CLASSES
 from crmflow.aggregates.commanding import COMMANDS
-from crmflow.aggregates.tenants import TENANT_PATTERN
 from crmflow.processes.loader import YamlLoader
 from crmflow.processes.schema import json_schema as process_documents_schema
 from crmflow.workers.api.examples import DEFINITION_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
-from crmflow.workers.inbound_checks import INTERNAL_TYPES
+from crmflow.workers.api.request_schemas import CLOUD_EVENT_SCHEMA, REF, VALUE_SCHEMAS, PayloadSchemas
 
 COMMAND_PATH = "/v1/commands/{name}"
-REF = "#/components/schemas/{model}"
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
-
-# CloudEvents 1.0 in structured mode as the intake checks it: the required attributes and tenantid
-# (crmflow's extension), the optional ones, and any other extension. The CloudEvents spec names extensions
-# [a-z0-9]{1,20} with a string, integer or boolean value; the intake takes any name and JSON value, and
-# the document says what is accepted. data is JSON: data_base64 (binary data) is refused.
-CLOUD_EVENT_SCHEMA: dict[str, Any] = {
-    "title": "CloudEvent",
-    "description": "A CloudEvent 1.0 in structured mode, with crmflow's tenantid extension.",
-    "type": "object",
-    "required": ["specversion", "id", "source", "type", "tenantid"],
-    "properties": {
-        "specversion": {"type": "string", "enum": ["1.0"]},
-        "id": {"type": "string", "pattern": r"\S", "description": "unique per source"},
-        "source": {"type": "string", "pattern": r"\S", "description": "a URI-reference naming the sender"},
-        "type": {
-            "type": "string", "pattern": r"\S",
-            "not": {"enum": sorted({*EVENT_CLASSES, *INTERNAL_TYPES})},
-            "description": "not one of crmflow's own event types (refused as reserved_type)",
-        },
-        "tenantid": {
-            "type": "string", "pattern": TENANT_PATTERN.pattern, "description": "the token's tenant",
-        },
-        "subject": {"type": ["string", "null"]},
-        "time": {"type": ["string", "null"], "format": "date-time"},
-        "datacontenttype": {
-            "type": ["string", "null"], "pattern": r"^application/([\w.+-]+\+)?json(\s*;.*)?$",
-        },
-        "dataschema": {"type": ["string", "null"]},
-        "data": {"description": "any JSON value within crmflow's limits"},
-        "data_base64": False,
-    },
-}  # fmt: skip
-
 
 def install_openapi(api: FastAPI) -> None:
     """Build the document once, from FastAPI's, when it is first asked for."""
@@ -105,7 +69,7 @@ def _exact(document: dict[str, Any]) -> None:
 def _command_paths(generic: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
     specs = [COMMANDS[name] for name in sorted(COMMANDS)]
     refs, definitions = models_json_schema(
-        [(spec.payload, "validation") for spec in specs], ref_template=REF, schema_generator=ExactDecimals
+        [(spec.payload, "validation") for spec in specs], ref_template=REF, schema_generator=PayloadSchemas
     )
     _add(components, definitions.get("$defs", {}))
     paths = {}
@@ -124,27 +88,8 @@ def _command_paths(generic: dict[str, Any], components: dict[str, Any]) -> dict[
     return paths
 
 
-class ExactDecimals(GenerateJsonSchema):
-    """A decimal with digits, places and no sign (money: ``Field(ge=0, max_digits=18, decimal_places=2)``)
-    as the values it accepts: a decimal string such as "1500.10", or a whole number.
-
-    Pydantic writes "a number, or any string" (its constraints fall off the string, and ``multipleOf: 0.01``
-    on the number cannot be checked on binary floats), so a generator sends ``""`` or ``"-1"`` as valid.
-    A float with at most two places is accepted too, but no schema can say which floats those are."""
-
-    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
-        digits, places, floor = schema.get("max_digits"), schema.get("decimal_places"), schema.get("ge")
-        if digits is None or places is None or floor != 0 or schema.get("le") is not None:
-            return super().decimal_schema(schema)
-        whole = digits - places
-        pattern = rf"^\+?([0-9]{{1,{whole}}}(\.[0-9]{{0,{places}}})?|\.[0-9]{{1,{places}}})$"
-        text = {"type": "string", "pattern": pattern}
-        number = {"type": "integer", "minimum": int(floor), "maximum": 10**whole - 1}
-        return {"anyOf": [text, number]}
-
-
 def _event_body(operation: dict[str, Any], components: dict[str, Any]) -> None:
-    _add(components, {"CloudEvent": CLOUD_EVENT_SCHEMA})
+    _add(components, {"CloudEvent": CLOUD_EVENT_SCHEMA, **VALUE_SCHEMAS})
     schema = {"$ref": REF.format(model="CloudEvent")}
     operation["requestBody"] = {
         "required": True,
