@@ -26,6 +26,7 @@ def admin(api: Api) -> User:
         ("DELETE", "/v1/events", "POST"),
         ("POST", "/v1/reports/pipeline", "GET"),
         ("GET", "/v1/commands/lead.create", "POST"),
+        ("GET", "/v1/commands/no.such-command", "POST"),  # not in the document: the route's own methods
     ],
 )
 def test_a_method_the_path_does_not_take_is_405_and_allow_names_every_method_it_does(

@@ -128,7 +128,9 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     if error.status_code == 404:
         message = f"no route {request.method} {request.url.path}: /openapi.json lists every endpoint"
     elif error.status_code == 405:
-        allowed = allowed_methods(request)
+        # A path the document does not list (a command name not in the catalogue): the route's own methods.
+        own = [m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip()]
+        allowed = allowed_methods(request) or sorted(own)
         message = f"{request.method[:32]} is not allowed on {request.url.path}: use {', '.join(allowed)}"
         headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         return error_response(405, code, message, {"allowed": allowed}, headers)
