@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, to_binary_event, to_structured_event
 from cloudevents.core.v1.event import CloudEvent
+from cloudevents.v1.conversion import to_binary, to_structured
+from cloudevents.v1.http import CloudEvent as LegacyCloudEvent
 
 from crmflow.aggregates.inbound import inbound_id
 from tests.integration.api_harness import Api, User
@@ -123,3 +125,20 @@ def test_a_structured_event_with_ce_headers_is_read_from_its_body(api: Api, bill
     message = to_structured_event(invoice_paid())
     response = send(billing, message, **{"ce-id": "something-else"})
     assert (response.status_code, response.json()) == (202, {"stored": True}), response.text
+
+
+def test_the_sdks_older_api_in_both_modes_is_read_too(api: Api, billing: User) -> None:
+    """cloudevents.v1.conversion (the SDK's 1.x API, still what most code calls): binary mode with no
+    Content-Type at all, whose data is then JSON, and structured mode."""
+    attributes = {"id": "inv-7-paid", "source": "billing", "type": "InvoicePaid", "tenantid": "acme"}
+    event = LegacyCloudEvent(attributes, {"invoice_id": "inv-7"})
+    headers, body = to_binary(event)
+    assert "content-type" not in {name.lower() for name in headers}
+    first = billing.post("/v1/events", content=body, headers=headers)
+    assert (first.status_code, first.json()) == (202, {"stored": True}), first.text
+
+    headers, body = to_structured(event)
+    again = billing.post("/v1/events", content=body, headers=headers)
+    assert (again.status_code, again.json()) == (202, {"stored": False, "duplicate": True}), again.text
+    (accepted,) = api.app.history(inbound_id("acme", "billing", "inv-7-paid"), "acme")
+    assert accepted.data["data"] == {"invoice_id": "inv-7"}
