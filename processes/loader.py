@@ -198,7 +198,10 @@ def _specific_errors(error: ValidationError) -> list[tuple[tuple[str | int, ...]
         others = sum(1 for p in paths if p[: len(path)] == path)
         return e["type"] in BRANCH_MISMATCH and others > 1
 
-    return [(path, e) for path, e in errors if not shadowed(path, e)]
+    specific = [(path, e) for path, e in errors if not shadowed(path, e)]
+    # Every branch of a union can shadow every other (a step that is no kind of step): then all of them
+    # say what is wrong. Never none: a document refused without an issue would vanish, and its file pass.
+    return specific or errors
 
 
 def _message(error: Any) -> str:

@@ -52,6 +52,10 @@ COMMAND_DURATION = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )  # fmt: skip
 HTTP_REQUESTS = Counter("crmflow_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+# Any client may send any method string: outside this set they share one label, so that an unauthenticated
+# caller cannot grow the series without bound (routes are templates and statuses are three digits).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "other"
 RATE_LIMITED = Counter(
     "crmflow_rate_limited_total", "Requests and inbound messages refused as over their tenant's rate",
     ["entry", "tenant"],
@@ -77,6 +81,11 @@ def timed_command(command: str) -> Iterator[None]:
         raise
     finally:
         COMMAND_DURATION.labels(command=command, outcome=outcome).observe(time.perf_counter() - started)
+
+
+def http_method_label(method: str) -> str:
+    """The method as a label value: a standard method, or ``other``."""
+    return method if method in HTTP_METHODS else OTHER_METHOD
 
 
 def record_instances(instances: Iterable[Any], now: Any) -> None:

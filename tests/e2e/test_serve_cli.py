@@ -124,7 +124,7 @@ def test_a_client_runs_a_command_with_an_issued_token_and_the_server_stops_on_si
 
     with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as response:
         spec = json.load(response)
-    assert "/v1/commands/{name}" in spec["paths"] and "bearer" in spec["components"]["securitySchemes"]
+    assert "/v1/commands/lead.create" in spec["paths"] and "bearer" in spec["components"]["securitySchemes"]
     with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
         metrics = response.read().decode()
     assert (

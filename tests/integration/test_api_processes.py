@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from crmflow.processes.runtime import ProcessRuntime
 from crmflow.workers.history import stored_history
@@ -151,9 +152,11 @@ def test_instances_of_a_deployed_process_are_reported_to_the_tenant_that_runs_th
 
 def test_the_definition_shown_in_the_openapi_document_is_valid(api: Api, acme_admin: User) -> None:
     spec = api.client.get("/openapi.json").json()
-    example = spec["paths"]["/v1/processes/definitions"]["post"]["requestBody"]["content"]["application/yaml"]
-    response = acme_admin.yaml("/v1/processes/validate", example["example"])
-    assert response.status_code == 200, response.text
+    content = spec["paths"]["/v1/processes/definitions"]["post"]["requestBody"]["content"]
+    # As text, and as the value a client's YAML serializer writes out.
+    for text in (content["text/plain"]["example"], yaml.safe_dump(content["application/yaml"]["example"])):
+        response = acme_admin.yaml("/v1/processes/validate", text)
+        assert response.status_code == 200, response.text
 
 
 def test_a_definition_reading_a_field_its_event_lacks_is_refused_over_http_too(acme_admin: User) -> None:

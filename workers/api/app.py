@@ -18,6 +18,7 @@ from crmflow.projections.db import Database
 from crmflow.workers.api import commands, health, processes, reads
 from crmflow.workers.api.errors import install_error_handlers
 from crmflow.workers.api.middleware import BodyLimits, RequestLog
+from crmflow.workers.api.openapi import install_openapi
 from crmflow.workers.api.rate_limit import RATE_LIMITED_DEPENDENCY, RATE_LIMITED_RESPONSES
 from crmflow.workers.api.services import Services
 from crmflow.workers.bootstrap import build_application, build_reports_db, inbound_policy
@@ -83,6 +84,7 @@ def create_app(
             module.router, dependencies=[RATE_LIMITED_DEPENDENCY], responses=RATE_LIMITED_RESPONSES
         )
     api.include_router(health.router)  # liveness, readiness and metrics are never rate-limited
+    install_openapi(api)
     return api
 
 

@@ -7,7 +7,8 @@ lives here.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Body, Header, Request, Response
@@ -17,14 +18,16 @@ from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import command_spec
 from crmflow.aggregates.limits import parse_json
 from crmflow.workers.api.auth import Caller
+from crmflow.workers.api.binary_events import is_binary, structured_from_binary
 from crmflow.workers.api.errors import ApiError, error_responses
-from crmflow.workers.api.examples import COMMAND_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
+from crmflow.workers.api.examples import COMMAND_EXAMPLE, PAYLOAD_EXAMPLES
 from crmflow.workers.api.services import Service
 from crmflow.workers.inbound_checks import Rejected, check_inbound, message_bytes_limit
 from crmflow.workers.metrics import timed_command
 
 log = structlog.get_logger("crmflow.api")
 router = APIRouter(tags=["commands and events"])
+T = TypeVar("T")
 CONFLICT_RETRIES = 3  # another writer won the race: run the command again on fresh state this many times
 
 
@@ -97,19 +100,13 @@ def run_command(
 @router.post(
     "/v1/events",
     status_code=202,
-    summary="Send an event from another service (a CloudEvent in structured mode)",
+    summary="Send an event from another service (a CloudEvent, structured or binary mode)",
     description="Checked exactly as the Kafka intake checks `crmflow.inbound`; `tenantid` must be the "
     "token's tenant. A refused event is answered 422 with the intake's error code: nothing is stored, and "
-    "nothing goes to the dead-letter topic (the caller has the error).",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/cloudevents+json": {"schema": {"type": "object"}, "example": INBOUND_EXAMPLE},
-                "application/json": {"schema": {"type": "object"}, "example": INBOUND_EXAMPLE},
-            },
-        }
-    },
+    "nothing goes to the dead-letter topic (the caller has the error). Structured mode: the body is the "
+    "event (`application/cloudevents+json`, or `application/json`). Binary mode (CloudEvents HTTP "
+    "binding): the attributes are `ce-` headers (`ce-specversion`, `ce-id`, `ce-source`, `ce-type`, "
+    "`ce-tenantid`, ...), Content-Type is the data's content type (JSON) and the body is the data.",
     responses={
         202: {
             "description": "accepted: stored now, or a duplicate of one stored before",
@@ -122,17 +119,12 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
     tenant = caller.tenant_for("sending an event")
     caller.require_inbound()
     body = await _read_at_most(request, services.policy)
+    if is_binary(request.headers):
+        body = _refused_as_the_intake_refuses(structured_from_binary, request.headers, body)
     claimed = _claimed_tenant(body)
     if claimed is not None and claimed != tenant:
         raise _wrong_tenant(claimed, tenant)
-    try:
-        event_tenant, document = check_inbound(body, services.policy)
-    except Rejected as rejected:
-        log.info("inbound_refused", error=rejected.code, reason=rejected.reason)
-        limit = {"limit": rejected.limit.name, "limit_value": rejected.limit.value} if rejected.limit else {}
-        raise ApiError(
-            413 if rejected.code == "oversize" else 422, rejected.code, rejected.reason, **limit
-        ) from None
+    event_tenant, document = _refused_as_the_intake_refuses(check_inbound, body, services.policy)
     if event_tenant != tenant:
         raise _wrong_tenant(event_tenant, tenant)
     (stored,) = await run_in_threadpool(services.app.accept_inbound, [(tenant, document)])
@@ -144,6 +136,18 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
         duplicate=not stored,
     )
     return {"stored": True} if stored else {"stored": False, "duplicate": True}
+
+
+def _refused_as_the_intake_refuses(check: Callable[..., T], *args: Any) -> T:
+    """``check(*args)``, with its Rejected answered as the intake's code and reason."""
+    try:
+        return check(*args)
+    except Rejected as rejected:
+        log.info("inbound_refused", error=rejected.code, reason=rejected.reason)
+        limit = {"limit": rejected.limit.name, "limit_value": rejected.limit.value} if rejected.limit else {}
+        raise ApiError(
+            413 if rejected.code == "oversize" else 422, rejected.code, rejected.reason, **limit
+        ) from None
 
 
 async def _read_at_most(request: Request, policy: Any) -> bytes:

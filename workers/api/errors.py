@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from crmflow.aggregates.errors import (
     AggregateExistsError,
@@ -30,6 +31,7 @@ from crmflow.aggregates.errors import (
     UnknownCommandError,
 )
 from crmflow.processes.registry import DefinitionVersionConflictError
+from crmflow.workers.metrics import HTTP_METHODS
 
 log = structlog.get_logger("crmflow.api")
 
@@ -114,13 +116,39 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400:
+        # FastAPI's answer to a body it could not read as JSON (bytes that are no text in any encoding
+        # it guesses): for the client the same as any unparsable body.
+        return error_response(
+            422, "invalid_request", f"the request body could not be read as JSON: {error.detail}"
+        )
     code = HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
     message = str(error.detail)
+    headers = getattr(error, "headers", None)
     if error.status_code == 404:
         message = f"no route {request.method} {request.url.path}: /openapi.json lists every endpoint"
     elif error.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
-    return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
+        # A path the document does not list (a command name not in the catalogue): the route's own methods.
+        own = [m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip()]
+        allowed = allowed_methods(request) or sorted(own)
+        message = f"{request.method[:32]} is not allowed on {request.url.path}: use {', '.join(allowed)}"
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return error_response(405, code, message, {"allowed": allowed}, headers)
+    return error_response(error.status_code, code, message, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists for the path asked for (RFC 9110: Allow lists them all).
+
+    Starlette's own 405 names only the methods of the first route whose path
+    matches, and a path with GET and POST is two routes. The document is
+    what clients are promised, and FastAPI builds it once."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods |= {method.upper() for method in operations if method.upper() in HTTP_METHODS}
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -123,15 +123,6 @@ steps:
     do: lead.assign
     args: {lead_id: vars.lead, owner: '"maria"'}
 """
-YAML_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            media: {"schema": {"type": "string"}, "example": DEFINITION_EXAMPLE}
-            for media in ("application/yaml", "text/plain")
-        },
-    }
-}
 INVALID_EXAMPLE = {
     "error": "invalid_definitions",
     "message": "1 problem(s) in the definitions",

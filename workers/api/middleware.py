@@ -10,6 +10,7 @@ the handler.
 
 from __future__ import annotations
 
+import email.message
 import json
 import time
 from typing import Any
@@ -20,10 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmflow.aggregates.limits import MAX_MESSAGE_BYTES, Limit, LimitExceeded, parse_json
 from crmflow.workers.api.errors import error_response
-from crmflow.workers.metrics import HTTP_REQUESTS
+from crmflow.workers.metrics import HTTP_REQUESTS, http_method_label
 
 log = structlog.get_logger("crmflow.api")
 UNMATCHED = "(unmatched)"  # one label for every unknown path: raw paths would grow the metric without bound
+SHOWN_METHOD_CHARS = 32  # of the method in the log line: a client may send a method of any length
 
 
 class RequestLog:
@@ -50,11 +52,12 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            route = _template(scope, status)
-            HTTP_REQUESTS.labels(method=scope["method"], route=route, status=str(status)).inc()
+            route = _template(scope)
+            method = http_method_label(scope["method"])
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
             log.info(
                 "http_request",
-                method=scope["method"],
+                method=scope["method"][:SHOWN_METHOD_CHARS],
                 route=route,
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -64,14 +67,16 @@ class RequestLog:
             structlog.contextvars.clear_contextvars()
 
 
-def _template(scope: Scope, status: int) -> str:
+def _template(scope: Scope) -> str:
     route: Any = scope.get("route")
     template = getattr(route, "path_format", None)
     if template:
         return str(template)
     # FastAPI marks only its API routes in the scope; the others (/openapi.json, /docs) have fixed
-    # paths. A failed request without a route may carry any path at all.
-    return str(scope["path"]) if status < 400 else UNMATCHED
+    # paths, each its own template. Any other path (a refusal before routing, a 404) may be anything.
+    app: Any = scope.get("app")
+    fixed = {getattr(r, "path", None) for r in getattr(getattr(app, "router", None), "routes", ())}
+    return str(scope["path"]) if scope["path"] in fixed else UNMATCHED
 
 
 class BodyLimits:
@@ -131,11 +136,16 @@ class BodyLimits:
 
 
 def _is_json(content_type: str | None) -> bool:
-    """What FastAPI reads as JSON: application/json and application/<anything>+json."""
+    """What FastAPI reads as JSON, by its own rule (``fastapi.routing``): application/json and
+    application/<anything>+json as the email parser reads the header. Any difference would let FastAPI
+    parse a body this never checked (and answer its own 400)."""
     if not content_type:
         return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    json_subtype = subtype == "json" or subtype.endswith("+json")
+    return message.get_content_maintype() == "application" and json_subtype
 
 
 def _json_refusal(body: bytes) -> Any:

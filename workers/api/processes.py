@@ -21,13 +21,12 @@ from crmflow.processes.registry import DeployedVersion
 from crmflow.processes.validation import ring_issues, validate
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.api.auth import Caller, Principal
-from crmflow.workers.api.errors import ApiError, error_response, error_responses
+from crmflow.workers.api.errors import ApiError, ErrorBody, error_response, error_responses
 from crmflow.workers.api.examples import (
     DEPLOYED_EXAMPLE,
     INSTANCES_EXAMPLE,
     INVALID_EXAMPLE,
     LISTING_EXAMPLE,
-    YAML_BODY,
 )
 from crmflow.workers.api.services import Service, Services
 from crmflow.workers.api.tokens import PLATFORM
@@ -39,9 +38,11 @@ BODY_NAME = "body"  # what issues name as their file
 
 
 TOO_LARGE_RESPONSE = {
-    "description": "the body is over the definition size limit (refused before it is parsed)"
+    "model": ErrorBody,
+    "description": "the body is over the definition size limit (refused before it is parsed)",
 }
 INVALID_RESPONSE = {
+    "model": ErrorBody,
     "description": "every problem, each with line, field and message",
     "content": {"application/json": {"example": INVALID_EXAMPLE}},
 }
@@ -88,7 +89,6 @@ def list_definitions(
 @router.post(
     "/v1/processes/validate",
     summary="Check YAML definitions without deploying them: every problem with line and field",
-    openapi_extra=YAML_BODY,
     responses={
         200: {"content": {"application/json": {"example": {"valid": True, "documents": {"Process": 1}}}}},
         422: INVALID_RESPONSE,
@@ -114,7 +114,6 @@ async def validate_definitions(request: Request, caller: Caller, services: Servi
     summary="Deploy YAML definitions: new versions are picked up by running workers",
     description="Validated first (422 with every problem, nothing deployed). A version once deployed never "
     "changes: the same content again is `unchanged`, other content under the same version is 409.",
-    openapi_extra=YAML_BODY,
     responses={
         201: {"content": {"application/json": {"example": DEPLOYED_EXAMPLE}}},
         422: INVALID_RESPONSE,

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from crmflow.aggregates.errors import AggregateNotFoundError, InvalidValueError
 from crmflow.projections.reports import REPORTS
@@ -20,6 +20,10 @@ from crmflow.workers.history import describe_cause
 
 router = APIRouter(tags=["reads"])
 MOMENT = "ISO 8601 date or time, compared with the report's own date column"
+# What _check_moment accepts, as the document says it: a date, or a date and time (datetime.fromisoformat
+# reads more, RFC 3339 is what clients write). Declared, not validated by FastAPI: the domain's
+# invalid_value answers a malformed one, as the CLI does.
+MOMENT_SCHEMA = {"anyOf": [{"format": "date"}, {"format": "date-time"}]}
 
 
 @router.get(
@@ -33,11 +37,18 @@ MOMENT = "ISO 8601 date or time, compared with the report's own date column"
     },
 )
 def get_report(
-    name: str,
+    # The enum is for the document only: an unknown name is a 404 with suggestions, not a 422.
+    name: Annotated[str, Path(json_schema_extra={"enum": list(REPORTS)})],
     caller: Caller,
     services: Service,
-    since: Annotated[str | None, Query(description=f"from this {MOMENT}", examples=["2026-01-01"])] = None,
-    until: Annotated[str | None, Query(description=f"before this {MOMENT}", examples=["2026-04-01"])] = None,
+    since: Annotated[
+        str,
+        Query(description=f"from this {MOMENT}", examples=["2026-01-01"], json_schema_extra=MOMENT_SCHEMA),
+    ] = None,  # type: ignore[assignment]  # str, not str | None: absent is None, sent is a string
+    until: Annotated[
+        str,
+        Query(description=f"before this {MOMENT}", examples=["2026-04-01"], json_schema_extra=MOMENT_SCHEMA),
+    ] = None,  # type: ignore[assignment]
 ) -> dict[str, Any]:
     tenant = caller.tenant_for(f"reading the {name} report")
     report = REPORTS.get(name)
