@@ -131,7 +131,8 @@ def test_reports_name_their_names_and_since_until_their_formats_and_yaml_its_med
         assert parameters[moment]["anyOf"] == [{"format": "date"}, {"format": "date-time"}]
     for path in ("/v1/processes/validate", "/v1/processes/definitions"):
         content = spec["paths"][path]["post"]["requestBody"]["content"]
-        assert content["application/yaml"]["schema"]["oneOf"]  # the documents' schema, not "a string"
+        # The documents' schema (not "a string"), told apart by their kind.
+        assert content["application/yaml"]["schema"]["discriminator"]["propertyName"] == "kind"
         assert content["text/plain"]["schema"]["contentMediaType"] == "application/yaml"
 
 

@@ -31,7 +31,7 @@ from pydantic.json_schema import models_json_schema
 
 from crmflow.aggregates.commanding import COMMANDS
 from crmflow.processes.loader import YamlLoader
-from crmflow.processes.schema import json_schema as process_documents_schema
+from crmflow.processes.schema_file import json_schema as process_documents_schema
 from crmflow.workers.api.examples import DEFINITION_EXAMPLE, INBOUND_EXAMPLE, PAYLOAD_EXAMPLES
 from crmflow.workers.api.request_schemas import CLOUD_EVENT_SCHEMA, REF, VALUE_SCHEMAS, PayloadSchemas
 
@@ -103,9 +103,11 @@ def _event_body(operation: dict[str, Any], components: dict[str, Any]) -> None:
 def _yaml_body(operation: dict[str, Any], components: dict[str, Any]) -> None:
     """YAML under its media type, with the documents' schema; text/plain carries the same text."""
     schema = process_documents_schema()
-    definitions = {name: _rebased(value) for name, value in schema.pop("$defs").items()}
+    # The shipped schema is draft-07 ("definitions"); pydantic's own would say "$defs".
+    local = schema.pop("definitions", None) or schema.pop("$defs")
+    definitions = {name: _rebased(value) for name, value in local.items()}
     _add(components, definitions)
-    documents = _rebased({key: value for key, value in schema.items() if key != "$schema"})
+    documents = _rebased({key: value for key, value in schema.items() if key not in ("$schema", "$id")})
     text = {"type": "string", "contentMediaType": "application/yaml", "contentSchema": documents}
     operation["requestBody"] = {
         "required": True,
@@ -142,12 +144,12 @@ def _add(components: dict[str, Any], schemas: dict[str, Any]) -> None:
 
 
 def _rebased(value: Any) -> Any:
-    """A JSON Schema's local references (#/$defs/X) as references into the document's components."""
+    """A JSON Schema's local references (#/$defs/X, #/definitions/X: a $ref or a discriminator's mapping) as
+    references into the document's components."""
+    if isinstance(value, str) and value.startswith(("#/$defs/", "#/definitions/")):
+        return REF.format(model=value.rsplit("/", 1)[1])
     if isinstance(value, dict):
-        return {
-            key: REF.format(model=item.removeprefix("#/$defs/")) if key == "$ref" else _rebased(item)
-            for key, item in value.items()
-        }
+        return {key: _rebased(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_rebased(item) for item in value]
     return value
