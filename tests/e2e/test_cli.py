@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_a_retried_cli_command_with_the_same_key_acts_once(crmflow: Crmflow) -> 
     ("args", "message"),
     [
         (("command", "lead.qualfy", "--tenant", "acme"), "unknown command 'lead.qualfy'; did you mean lead.qualify"),
-        (("command", "lead.create", "--tenant", "acme", "--data", "{name"), "--data is not readable JSON"),
+        (("command", "lead.create", "--tenant", "acme", "--data", "{name"), "--data is not valid JSON"),
         (("command", "lead.create", "--tenant", "acme", "--data", '{"nam": "x"}'), "name: Field required"),
         (("command", "lead.work", "--tenant", "acme", "--data", '{"lead_id": "00000000-0000-4000-8000-000000000001"}'),
          "lead 00000000-0000-4000-8000-000000000001 not found in tenant acme"),
@@ -60,6 +61,17 @@ def test_mistakes_exit_1_with_a_message_naming_what_is_wrong(crmflow: Crmflow, a
     assert done.returncode == 1
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_data_file_that_is_missing_a_folder_or_not_json_is_named_with_its_path(crmflow: Crmflow, tmp_path: Path) -> None:
+    (tmp_path / "lead.json").write_text("{name: Ada}")
+    cases = {"@/nonexistent.json": "error: --data @/nonexistent.json: no such file",
+             f"@{tmp_path}": f"error: --data @{tmp_path}: is a folder, not a file",
+             "@lead.json": "error: --data @lead.json is not valid JSON: "}  # fmt: skip
+    for data, line in cases.items():
+        done = crmflow("command", "lead.create", "--tenant", "acme", "--data", data, check=False)
+        assert done.returncode == 1 and done.stderr.startswith(line), done.stderr
+        assert len(done.stderr.splitlines()) == 1
 
 
 def test_an_illegal_transition_is_refused_with_the_lifecycle(crmflow: Crmflow) -> None:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import catalogue
-from crmflow.aggregates.limits import parse_json
+from crmflow.aggregates.limits import LimitExceeded, parse_json
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
@@ -96,11 +96,24 @@ def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    raw = args.data
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return fail(f"--data @{path}: no such file")
+        except IsADirectoryError:
+            return fail(f"--data @{path}: is a folder, not a file")
+        except (OSError, UnicodeDecodeError) as error:
+            return fail(f"--data @{path}: cannot read the file: {getattr(error, 'strerror', None) or error}")
+    where = f"--data @{args.data[1:]}" if args.data.startswith("@") else "--data"
     try:
-        raw = Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
         data = parse_json(raw)  # within the limits every entry enforces
-    except (OSError, ValueError) as error:
-        return fail(f"--data is not readable JSON: {error}")
+    except LimitExceeded as error:
+        return fail(f"{where} is over a limit: {error}")
+    except ValueError as error:
+        return fail(f"{where} is not valid JSON: {error}")
     if not isinstance(data, dict):
         return fail("--data must be a JSON object")
     app = build_application(settings)
