@@ -43,9 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_query(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.read_model_lag import lag_line, read_model_lag
+
     report = REPORTS[args.name]
-    rows = report.run(build_reports_db(settings), args.tenant, since=args.since, until=args.until)
+    db = build_reports_db(settings)
+    rows = report.run(db, args.tenant, since=args.since, until=args.until)
     print_rows(rows, report.columns, args.format, title=f"{report.name} · {args.tenant}")
+    # An empty or old report looks like a quiet business: say on stderr when the read models are behind.
+    line = lag_line(report.name, read_model_lag(build_application(settings), db))
+    if line:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(line, markup=False)
     return 0
 
 
