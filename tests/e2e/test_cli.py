@@ -22,8 +22,12 @@ def test_a_rep_creates_and_works_a_lead_then_asks_why_it_is_assigned(crmflow: Cr
 
     history = json.loads(crmflow("explain", lead, "--tenant", "acme", "--format", "json").stdout)
     assert [h["event"] for h in history] == ["LeadCreated", "LeadAssigned"]
-    assert history[0]["caused by"].startswith("command lead.create by cli:ada")
-    assert history[1]["caused by"].startswith("command lead.assign by router-service")
+    assert history[0]["why"] == "command lead.create by cli:ada"
+    assert history[1]["why"] == "command lead.assign by router-service"
+    # Objects, not strings, and full ids: for programs.
+    assert (history[1]["caused_by"]["kind"], history[1]["caused_by"]["caller"]) == ("command", "router-service")
+    assert history[1]["data"]["owner"] == "maria" and history[1]["subject"] == lead
+    assert len(history[1]["id"]) == 36 and len(history[1]["caused_by"]["command_id"]) == 36
     table = crmflow("explain", lead, "--tenant", "acme").stdout
     assert "LeadAssigned" in table and "router-service" in table
 
@@ -119,3 +123,12 @@ def test_a_bad_setting_in_the_environment_is_named_without_a_traceback(tmp_path:
     assert done.returncode == 2
     assert "invalid configuration: PARTITIONS: Input should be greater than or equal to 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_without_user_in_the_environment_the_caller_is_still_the_login_name(crmflow: Crmflow) -> None:
+    login = {k: "" for k in ("USER", "LOGNAME", "LNAME", "USERNAME")}  # as under cron or in a container
+    created = crmflow("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada"}',
+                      extra_env={**login, "LOGNAME": "grace"})  # fmt: skip
+    lead = json.loads(created.stdout)["aggregate_id"]
+    (entry,) = json.loads(crmflow("explain", lead, "--tenant", "acme", "--format", "json").stdout)
+    assert (entry["caused_by"]["caller"], entry["why"]) == ("cli:grace", "command lead.create by cli:grace")
