@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.e2e.conftest import Crmflow
 
@@ -50,3 +51,12 @@ def test_after_a_rebuild_the_report_is_silent_and_one_more_command_makes_it_one_
 def test_an_empty_store_is_not_behind(crmflow: Crmflow) -> None:
     done = crmflow("query", "sla", "--tenant", "acme", "--format", "json")
     assert (done.stdout.strip(), done.stderr) == ("[]", "")
+
+
+def test_a_report_whose_store_cannot_be_reached_still_prints_without_a_lag_line(crmflow: Crmflow, tmp_path: Path) -> None:
+    sales_story(crmflow)
+    crmflow("projections", "rebuild")
+    unreachable = {"CRMFLOW_REPORTS_DATABASE_URL": str(tmp_path / "reports.db"),
+                   "CRMFLOW_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}  # fmt: skip
+    done = crmflow("query", "pipeline", "--tenant", "acme", "--format", "json", extra_env=unreachable)
+    assert json.loads(done.stdout)[0]["amount"] == "9000.00" and "behind" not in done.stderr
