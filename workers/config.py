@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     @field_validator("api_secret")
     @classmethod
     def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
-        # pydantic's own words ("at least 32 items after validation") name neither the variable nor characters.
+        # pydantic's own words ("at least 32 items after validation") name neither variable nor characters.
         if secret is not None and len(secret.get_secret_value()) < API_SECRET_MIN_LENGTH:
             raise PydanticCustomError(
                 "api_secret_too_short", "must be at least {minimum} characters (got {length})",

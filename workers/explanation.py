@@ -54,7 +54,8 @@ def stored_id(app: CrmApplication, aggregate_id: UUID, tenant: str | None) -> UU
 class Events:
     """Stored events by CloudEvent id: the aggregate's own, then (asked for) those of the records it names."""
 
-    def __init__(self, app: CrmApplication, tenant: str | None, stored: UUID, history: list[HistoryEntry]) -> None:
+    def __init__(self, app: CrmApplication, tenant: str | None, stored: UUID,
+                 history: list[HistoryEntry]) -> None:  # fmt: skip
         self.app, self.tenant = app, tenant
         self.by_id: dict[str, dict[str, Any]] = {}
         self._add(stored, history)
@@ -63,7 +64,8 @@ class Events:
 
     def _add(self, stored: UUID, history: Iterable[HistoryEntry]) -> None:
         for h in history:
-            self.by_id[event_id(stored, h.version)] = {"type": h.type, "subject": str(stored), "version": h.version}
+            found = {"type": h.type, "subject": str(stored), "version": h.version}
+            self.by_id[event_id(stored, h.version)] = found
 
     def find(self, wanted: str) -> dict[str, Any] | None:
         while wanted not in self.by_id and self.related:
@@ -157,7 +159,8 @@ def why(cause: dict[str, Any]) -> str:
     trigger = cause.get("trigger")
     if trigger:
         what = trigger.get("type") or "event"
-        text += f", on {what} of {trigger['subject']}" if trigger.get("subject") else f", on {what} {trigger['id']}"
+        where = f"of {trigger['subject']}" if trigger.get("subject") else trigger["id"]
+        text += f", on {what} {where}"
     for arg, how in (cause.get("chosen") or {}).items():
         text += f"; {arg} chosen by {how}"
     if cause.get("correlation_id"):

@@ -1,4 +1,4 @@
-"""A report says when its read models are behind the store, or were never built: an empty table is not silence."""
+"""A report says when its read models are behind the store or were never built: an empty table is not silence."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def sales_story(crmflow: Crmflow) -> str:
     run("lead.assign", lead_id=lead, owner="maria")
     run("lead.work", lead_id=lead)
     run("lead.qualify", lead_id=lead)
-    run("lead.convert", lead_id=lead, opportunity={"name": "Pilot", "amount": "9000", "close_date": "2027-03-31"})
+    deal = {"name": "Pilot", "amount": "9000", "close_date": "2027-03-31"}
+    run("lead.convert", lead_id=lead, opportunity=deal)
     return lead
 
 
@@ -35,7 +36,9 @@ def test_after_the_sales_story_with_no_projection_the_pipeline_prints_its_table_
     )
 
 
-def test_after_a_rebuild_the_report_is_silent_and_one_more_command_makes_it_one_event_behind(crmflow: Crmflow) -> None:
+def test_after_a_rebuild_the_report_is_silent_and_one_more_command_makes_it_one_event_behind(
+    crmflow: Crmflow,
+) -> None:
     sales_story(crmflow)
     crmflow("projections", "rebuild")
     fresh = crmflow("query", "pipeline", "--tenant", "acme", "--format", "json")
@@ -53,7 +56,9 @@ def test_an_empty_store_is_not_behind(crmflow: Crmflow) -> None:
     assert (done.stdout.strip(), done.stderr) == ("[]", "")
 
 
-def test_a_report_whose_store_cannot_be_reached_still_prints_without_a_lag_line(crmflow: Crmflow, tmp_path: Path) -> None:
+def test_a_report_whose_store_cannot_be_reached_still_prints_without_a_lag_line(
+    crmflow: Crmflow, tmp_path: Path
+) -> None:
     sales_story(crmflow)
     crmflow("projections", "rebuild")
     unreachable = {"CRMFLOW_REPORTS_DATABASE_URL": str(tmp_path / "reports.db"),

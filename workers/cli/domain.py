@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     command.add_argument("--tenant", required=True, help="tenant id the command acts for")
     command.add_argument("--data", default="{}", help="payload as JSON, or @FILE to read it")
     command.add_argument("--caller", default=f"cli:{_os_user()}",
-                         help="who runs the command, recorded with its events (default: cli:<your login name>)")
+                         help="who runs the command, recorded with its events (default: cli:<login name>)")
     command.add_argument("--idempotency-key", help="the same key twice executes once")
     command.add_argument("--correlation-id")
     command.add_argument("--format", choices=("table", "json"), default="json")
@@ -155,7 +155,7 @@ def run_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _os_user() -> str:
-    """Who runs the CLI, for the caller recorded with each command: $USER is unset under cron and in containers."""
+    """Who runs the CLI, for the caller each command records ($USER is unset under cron, in containers)."""
     import getpass
     import os
 

@@ -86,11 +86,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "test", help="run the ProcessTest documents in the files against the processes in them",
         formatter_class=RAW,
         epilog="examples:\n  crmflow process test processes/definitions/*.yaml\n"
-               "  crmflow process test processes/definitions   # every *.yaml and *.yml in the folder (for CI)",
+               "  crmflow process test processes/definitions   # every *.yaml and *.yml in it (for CI)",
     )  # fmt: skip
     test.add_argument("files", nargs="+", type=Path, metavar="FILE_OR_FOLDER",
-                      help="YAML files with processes, calendars and tests, or folders: every *.yaml and *.yml "
-                           "directly inside, in name order")  # fmt: skip
+                      help="YAML files with processes, calendars and tests, or folders: every *.yaml and "
+                           "*.yml directly inside, in name order")  # fmt: skip
     test.set_defaults(run=run_test)
 
     simulate = actions.add_parser(
