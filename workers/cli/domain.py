@@ -68,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     explain.add_argument("aggregate_id", help="id of a lead, opportunity, case, ...")
     explain.add_argument("--tenant", help="only show it if it belongs to this tenant")
-    explain.add_argument("--format", choices=("table", "json"), default="table")
+    explain.add_argument("--format", choices=("table", "json"), default="table",
+                         help="table: each event and why, in words (default); json: also full ids, data, and "
+                              "caused_by as an object (command and caller, or process, step and trigger)")
     explain.set_defaults(run=run_explain)
 
 
