@@ -17,7 +17,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.application import Repository
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import AggregateExistsError, AggregateNotFoundError
@@ -34,6 +34,46 @@ class Payload(BaseModel):
 
 
 Handler = Callable[["CommandContext", Any], TenantAggregate]
+
+
+def payload_problems(model: type[BaseModel], error: ValidationError) -> list[str]:
+    """One line per problem, each naming the field; an unknown field also lists the allowed ones.
+
+    pydantic says only "Extra inputs are not permitted": the caller then has to open the catalogue
+    to learn what the command takes, so the allowed fields (of the nested model at that place) are named.
+    """
+    problems = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "payload"
+        if problem["type"] == "extra_forbidden":
+            allowed = ", ".join(_model_at(model, problem["loc"][:-1]).model_fields) or "none"
+            problems.append(f"{where}: unknown field; allowed: {allowed}")
+        else:
+            problems.append(f"{where}: {problem['msg']}")
+    return problems
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model of the object at ``loc`` inside ``model``: list indexes skipped, Optional looked through."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue  # a list index, or a dict key: the same model goes on
+        nested = _nested_model(field.annotation)
+        if nested is None:
+            break
+        model = nested
+    return model
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _nested_model(argument)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.catalog import command_spec
 from crmflow.aggregates.clock import pinned_event_time
-from crmflow.aggregates.commanding import CommandContext, CommandSpec, Payload
+from crmflow.aggregates.commanding import CommandContext, CommandSpec, Payload, payload_problems
 from crmflow.aggregates.envelope import to_cloudevent_dict
 from crmflow.aggregates.errors import (
     ConcurrencyConflictError,
@@ -228,7 +228,7 @@ def validate_payload(model: type[Payload], request: CommandRequest) -> Payload:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in error.errors()]
+        problems = payload_problems(model, error)
         raise InvalidCommandError(
             f"{request.name} payload is invalid: " + "; ".join(problems), command=request.name, errors=problems
         ) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +22,12 @@ def test_a_rep_creates_and_works_a_lead_then_asks_why_it_is_assigned(crmflow: Cr
 
     history = json.loads(crmflow("explain", lead, "--tenant", "acme", "--format", "json").stdout)
     assert [h["event"] for h in history] == ["LeadCreated", "LeadAssigned"]
-    assert history[0]["caused by"].startswith("command lead.create by cli:ada")
-    assert history[1]["caused by"].startswith("command lead.assign by router-service")
+    assert history[0]["why"] == "command lead.create by cli:ada"
+    assert history[1]["why"] == "command lead.assign by router-service"
+    # Objects, not strings, and full ids: for programs.
+    assert (history[1]["caused_by"]["kind"], history[1]["caused_by"]["caller"]) == ("command", "router-service")
+    assert history[1]["data"]["owner"] == "maria" and history[1]["subject"] == lead
+    assert len(history[1]["id"]) == 36 and len(history[1]["caused_by"]["command_id"]) == 36
     table = crmflow("explain", lead, "--tenant", "acme").stdout
     assert "LeadAssigned" in table and "router-service" in table
 
@@ -38,7 +43,7 @@ def test_a_retried_cli_command_with_the_same_key_acts_once(crmflow: Crmflow) -> 
     ("args", "message"),
     [
         (("command", "lead.qualfy", "--tenant", "acme"), "unknown command 'lead.qualfy'; did you mean lead.qualify"),
-        (("command", "lead.create", "--tenant", "acme", "--data", "{name"), "--data is not readable JSON"),
+        (("command", "lead.create", "--tenant", "acme", "--data", "{name"), "--data is not valid JSON"),
         (("command", "lead.create", "--tenant", "acme", "--data", '{"nam": "x"}'), "name: Field required"),
         (("command", "lead.work", "--tenant", "acme", "--data", '{"lead_id": "00000000-0000-4000-8000-000000000001"}'),
          "lead 00000000-0000-4000-8000-000000000001 not found in tenant acme"),
@@ -60,6 +65,17 @@ def test_mistakes_exit_1_with_a_message_naming_what_is_wrong(crmflow: Crmflow, a
     assert done.returncode == 1
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_data_file_that_is_missing_a_folder_or_not_json_is_named_with_its_path(crmflow: Crmflow, tmp_path: Path) -> None:
+    (tmp_path / "lead.json").write_text("{name: Ada}")
+    cases = {"@/nonexistent.json": "error: --data @/nonexistent.json: no such file",
+             f"@{tmp_path}": f"error: --data @{tmp_path}: is a folder, not a file",
+             "@lead.json": "error: --data @lead.json is not valid JSON: "}  # fmt: skip
+    for data, line in cases.items():
+        done = crmflow("command", "lead.create", "--tenant", "acme", "--data", data, check=False)
+        assert done.returncode == 1 and done.stderr.startswith(line), done.stderr
+        assert len(done.stderr.splitlines()) == 1
 
 
 def test_an_illegal_transition_is_refused_with_the_lifecycle(crmflow: Crmflow) -> None:
@@ -107,3 +123,12 @@ def test_a_bad_setting_in_the_environment_is_named_without_a_traceback(tmp_path:
     assert done.returncode == 2
     assert "invalid configuration: PARTITIONS: Input should be greater than or equal to 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_without_user_in_the_environment_the_caller_is_still_the_login_name(crmflow: Crmflow) -> None:
+    login = {k: "" for k in ("USER", "LOGNAME", "LNAME", "USERNAME")}  # as under cron or in a container
+    created = crmflow("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada"}',
+                      extra_env={**login, "LOGNAME": "grace"})  # fmt: skip
+    lead = json.loads(created.stdout)["aggregate_id"]
+    (entry,) = json.loads(crmflow("explain", lead, "--tenant", "acme", "--format", "json").stdout)
+    assert (entry["caused_by"]["caller"], entry["why"]) == ("cli:grace", "command lead.create by cli:grace")

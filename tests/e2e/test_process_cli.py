@@ -55,6 +55,35 @@ def test_the_shipped_process_tests_pass_through_the_designers_command(crmflow: C
     assert "FAIL" not in done.stdout
 
 
+def test_a_designers_ci_tests_and_validates_the_definitions_folder_as_it_would_the_files(crmflow: Crmflow) -> None:
+    files = [str(p) for p in sorted([*DEFINITIONS.glob("*.yaml"), *DEFINITIONS.glob("*.yml")])]
+    assert crmflow("process", "test", str(DEFINITIONS)).stdout == crmflow("process", "test", *files).stdout
+    validated = crmflow("process", "validate", str(DEFINITIONS)).stdout
+    assert validated == crmflow("process", "validate", *files).stdout
+    assert validated.startswith(f"valid: {len(files)} file(s)")
+
+
+def test_a_folder_named_twice_or_beside_its_own_file_is_read_once(crmflow: Crmflow) -> None:
+    once = crmflow("process", "validate", str(DEFINITIONS)).stdout
+    assert crmflow("process", "validate", str(DEFINITIONS), str(DEFINITIONS / "calendars.yaml")).stdout == once
+
+
+def test_a_folder_without_definitions_is_refused_naming_it(crmflow: Crmflow, tmp_path: Path) -> None:
+    empty = tmp_path / "drafts"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a definition")
+    for action in ("test", "validate"):
+        done = crmflow("process", action, str(empty), check=False)
+        assert done.returncode == 1
+        assert done.stderr.strip() == f"error: {empty} is a folder with no .yaml or .yml file in it"
+
+
+def test_the_help_of_test_and_validate_shows_a_folder_example(crmflow: Crmflow) -> None:
+    for action in ("test", "validate"):
+        shown = crmflow("process", action, "--help").stdout
+        assert f"crmflow process {action} processes/definitions " in shown and "FILE_OR_FOLDER" in shown
+
+
 def test_a_failing_process_test_exits_1_and_says_what_differed(crmflow: Crmflow, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text((DEFINITIONS / "invoice-paid.yaml").read_text().replace("currency: EUR", "currency: USD"))

@@ -24,3 +24,11 @@ def test_a_misspelled_variable_exits_2_within_seconds_with_one_line_naming_the_s
 def test_the_same_command_runs_once_the_variable_is_spelled_right(crmflow: Crmflow) -> None:
     done = crmflow("process", "list", "--format", "json", extra_env={"CRMFLOW_PARTITIONS": "3"})
     assert done.stdout.strip() == "[]"
+
+
+def test_a_short_api_secret_is_refused_naming_the_variable_and_the_length_in_characters(crmflow: Crmflow) -> None:
+    done = crmflow("process", "list", check=False, extra_env={"CRMFLOW_API_SECRET": "short"})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "error: invalid configuration: CRMFLOW_API_SECRET: must be at least 32 characters (got 5)"
+    ]

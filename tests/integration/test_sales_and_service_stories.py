@@ -108,7 +108,8 @@ def test_unknown_commands_and_bad_payloads_are_named_precisely(run: Run) -> None
     assert any(p.startswith("account_id: Input should be a valid UUID") for p in problems)
     assert any(p.startswith("amount: Input should be greater than or equal to 0") for p in problems)
     assert any(p.startswith("close_date:") for p in problems)
-    assert "colour: Extra inputs are not permitted" in problems
+    assert "colour: unknown field; allowed: opportunity_id, account_id, name, amount, currency, close_date, " \
+        "owner, stage, campaign_id" in problems
 
 
 def test_a_caller_chosen_id_cannot_be_taken_twice(run: Run) -> None:

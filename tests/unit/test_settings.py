@@ -139,3 +139,20 @@ def test_kafka_defaults_are_for_apache_kafka_and_the_bundled_broker_gets_its_own
     bundled = production.tuned_for_bundled_broker().kafka()
     assert {name: getattr(bundled, name) for name in BUNDLED_BROKER_TUNING} == BUNDLED_BROKER_TUNING
 
+
+
+def test_a_short_api_secret_is_placed_at_its_variable_and_never_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMFLOW_API_SECRET", "hunter2")
+    monkeypatch.setenv("CRMFLOW_PARTITIONS", "0")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    problems = {e["loc"]: e["msg"] for e in refused.value.errors()}
+    assert problems[("CRMFLOW_API_SECRET",)] == "must be at least 32 characters (got 7)"
+    assert problems[("partitions",)] == "Input should be greater than or equal to 1", "other problems keep their words"
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_secret_of_32_characters_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMFLOW_API_SECRET", "s" * 32)
+    secret = Settings().api_secret
+    assert secret is not None and secret.get_secret_value() == "s" * 32

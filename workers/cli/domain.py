@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,10 @@ from uuid import UUID
 
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import catalogue
-from crmflow.aggregates.limits import parse_json
+from crmflow.aggregates.limits import LimitExceeded, parse_json
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
-from crmflow.workers.history import describe_cause
 
 RAW = argparse.RawDescriptionHelpFormatter
 # The generated reference page (tests/unit/test_docs.py compares it with the code) and how to remake it.
@@ -55,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     command.add_argument("name", help="command name, e.g. lead.create (see `crmflow catalog`)")
     command.add_argument("--tenant", required=True, help="tenant id the command acts for")
     command.add_argument("--data", default="{}", help="payload as JSON, or @FILE to read it")
-    command.add_argument("--caller", default=f"cli:{os.environ.get('USER', 'unknown')}")
+    command.add_argument("--caller", default=f"cli:{_os_user()}",
+                         help="who runs the command, recorded with its events (default: cli:<login name>)")
     command.add_argument("--idempotency-key", help="the same key twice executes once")
     command.add_argument("--correlation-id")
     command.add_argument("--format", choices=("table", "json"), default="json")
@@ -69,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     explain.add_argument("aggregate_id", help="id of a lead, opportunity, case, ...")
     explain.add_argument("--tenant", help="only show it if it belongs to this tenant")
-    explain.add_argument("--format", choices=("table", "json"), default="table")
+    explain.add_argument("--format", choices=("table", "json"), default="table",
+                         help="table: each event and why, in words (default); json: also full ids, data, and "
+                              "caused_by as an object (command and caller, or process, step and trigger)")
     explain.set_defaults(run=run_explain)
 
 
@@ -96,11 +97,24 @@ def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    raw = args.data
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return fail(f"--data @{path}: no such file")
+        except IsADirectoryError:
+            return fail(f"--data @{path}: is a folder, not a file")
+        except (OSError, UnicodeDecodeError) as error:
+            return fail(f"--data @{path}: cannot read the file: {getattr(error, 'strerror', None) or error}")
+    where = f"--data @{args.data[1:]}" if args.data.startswith("@") else "--data"
     try:
-        raw = Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
         data = parse_json(raw)  # within the limits every entry enforces
-    except (OSError, ValueError) as error:
-        return fail(f"--data is not readable JSON: {error}")
+    except LimitExceeded as error:
+        return fail(f"{where} is over a limit: {error}")
+    except ValueError as error:
+        return fail(f"{where} is not valid JSON: {error}")
     if not isinstance(data, dict):
         return fail("--data must be a JSON object")
     app = build_application(settings)
@@ -124,24 +138,35 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.explanation import explain
+
     try:
         aggregate_id = UUID(args.aggregate_id)
     except ValueError:
         return fail(f"{args.aggregate_id!r} is not an aggregate id (a UUID)")
-    history = build_application(settings).history(aggregate_id, args.tenant)
-    if not history:
+    entries = explain(build_application(settings), aggregate_id, args.tenant)
+    if not entries:
         scope = f" in tenant {args.tenant}" if args.tenant else ""
         return fail(f"no aggregate {aggregate_id}{scope}")
-    rows = [
-        {"version": h.version, "time": h.time.isoformat(), "event": h.type,
-         "data": json.dumps(h.data), "caused by": describe_cause(h), "meta": h.meta}
-        for h in history
-    ]  # fmt: skip
     if args.format == "json":
-        print_json(rows)
+        print_json(entries)  # full ids; data and caused_by as objects
     else:
-        print_rows(rows, ("version", "time", "event", "caused by", "data"), "table", title=str(aggregate_id))
+        rows = [{**e, "data": json.dumps(e["data"])} for e in entries]
+        print_rows(rows, ("version", "time", "event", "why", "data"), "table", title=str(aggregate_id))
     return 0
+
+
+def _os_user() -> str:
+    """Who runs the CLI, for the caller each command records ($USER is unset under cron, in containers)."""
+    import getpass
+    import os
+
+    if os.environ.get("USER"):
+        return os.environ["USER"]
+    try:
+        return getpass.getuser()  # LOGNAME, USERNAME, then the passwd entry of the uid
+    except (OSError, KeyError):  # none of them
+        return "unknown"
 
 
 def catalogue_markdown(data: dict[str, Any] | None = None) -> str:

@@ -39,9 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = process.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser(
         "validate", help="check process, calendar and test documents; every error with file, line and field",
-        formatter_class=RAW, epilog="example:\n  crmflow process validate web-lead.yaml calendars.yaml",
+        formatter_class=RAW,
+        epilog="examples:\n  crmflow process validate web-lead.yaml calendars.yaml\n"
+               "  crmflow process validate processes/definitions   # every *.yaml and *.yml in the folder",
     )  # fmt: skip
-    check.add_argument("files", nargs="+", type=Path, help="YAML files (several documents each, separated by ---)")
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE_OR_FOLDER",
+                       help="YAML files (several documents each, separated by ---), or folders: every *.yaml "
+                            "and *.yml directly inside, in name order")  # fmt: skip
     check.set_defaults(run=run_validate)
     schema = actions.add_parser(
         "schema", help="write the JSON Schema of the process language (for editors); stdout without --output",
@@ -80,9 +84,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     test = actions.add_parser(
         "test", help="run the ProcessTest documents in the files against the processes in them",
-        formatter_class=RAW, epilog="example:\n  crmflow process test processes/definitions/*.yaml",
+        formatter_class=RAW,
+        epilog="examples:\n  crmflow process test processes/definitions/*.yaml\n"
+               "  crmflow process test processes/definitions   # every *.yaml and *.yml in it (for CI)",
     )  # fmt: skip
-    test.add_argument("files", nargs="+", type=Path, help="YAML files with processes, calendars and tests")
+    test.add_argument("files", nargs="+", type=Path, metavar="FILE_OR_FOLDER",
+                      help="YAML files with processes, calendars and tests, or folders: every *.yaml and "
+                           "*.yml directly inside, in name order")  # fmt: skip
     test.set_defaults(run=run_test)
 
     simulate = actions.add_parser(
@@ -103,11 +111,14 @@ def run_validate(args: argparse.Namespace, settings: Settings) -> int:
         inbound = {name: v.schema for name, v in load_schemas(settings.schema_dir).items()}
     except ValueError as error:
         return fail(str(error))
-    documents = _load_valid(args.files, inbound=inbound, advise=True)
+    files = yaml_files(args.files)
+    if isinstance(files, str):
+        return fail(files)
+    documents = _load_valid(files, inbound=inbound, advise=True)
     if documents is None:
         return 1
     kinds = ", ".join(f"{sum(d.kind == k for d in documents)} {k}" for k in ("Process", "Calendar", "ProcessTest"))
-    Console(soft_wrap=True, highlight=False).print(f"valid: {len(args.files)} file(s), {kinds}")
+    Console(soft_wrap=True, highlight=False).print(f"valid: {len(files)} file(s), {kinds}")
     return 0
 
 
@@ -194,8 +205,33 @@ def run_whatif(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def yaml_files(paths: list[Path]) -> list[Path] | str:
+    """The files named, a folder standing for the *.yaml and *.yml directly in it (sorted); or what is wrong.
+
+    A designer's CI passes the definitions folder; a shell glob would also do, but not on every runner.
+    Only the folder's own files: a nested folder may hold drafts or fixtures that are not meant together.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)  # a missing file is reported by the loader, with the others' problems
+            continue
+        inside = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not inside:
+            return f"{path} is a folder with no .yaml or .yml file in it"
+        files += inside
+    # A file named and also inside a folder named is read once: twice would be two copies of each definition.
+    first: dict[Path, Path] = {}
+    for file in files:
+        first.setdefault(file.resolve(), file)
+    return list(first.values())
+
+
 def run_test(args: argparse.Namespace, settings: Settings) -> int:
-    documents = _load_valid(args.files)
+    files = yaml_files(args.files)
+    if isinstance(files, str):
+        return fail(files)
+    documents = _load_valid(files)
     if documents is None:
         return 1
     results = run_tests(documents)

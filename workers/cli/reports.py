@@ -43,9 +43,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_query(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
+
+    from crmflow.aggregates.application import CrmApplication
+    from crmflow.workers.read_model_lag import lag_line, read_model_lag
+
     report = REPORTS[args.name]
-    rows = report.run(build_reports_db(settings), args.tenant, since=args.since, until=args.until)
+    db = build_reports_db(settings)
+    rows = report.run(db, args.tenant, since=args.since, until=args.until)
     print_rows(rows, report.columns, args.format, title=f"{report.name} · {args.tenant}")
+    # An empty or old report looks like a quiet business: say on stderr when the read models are behind.
+    try:
+        # Not build_application: the figure is a courtesy, worth waiting seconds for, not eventsourcing's 30.
+        lag = read_model_lag(CrmApplication(settings.database_url, env={"POSTGRES_CONNECT_TIMEOUT": "3"}), db)
+    except Exception as error:  # noqa: BLE001 - an analyst may reach the read models but not the store
+        structlog.get_logger("crmflow.query").debug("read_model_lag_unknown", error=str(error))
+        lag = None
+    line = lag_line(report.name, lag)
+    if line:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(line, markup=False)
     return 0
 
 
