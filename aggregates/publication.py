@@ -22,6 +22,11 @@ from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict
 
 _STANDARD_ENVELOPE = TenantAggregate.Event.to_wire
+# The Kafka headers of every record crmflow publishes: the CloudEvents Kafka binding reads a record
+# without a content-type header as binary mode (attributes in ce_ headers), so without this header
+# the SDKs find no event in a structured record. One shared list: kafka-python only reads it.
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 
 
 @lru_cache(maxsize=None)

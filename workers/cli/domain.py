@@ -12,6 +12,7 @@ from uuid import UUID
 
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import catalogue
+from crmflow.aggregates.envelope import version_of
 from crmflow.aggregates.limits import parse_json
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
@@ -115,7 +116,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
                     "events": result.events})  # fmt: skip
     else:
         print_rows(
-            [{"type": e["type"], "subject": e["subject"], "sequence": e["sequence"], "data": json.dumps(e["data"])}
+            [{"type": e["type"], "subject": e["subject"], "sequence": version_of(e["sequence"]), "data": json.dumps(e["data"])}
              for e in result.events],
             ("type", "subject", "sequence", "data"),
             "table",
