@@ -243,14 +243,14 @@ def test_a_poll_that_raises_is_logged_and_retried_never_raised() -> None:
 
 
 def test_a_check_that_breaks_on_a_record_dead_letters_it_and_stores_the_rest(monkeypatch: Any) -> None:
-    real = intake_module.check_inbound
+    real = intake_module.check_record
 
-    def breaks_on_b(value: bytes, policy: InboundPolicy) -> Any:
+    def breaks_on_b(value: bytes, headers: Any, key: Any, policy: InboundPolicy) -> Any:
         if b'"b"' in value:
             raise RecursionError("maximum recursion depth exceeded")
-        return real(value, policy)
+        return real(value, headers, key, policy)
 
-    monkeypatch.setattr(intake_module, "check_inbound", breaks_on_b)
+    monkeypatch.setattr(intake_module, "check_record", breaks_on_b)
     store = FlakyStore()
     intake, consumer, kafka = intake_with(store, [Record(event("a"), 1), Record(event("b"), 2)])
     assert intake.poll_once() == 2
