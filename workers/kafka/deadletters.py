@@ -78,7 +78,7 @@ def dead_letter_for(record: Any, rejected: Rejected, error_class: str, *, whole_
     key = None if record.key is None else bytes(record.key)[:KEPT_BYTES]
     kept = original_headers(record.headers)
     dropped = 0
-    if sum(len(k) + len(v or b"") for k, v in kept) > KEPT_BYTES:
+    if sum(len(k) + len(v) for k, v in kept) > KEPT_BYTES:
         # Headers that large would not fit the letter either: it is then incomplete and cannot be redriven.
         kept, dropped = [], len(kept)
     headers = kept + [
@@ -101,13 +101,14 @@ def dead_letter_for(record: Any, rejected: Rejected, error_class: str, *, whole_
     return Letter(key, value, headers)
 
 
-def original_headers(headers: Any) -> list[tuple[str, bytes | None]]:
-    """The headers of a record that are not crmflow's own, in order, values as bytes."""
+def original_headers(headers: Any) -> list[tuple[str, bytes]]:
+    """The headers of a record that are not crmflow's own, in order, values as bytes (a null value as empty:
+    kafka-python, which writes the letter and the redrive, cannot write a null header value)."""
     kept = []
     for name, value in headers or ():
         if not isinstance(name, str) or name.startswith(OWN_HEADER_PREFIX):
             continue
-        kept.append((name, None if value is None else bytes(value)))
+        kept.append((name, b"" if value is None else bytes(value)))
     return kept
 
 
@@ -119,7 +120,7 @@ class DeadLetter:
     value: bytes
     headers: dict[str, str]
     timestamp_ms: int
-    original_headers: list[tuple[str, bytes | None]] = field(default_factory=list)  # as the original had them
+    original_headers: list[tuple[str, bytes]] = field(default_factory=list)  # as the original had them
 
     @property
     def position(self) -> str:
