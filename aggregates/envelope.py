@@ -191,7 +191,7 @@ def stored_to_cloudevent_dict(topic: str, originator_id: UUID, version: int, sta
     data = {k: _unwrap(v) for k, v in fields.items()}
     tenant = meta.get("tenant") or data.get("tenant_id")
     qualname = topic.split(":", 1)[1]
-    return {
+    document = {
         "specversion": "1.0",
         "id": event_id(originator_id, version),
         "source": f"{SOURCE_PREFIX}/{tenant}/{qualname.split('.', 1)[0].lower()}",
@@ -202,7 +202,14 @@ def stored_to_cloudevent_dict(topic: str, originator_id: UUID, version: int, sta
         "data": data,
         "tenantid": tenant,
         "sequence": f"{version:020d}",  # inline, not sequence(): the relay's hot path
-        **_causes(meta.get("correlation_id") or meta.get("command_id"),
-                  meta.get("causation_id") or meta.get("command_id")),  # fmt: skip
-        **process_hops(meta),
     }
+    # Inline too, and only set when there (no null attributes): what _causes and process_hops do.
+    correlation = meta.get("correlation_id") or meta.get("command_id")
+    if correlation is not None:
+        document["correlationid"] = correlation
+    causation = meta.get("causation_id") or meta.get("command_id")
+    if causation is not None:
+        document["causationid"] = causation
+    if "cause" in meta:
+        document.update(process_hops(meta))
+    return document

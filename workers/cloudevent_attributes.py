@@ -24,11 +24,13 @@ from typing import Any
 
 MAX_NAME_CHARS = 20
 ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,%d}" % MAX_NAME_CHARS)
-# [0-9], not \d: \d matches any Unicode digit ("٢٠٢٦").
+# [0-9], not \d: \d matches any Unicode digit ("٢٠٢٦"). The ranges are in the pattern (one regex is
+# cheaper than eight int() calls, and every inbound event with a time goes through it); only a day past
+# the 28th needs its month looked at.
 RFC3339 = re.compile(
-    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
-    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]+)?"
-    r"(?:[Zz]|[+-](?P<offset_hour>[0-9]{2}):(?P<offset_minute>[0-9]{2}))"
+    r"([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?"  # second 60: a leap second
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 INT32 = range(-(2**31), 2**31)
 # Members of a structured event that are not attributes.
@@ -49,15 +51,8 @@ def is_rfc3339(text: str) -> bool:
     match = RFC3339.fullmatch(text)
     if match is None:
         return False
-    year, month, day = int(match["year"]), int(match["month"]), int(match["day"])
-    if not (1 <= month <= 12 and 1 <= day <= monthrange(max(year, 1), month)[1]):
-        return False
-    # Second 60 is a leap second, which RFC 3339 allows.
-    if int(match["hour"]) > 23 or int(match["minute"]) > 59 or int(match["second"]) > 60:
-        return False
-    if match["offset_hour"] is not None and (int(match["offset_hour"]) > 23 or int(match["offset_minute"]) > 59):
-        return False
-    return True
+    day = int(match[3])
+    return day <= 28 or day <= monthrange(max(int(match[1]), 1), int(match[2]))[1]
 
 
 def extension_value_problem(name: str, value: Any) -> str | None:
