@@ -129,7 +129,7 @@ def to_cloudevent_dict(domain_event: Any) -> dict[str, Any]:
 
 
 def _causes(correlation: Any, causation: Any) -> dict[str, Any]:
-    """``correlationid`` and ``causationid``, each only if it has a value (an absent attribute is left out)."""
+    """``correlationid`` and ``causationid``, each only if it has a value (absent attributes are left out)."""
     if correlation is not None and causation is not None:
         return {"correlationid": correlation, "causationid": causation}
     causes = {}

@@ -9,9 +9,12 @@ that the inbound checks and the Kafka binding word their refusals the same.
   every broker header mapping will take.
 - A time is RFC 3339 (``2026-12-01T10:00:00Z``, ``2026-12-01T10:00:00.5+01:00``):
   a full date, ``T`` (or ``t``), a full time with seconds, an optional
-  fraction, and ``Z`` or a ``+hh:mm``/``-hh:mm`` offset. ``datetime.fromisoformat``
-  is not used: it also takes ISO 8601 forms RFC 3339 does not have
-  (``20261201T100000+0000``, ``2026-12-01T10:00+00:00``).
+  fraction, and ``Z`` or a ``+hh:mm``/``-hh:mm`` offset. ``datetime.fromisoformat`` is not
+  used: it also takes ISO 8601 forms RFC 3339 does not have
+  (``20261201T100000+0000``, ``2026-12-01T10:00+00:00``). Two things RFC 3339
+  allows are refused, a lower-case ``z`` and the leap second ``:60``: the
+  time is kept as received, and crmflow's readers of it (whatif, simulate,
+  the reports) read it with Python's datetime, which has neither.
 - An extension's value is a string, a boolean or an integer of 32 bits (the
   CloudEvents type system; everything else has a string form too).
 """
@@ -29,8 +32,8 @@ ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,%d}" % MAX_NAME_CHARS)
 # the 28th needs its month looked at.
 RFC3339 = re.compile(
     r"([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]"
-    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?"  # second 60: a leap second
-    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 INT32 = range(-(2**31), 2**31)
 # Members of a structured event that are not attributes.
@@ -47,7 +50,8 @@ def name_problem(name: str) -> str | None:
 
 
 def is_rfc3339(text: str) -> bool:
-    """Whether ``text`` is an RFC 3339 date-time (with its zone: RFC 3339 has no local times)."""
+    """Whether ``text`` is an RFC 3339 date-time (with its zone: RFC 3339 has no local times), without a
+    lower-case z or a leap second (see above)."""
     match = RFC3339.fullmatch(text)
     if match is None:
         return False

@@ -116,8 +116,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
                     "events": result.events})  # fmt: skip
     else:
         print_rows(
-            [{"type": e["type"], "subject": e["subject"], "sequence": version_of(e["sequence"]), "data": json.dumps(e["data"])}
-             for e in result.events],
+            [{"type": e["type"], "subject": e["subject"], "sequence": version_of(e["sequence"]),
+              "data": json.dumps(e["data"])} for e in result.events],
             ("type", "subject", "sequence", "data"),
             "table",
         )  # fmt: skip

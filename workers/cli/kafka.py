@@ -139,7 +139,7 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
         return fail(f"line(s) {', '.join(map(str, not_objects[:10]))} are not JSON objects; nothing was published")
     with build_kafka(settings, "publish") as kafka:
         kafka.ensure_topics()
-        # Structured mode, said as the CloudEvents Kafka binding says it (a record without it reads as binary).
+        # Structured mode, said as the CloudEvents Kafka binding says it (without it a record is binary).
         futures = [kafka.producer.send(kafka.topics.inbound, key=k, value=v, headers=STRUCTURED_HEADERS)
                    for k, v in messages]  # fmt: skip
         kafka.producer.flush(timeout=30)

@@ -51,12 +51,13 @@ def check_record(value: Any, headers: Any, key: Any, policy: InboundPolicy) -> t
     content_type = _content_type(pairs)
     binary = any(isinstance(name, str) and name.startswith(CE_PREFIX) for name, _ in pairs)
     if content_type is not None and BATCH.fullmatch(content_type):
-        raise Rejected("bad_content_type", f"content-type {content_type!r} is a batch; send one event per record")
+        raise Rejected("bad_content_type",
+                       f"content-type {content_type[:80]!r} is a batch; send one event per record")  # fmt: skip
     if content_type is not None and STRUCTURED.fullmatch(content_type):
         return check_inbound(value, policy)
     if content_type is not None and OTHER_FORMAT.fullmatch(content_type):
         raise Rejected("bad_content_type",
-                       f"content-type {content_type[:80]!r} is a structured format other than JSON")  # fmt: skip
+                       f"content-type {content_type[:80]!r} is a structured format, not JSON")  # fmt: skip
     if content_type is None and not binary:
         return check_inbound(value, policy)
     return check_document(binary_document(value, pairs, key, content_type, policy), policy,
@@ -111,4 +112,5 @@ def _text(raw: Any, what: str) -> str:
     try:
         return bytes(raw).decode("utf-8")
     except UnicodeDecodeError as error:
-        raise Rejected("not_utf8", f"{what} is not UTF-8 text: {error.reason} at byte {error.start}") from None
+        reason = f"{what} is not UTF-8 text: {error.reason} at byte {error.start}"
+        raise Rejected("not_utf8", reason) from None

@@ -167,8 +167,8 @@ def _count(text: str) -> int | str:
 def _from_record(record: Any) -> DeadLetter:
     headers = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else "" if v is None else str(v))
                for k, v in record.headers or ()}  # fmt: skip
-    return DeadLetter(record.partition, record.offset, record.key, record.value or b"", headers, record.timestamp,
-                      original_headers(record.headers))  # fmt: skip
+    return DeadLetter(record.partition, record.offset, record.key, record.value or b"", headers,
+                      record.timestamp, original_headers(record.headers))  # fmt: skip
 
 
 def _read_to_end(consumer: Any, partitions: list[Any], timeout_s: float) -> list[Any]:
@@ -231,7 +231,8 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
         target = letter.headers.get("crmflow-original-topic") or kafka.topics.inbound
         # The original headers go back with key and value; the attempts so far travel along, so a second
         # failure counts 2.
-        headers = [*letter.original_headers, (ATTEMPTS_HEADER, letter.headers.get(ATTEMPTS_HEADER, "1").encode())]
+        attempts = letter.headers.get(ATTEMPTS_HEADER, "1").encode()
+        headers = [*letter.original_headers, (ATTEMPTS_HEADER, attempts)]
         futures.append(kafka.producer.send(target, key=letter.key, value=letter.value, headers=headers))
     kafka.producer.flush(timeout=30)
     if not all(f.succeeded() for f in futures):
