@@ -107,8 +107,12 @@ def test_the_content_type_header_decides_the_mode() -> None:
         assert check_record(structured, headers, b"k", POLICY)[1]["id"] == "s-1"
     # application/json is binary mode: the value is data, and the ce_ headers that are not there are missing.
     missing = refused(structured, [("content-type", b"application/json")])
-    assert (missing.code, missing.reason) == ("missing_attribute", "required CloudEvents attribute(s) missing "
-                                              "(binary mode: as ce_ headers): specversion, id, source, type")  # fmt: skip
+    assert missing.code == "missing_attribute"
+    assert "'application/json' means binary mode, with attributes as ce_ headers, and there are none" in missing.reason
+    assert missing.reason.endswith("application/cloudevents+json): specversion, id, source, type")
+    absent = refused(json.dumps(INVOICE).encode(), [("ce_id", b"inv-1"), ("content-type", b"application/json")])
+    assert absent.reason == ("required CloudEvents attribute(s) missing (binary mode: as ce_ headers): "
+                             "specversion, source, type")  # fmt: skip
 
 
 @pytest.mark.parametrize(("headers", "code", "reason"), [

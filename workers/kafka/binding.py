@@ -60,8 +60,12 @@ def check_record(value: Any, headers: Any, key: Any, policy: InboundPolicy) -> t
                        f"content-type {content_type[:80]!r} is a structured format, not JSON")  # fmt: skip
     if content_type is None and not binary:
         return check_inbound(value, policy)
+    where = " (binary mode: as ce_ headers)"
+    if not binary:  # a structured event sent with content-type: application/json, most likely
+        where = (f" (content-type {content_type[:80]!r} means binary mode, with attributes as ce_ headers, and "
+                 "there are none; a structured event has content-type application/cloudevents+json)")
     return check_document(binary_document(value, pairs, key, content_type, policy), policy,
-                          attributes_in=" (binary mode: as ce_ headers)")  # fmt: skip
+                          attributes_in=where)  # fmt: skip
 
 
 def _content_type(pairs: list[tuple[Any, Any]]) -> str | None:
