@@ -53,7 +53,10 @@ def wire_document(app: Application, notification: Any) -> dict[str, Any]:
                                              notification.originator_version, notification.state)  # fmt: skip
         except NotPlainJson:
             pass
-    return mapper.to_domain_event(notification).to_wire()
+    document = mapper.to_domain_event(notification).to_wire()
+    # Whatever a class's to_wire() gives (a process's emit, an inbound event stored before absent attributes
+    # were left out), no attribute goes out as null: the CloudEvents SDKs refuse one.
+    return {k: v for k, v in document.items() if v is not None} if None in document.values() else document
 
 
 def published_documents(app: Application, notifications: Any) -> list[tuple[int, dict[str, Any]]]:
