@@ -26,7 +26,7 @@ from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.case import Case
 from crmflow.aggregates.commanding import COMMANDS, CommandSpec
 from crmflow.aggregates.contact import Contact
-from crmflow.aggregates.envelope import ENVELOPE_FIELDS, CloudEvent
+from crmflow.aggregates.envelope import ENVELOPE_FIELDS, CloudEvent, version_of
 from crmflow.aggregates.errors import UnknownCommandError
 from crmflow.aggregates.lead import Lead
 from crmflow.aggregates.opportunity import Opportunity
@@ -144,7 +144,7 @@ def from_cloudevent(document: CloudEvent | dict[str, Any]) -> Any:
     data = event_data_model(cls).model_validate(ce.data or {})
     state: dict[str, Any] = {
         "originator_id": UUID(ce.subject) if ce.subject else None,
-        "originator_version": ce.sequence,
+        "originator_version": version_of(ce.sequence) if ce.sequence is not None else None,
         "timestamp": ce.time,
         **{name: getattr(data, name) for name in type(data).model_fields},
     }

@@ -2,7 +2,11 @@
 
 ``id`` is derived from aggregate id and version, so a re-published event keeps
 its id and consumers can drop duplicates. ``subject`` is the aggregate id (the
-Kafka key), ``sequence`` the aggregate version.
+Kafka key), ``sequence`` the aggregate version as a string of ``SEQUENCE_DIGITS``
+digits (the CloudEvents sequence extension orders by comparing strings, so
+"00000000000000000010" must sort after "00000000000000000009"). An optional
+attribute without a value is left out, never ``null``: the CloudEvents SDKs
+refuse an attribute whose value is null.
 """
 
 from __future__ import annotations
@@ -39,12 +43,24 @@ class CloudEvent(BaseModel):
     dataschema: str | None = None
     data: Any = None
     tenantid: str | None = None
-    sequence: int | None = None
+    sequence: str | int | None = None  # an int in documents of before the string sequence
     correlationid: str | None = None
     causationid: str | None = None
 
 
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+# 20 digits hold every 64-bit version, so string order is version order for any aggregate.
+SEQUENCE_DIGITS = 20
+
+
+def sequence(version: int) -> str:
+    """The ``sequence`` of an aggregate version: zero-padded, so strings compare as the versions do."""
+    return f"{version:020d}"
+
+
+def version_of(sequence_value: str | int) -> int:
+    """The aggregate version a ``sequence`` stands for (an int too, as release 0.1's documents held)."""
+    return int(sequence_value)
 
 
 def event_id(aggregate_id: UUID | str, version: int) -> str:
@@ -106,11 +122,22 @@ def to_cloudevent_dict(domain_event: Any) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "data": event_data(domain_event),
         "tenantid": tenant,
-        "sequence": domain_event.originator_version,
-        "correlationid": meta.get("correlation_id"),
-        "causationid": meta.get("causation_id"),
+        "sequence": f"{domain_event.originator_version:020d}",
+        **_causes(meta.get("correlation_id"), meta.get("causation_id")),
         **process_hops(meta),
     }
+
+
+def _causes(correlation: Any, causation: Any) -> dict[str, Any]:
+    """``correlationid`` and ``causationid``, each only if it has a value (absent attributes are left out)."""
+    if correlation is not None and causation is not None:
+        return {"correlationid": correlation, "causationid": causation}
+    causes = {}
+    if correlation is not None:
+        causes["correlationid"] = correlation
+    if causation is not None:
+        causes["causationid"] = causation
+    return causes
 
 
 def process_hops(meta: dict[str, Any]) -> dict[str, int]:
@@ -164,7 +191,7 @@ def stored_to_cloudevent_dict(topic: str, originator_id: UUID, version: int, sta
     data = {k: _unwrap(v) for k, v in fields.items()}
     tenant = meta.get("tenant") or data.get("tenant_id")
     qualname = topic.split(":", 1)[1]
-    return {
+    document = {
         "specversion": "1.0",
         "id": event_id(originator_id, version),
         "source": f"{SOURCE_PREFIX}/{tenant}/{qualname.split('.', 1)[0].lower()}",
@@ -174,8 +201,15 @@ def stored_to_cloudevent_dict(topic: str, originator_id: UUID, version: int, sta
         "datacontenttype": "application/json",
         "data": data,
         "tenantid": tenant,
-        "sequence": version,
-        "correlationid": meta.get("correlation_id") or meta.get("command_id"),
-        "causationid": meta.get("causation_id") or meta.get("command_id"),
-        **process_hops(meta),
+        "sequence": f"{version:020d}",  # inline, not sequence(): the relay's hot path
     }
+    # Inline too, and only set when there (no null attributes): what _causes and process_hops do.
+    correlation = meta.get("correlation_id") or meta.get("command_id")
+    if correlation is not None:
+        document["correlationid"] = correlation
+    causation = meta.get("causation_id") or meta.get("command_id")
+    if causation is not None:
+        document["causationid"] = causation
+    if "cause" in meta:
+        document.update(process_hops(meta))
+    return document

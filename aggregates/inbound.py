@@ -48,7 +48,7 @@ class InboundEvent(TenantAggregate):
         event_source: str,
         event_type: str,
         subject: str | None,
-        event_time: datetime | None,
+        event_time: str | datetime | None,  # the text received; a datetime in events stored before
         datacontenttype: str | None,
         dataschema: str | None,
         data: Any,
@@ -64,35 +64,42 @@ class InboundEvent(TenantAggregate):
     @classmethod
     def accept(cls, document: dict[str, Any], tenant_id: str) -> InboundEvent:
         """Build from a checked CloudEvent document (see workers/inbound_checks.py)."""
-        time = document.get("time")
         return cls(
             tenant_id=tenant_id,
             event_id=str(document["id"]),
             event_source=str(document["source"]),
             event_type=str(document["type"]),
             subject=document.get("subject"),
-            event_time=datetime.fromisoformat(time) if isinstance(time, str) else time,
+            # Kept as the text received (checked as RFC 3339): republished as it came, not rewritten.
+            event_time=document.get("time"),
             datacontenttype=document.get("datacontenttype"),
             dataschema=document.get("dataschema"),
             data=document.get("data"),
-            extensions={k: v for k, v in document.items() if k not in CORE_ATTRIBUTES},
+            extensions={k: v for k, v in document.items() if k not in CORE_ATTRIBUTES and v is not None},
         )
 
 
 def inbound_cloudevent(accepted: Any) -> dict[str, Any]:
-    """The stored inbound event as the CloudEvent its producer sent (plus ``tenantid``)."""
+    """The stored inbound event as the CloudEvent its producer sent (plus ``tenantid``).
+
+    Optional attributes without a value are left out, not written as null: the
+    CloudEvents SDKs refuse a null attribute (events stored before kept them as None).
+    """
     document: dict[str, Any] = {
         "specversion": "1.0",
         "id": accepted.event_id,
         "source": accepted.event_source,
         "type": accepted.event_type,
-        "subject": accepted.subject,
-        "time": accepted.event_time.isoformat() if accepted.event_time else None,
-        "datacontenttype": accepted.datacontenttype or "application/json",
-        "data": accepted.data,
-        "tenantid": accepted.tenant_id,
-        **accepted.extensions,
     }
+    if accepted.subject is not None:
+        document["subject"] = accepted.subject
+    time = accepted.event_time
+    if time is not None:
+        document["time"] = time.isoformat() if isinstance(time, datetime) else time
+    document["datacontenttype"] = accepted.datacontenttype or "application/json"
     if accepted.dataschema:
         document["dataschema"] = accepted.dataschema
+    document["data"] = accepted.data
+    document["tenantid"] = accepted.tenant_id
+    document.update((k, v) for k, v in accepted.extensions.items() if v is not None)
     return document

@@ -22,6 +22,11 @@ from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.envelope import NotPlainJson, stored_to_cloudevent_dict
 
 _STANDARD_ENVELOPE = TenantAggregate.Event.to_wire
+# The Kafka headers of every record crmflow publishes: the CloudEvents Kafka binding reads a record
+# without a content-type header as binary mode (attributes in ce_ headers), so without this header
+# the SDKs find no event in a structured record. One shared list: kafka-python only reads it.
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 
 
 @lru_cache(maxsize=None)
@@ -48,7 +53,10 @@ def wire_document(app: Application, notification: Any) -> dict[str, Any]:
                                              notification.originator_version, notification.state)  # fmt: skip
         except NotPlainJson:
             pass
-    return mapper.to_domain_event(notification).to_wire()
+    document = mapper.to_domain_event(notification).to_wire()
+    # Whatever a class's to_wire() gives (a process's emit, an inbound event stored before absent attributes
+    # were left out), no attribute goes out as null: the CloudEvents SDKs refuse one.
+    return {k: v for k, v in document.items() if v is not None} if None in document.values() else document
 
 
 def published_documents(app: Application, notifications: Any) -> list[tuple[int, dict[str, Any]]]:

@@ -155,7 +155,7 @@ class Input:
                 mapping = {e["subject"]: str(uuid.UUID(int=rng.getrandbits(128), version=4)) for e in base}
             if mapping:
                 data = {k: mapping.get(v, v) if isinstance(v, str) else v for k, v in e["data"].items()}
-                e = {**e, "subject": (s := mapping[e["subject"]]), "id": event_id(s, e["sequence"]), "data": data}
+                e = {**e, "subject": (s := mapping[e["subject"]]), "id": event_id(s, int(e["sequence"])), "data": data}
             # Copied: orjson's bytes keep their whole output buffer, many times the JSON (benchmarks/README.md).
             self.blobs.append(bytes(memoryview(orjson.dumps(e))))
             self.types.append(e["type"])
@@ -184,7 +184,7 @@ def bare(db: Database, events: Iterable[dict[str, Any]], batch: int, fresh: bool
                 for e in pending:
                     if not fresh and c.execute(seen, (e["id"],)).rowcount == 0:
                         continue
-                    if e["sequence"] == 1:
+                    if int(e["sequence"]) == 1:
                         c.execute(insert, (e["subject"], e["tenantid"], e["type"], e["time"]))
                     else:
                         c.execute(update, (e["type"], e["time"], e["subject"], e["tenantid"]))

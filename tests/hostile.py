@@ -28,7 +28,7 @@ class Message:
 
     family: str
     value: bytes
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
 
 def cloudevent(rng: random.Random, tenant: str, **overrides: Any) -> dict[str, Any]:
@@ -103,6 +103,9 @@ def _bad_attribute(rng: random.Random) -> bytes:
         ("specversion", "0.3"), ("specversion", 1.0), ("id", ""), ("id", 7), ("source", None), ("type", ["x"]),
         ("time", "yesterday"), ("time", "2026-03-02T09:00:00"), ("subject", {"a": 1}), ("datacontenttype", 5),
         ("datacontenttype", "text/plain"), ("data_base64", "aGVsbG8="),
+        # Not CloudEvents, though fromisoformat or a lax reader takes them:
+        ("time", "20261201T100000+0000"), ("time", "2026-12-01T10:00+00:00"), ("My_Ext", "1"), ("e" * 30, "1"),
+        ("region", {"eu": 1}), ("subject", ""),
     ])  # fmt: skip
     return _dumps(cloudevent(rng, "acme", **{name: value}))
 
@@ -153,6 +156,40 @@ HOSTILE_VALUES: dict[str, Callable[[random.Random], bytes]] = {
     "bad_tenant": _bad_tenant, "reserved": _reserved, "too_long_string": _too_long_string,
     "too_many_keys": _too_many_keys, "too_many_items": _too_many_items, "oversize": _oversize, "empty": _empty,
 }  # fmt: skip
+def _binary_headers(rng: random.Random, **changes: Any) -> list[tuple[str, bytes | None]]:
+    """The ce_ headers and content-type of a binary-mode event (CloudEvents Kafka binding), with changes."""
+    attributes: dict[str, Any] = {
+        "ce_specversion": b"1.0", "ce_id": f"ev-{rng.getrandbits(64):016x}".encode(), "ce_source": b"/spring/billing",
+        "ce_type": b"InvoicePaid", "ce_tenantid": b"acme", "ce_time": b"2026-03-02T09:00:00Z",
+        "content-type": b"application/json", **changes,
+    }  # fmt: skip
+    return [(name, value) for name, value in attributes.items() if value is not ...]  # ...: left out
+
+
+def _binary(rng: random.Random) -> tuple[bytes, list[tuple[str, bytes | None]]]:
+    """A binary-mode record with one thing wrong: in a header, or data that is not what its header says."""
+    data = b'{"invoice": "inv-1"}'
+    choice = rng.randrange(9)
+    if choice == 0:
+        return data, _binary_headers(rng, ce_My_Ext=b"1")
+    if choice == 1:
+        return data, _binary_headers(rng, ce_time=rng.choice((b"20261201T100000+0000", b"2026-12-01T10:00+00:00")))
+    if choice == 2:
+        return data, _binary_headers(rng, ce_source=b"\xff\xfe")
+    if choice == 3:
+        return data, _binary_headers(rng, ce_type=...)
+    if choice == 4:
+        return data, _binary_headers(rng, ce_tenantid=rng.choice((b"nobody", b"ACME", b"")))
+    if choice == 5:
+        return data, _binary_headers(rng) + [("ce_id", b"again")]
+    if choice == 6:
+        return data, _binary_headers(rng, **{"content-type": rng.choice((b"text/plain", b"application/xml"))})
+    if choice == 7:
+        return rng.choice((b"\xff\x00", b"{not json", b"[" * 300)), _binary_headers(rng)
+    return data, [("content-type", rng.choice((b"application/cloudevents-batch+json", b"application/cloudevents+avro")))]
+
+
+BINARY_FAMILY = "binary_mode"  # in headers: only for Kafka messages, not for HTTP bodies
 GARBAGE_HEADERS = (
     [("crmflow-attempts", b"not-a-number")], [("crmflow-attempts", b"\xff\xfe")], [("crmflow-attempts", b"-1")],
     [("crmflow-attempts", b"9" * 5_000)], [("\u00e9", b"\x00")], [],
@@ -160,8 +197,11 @@ GARBAGE_HEADERS = (
 
 
 def hostile_message(rng: random.Random) -> Message:
-    """One message crmflow must refuse; sometimes with garbage headers as well."""
-    family = rng.choice(sorted(HOSTILE_VALUES))
+    """One message crmflow must refuse; sometimes with garbage headers as well, or in binary mode."""
+    family = rng.choice([*sorted(HOSTILE_VALUES), BINARY_FAMILY])
+    if family == BINARY_FAMILY:
+        value, headers = _binary(rng)
+        return Message(family, value, headers + list(rng.choice(GARBAGE_HEADERS)))
     return Message(family, HOSTILE_VALUES[family](rng), list(rng.choice(GARBAGE_HEADERS)))
 
 

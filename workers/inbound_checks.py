@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,12 @@ from crmflow.aggregates.catalog import EVENT_CLASSES
 from crmflow.aggregates.json_text import lone_surrogate_at
 from crmflow.aggregates.limits import MAX_MESSAGE_BYTES, Limit, LimitExceeded, parse_json
 from crmflow.aggregates.tenants import TENANT_PATTERN
+from crmflow.workers.cloudevent_attributes import (
+    DATA_MEMBERS,
+    extension_value_problem,
+    is_rfc3339,
+    name_problem,
+)
 
 REQUIRED = ("specversion", "id", "source", "type")
 JSON_CONTENT = re.compile(r"application/([\w.+-]+\+)?json(\s*;.*)?", re.IGNORECASE | re.DOTALL)
@@ -36,6 +41,11 @@ SHOWN_CHARS = 80  # of a bad value quoted in a reason: a reason is one line, not
 # typed value; inbound data must not be able to smuggle one in.
 TRANSCODER_KEYS = frozenset({"_type_", "_data_"})
 INTERNAL_TYPES = frozenset({"InboundEventAccepted", "IdempotencyKeyRecorded"})
+# Attributes whose values are checked by their own rules, not as extensions.
+KNOWN_ATTRIBUTES = frozenset(
+    {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "tenantid"}
+)
+NOT_EXTENSIONS = KNOWN_ATTRIBUTES | DATA_MEMBERS
 
 
 @dataclass(frozen=True)
@@ -74,33 +84,51 @@ def load_schemas(directory: Path | None) -> dict[str, Draft202012Validator]:
 
 
 def check_inbound(value: Any, policy: InboundPolicy) -> tuple[str, dict[str, Any]]:
-    """The tenant and the checked CloudEvent document, or Rejected."""
-    if value is None or not isinstance(value, (bytes, bytearray, memoryview)) or not value:
+    """The tenant and the checked CloudEvent document of a structured-mode message, or Rejected."""
+    document = parse_value(value, policy, size=len(value) if _is_bytes(value) else 0)
+    if not isinstance(document, dict):
+        raise Rejected(
+            "not_an_object", f"a CloudEvent is a JSON object, not a JSON {type(document).__name__}"
+        )
+    return check_document(document, policy)
+
+
+def _is_bytes(value: Any) -> bool:
+    return isinstance(value, (bytes, bytearray, memoryview))
+
+
+def parse_value(value: Any, policy: InboundPolicy, *, size: int, what: str = "the message") -> Any:
+    """The JSON a message value holds, within the limits (``size``: the bytes that count against
+    message_bytes, which in binary mode include the headers), or Rejected."""
+    if value is None or not _is_bytes(value) or not value:
         raise Rejected("empty", "the message has no value (a tombstone or an empty body)")
     value = bytes(value)
     size_limit = message_bytes_limit(policy)
-    if len(value) > size_limit.value:
+    if size > size_limit.value:
         # Refused before decoding: a huge message costs no parsing.
         raise Rejected(
             "oversize",
-            f"the message is {len(value):,} bytes; the limit is {size_limit.describe()}",
+            f"the message is {size:,} bytes; the limit is {size_limit.describe()}",
             size_limit,
         )
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
         raise Rejected(
-            "not_utf8", f"the message is not UTF-8 text: {error.reason} at byte {error.start}"
+            "not_utf8", f"{what} is not UTF-8 text: {error.reason} at byte {error.start}"
         ) from None
-    document = _parse(text)
-    if not isinstance(document, dict):
-        raise Rejected(
-            "not_an_object", f"a CloudEvent is a JSON object, not a JSON {type(document).__name__}"
-        )
+    return _parse(text)
+
+
+def check_document(document: dict[str, Any], policy: InboundPolicy, *,
+                   attributes_in: str = "") -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """The tenant and the checked document of a CloudEvent in either mode (``attributes_in`` says where a
+    binary-mode event's attributes were looked for, for the missing_attribute reason), or Rejected."""
     missing = [name for name in REQUIRED if name not in document]
     if missing:
         raise Rejected(
-            "missing_attribute", f"required CloudEvents attribute(s) missing: {', '.join(missing)}"
+            "missing_attribute",
+            f"required CloudEvents attribute(s) missing{attributes_in}: {', '.join(missing)}",
         )
     _check_attributes(document)
     tenant = _check_tenant(document, policy)
@@ -173,19 +201,23 @@ def _check_attributes(document: dict[str, Any]) -> None:
     for name in ("id", "source", "type"):
         if not isinstance(document[name], str) or not document[name].strip():
             raise Rejected("bad_attribute", f"{name} must be a non-empty string")
+    for name, value in document.items():
+        if name in NOT_EXTENSIONS:  # names known to be good, with values checked by their own rules
+            continue
+        problem = name_problem(name) or (None if value is None else extension_value_problem(name, value))
+        if problem is not None:
+            raise Rejected("bad_attribute", problem)
     for name in ("subject", "datacontenttype", "dataschema"):
-        if name in document and document[name] is not None and not isinstance(document[name], str):
-            raise Rejected("bad_attribute", f"{name} must be a string")
+        # A null attribute counts as absent (and is left out when republished); an empty one is not allowed.
+        if document.get(name) is not None and (not isinstance(document[name], str) or not document[name]):
+            raise Rejected("bad_attribute", f"{name} must be a non-empty string")
     time = document.get("time")
-    if time is not None:
-        try:
-            parsed = datetime.fromisoformat(str(time))
-        except ValueError:
-            parsed = None
-        if parsed is None or parsed.tzinfo is None:
-            raise Rejected(
-                "bad_attribute", f"time {_show(time)} is not an RFC 3339 timestamp with a time zone"
-            )
+    if time is not None and not (isinstance(time, str) and is_rfc3339(time)):
+        raise Rejected(
+            "bad_attribute",
+            f"time {_show(time)} is not an RFC 3339 timestamp (like 2026-12-01T10:00:00Z or "
+            "2026-12-01T10:00:00.5+01:00)",
+        )
 
 
 def _check_tenant(document: dict[str, Any], policy: InboundPolicy) -> str:

@@ -10,11 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from confluent_kafka import Producer
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.inbound import inbound_id
 from crmflow.workers.kafka.broker import free_port
-from crmflow.workers.kafka.clients import KafkaSettings
+from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 from tests.waiting import wait_until
 from tests.worker_processes import worker_env
 
@@ -93,3 +97,48 @@ def test_the_local_broker_command_starts_a_broker_with_the_topics(tmp_path: Path
     finally:
         broker.send_signal(signal.SIGTERM)
         assert broker.wait(timeout=30) == 0
+
+
+def test_a_binary_mode_event_refused_for_an_unknown_tenant_is_redriven_whole_by_the_cli_after_onboarding(
+    env: dict[str, str], kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    # A service publishes with the official SDK in binary mode (attributes in ce_ headers) for a tenant not
+    # onboarded yet, through confluent-kafka's producer.
+    event = CloudEvent(attributes={"specversion": "1.0", "id": "inv-1", "source": "/spring/billing",
+                                   "type": "InvoicePaid", "tenantid": "initech", "partitionkey": "inv-1"},
+                       data={"invoice": "inv-1", "amount": "99.00"})  # fmt: skip
+    message = ce_kafka.to_binary(event, JSONFormat())
+    producer = Producer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]})
+    with KafkaClients(kafka_settings, name="test") as kafka:
+        kafka.ensure_topics()  # before the producer: it would create a missing topic with the broker's defaults
+    intake = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "intake"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "intake.log").open("wb"))  # fmt: skip
+    try:
+        producer.produce(f"{env['CRMFLOW_TOPIC_PREFIX']}.inbound", key=message.key, value=message.value,
+                         headers=list(message.headers.items()))  # fmt: skip
+        assert producer.flush(30) == 0
+
+        def dead_letters() -> list[dict[str, object]]:
+            return json.loads(crmflow(env, "deadletter", "list", "--format", "json").stdout)
+
+        (letter,) = wait_until(dead_letters, 60, interval_s=0.5, what="the dead letter")
+        assert letter["error"] == "unknown_tenant"
+        shown = json.loads(crmflow(env, "deadletter", "show", str(letter["position"])).stdout)
+        assert shown["headers"]["ce_tenantid"] == "initech" and shown["headers"]["ce_type"] == "InvoicePaid"
+    finally:
+        intake.send_signal(signal.SIGTERM)
+        assert intake.wait(timeout=30) == 0
+
+    # Onboarded: the intake runs with the tenant, and the operator redrives what failed for that reason.
+    onboarded = {**env, "CRMFLOW_TENANTS": "acme,globex,initech"}
+    intake = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "intake"], env=onboarded,
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "intake2.log").open("wb"))  # fmt: skip
+    try:
+        assert json.loads(crmflow(env, "deadletter", "redrive", "--error", "unknown_tenant").stdout)["count"] == 1
+        app = CrmApplication(env["CRMFLOW_DATABASE_URL"])
+        stored = wait_until(lambda: app.history(inbound_id("initech", "/spring/billing", "inv-1"), "initech"), 60,
+                            interval_s=0.5, what="the redriven binary-mode event stored")  # fmt: skip
+        assert [h.type for h in stored] == ["InboundEventAccepted"]
+    finally:
+        intake.send_signal(signal.SIGTERM)
+        assert intake.wait(timeout=30) == 0

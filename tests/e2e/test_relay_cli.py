@@ -96,4 +96,4 @@ def test_an_operator_lists_parked_events_retries_them_and_publishes_them_with_a_
     assert parked_list(env) == []
     with KafkaClients(kafka_settings, name="reader") as kafka:
         records = read_topic(kafka, kafka.topics.events, at_least=3)
-    assert [json.loads(r.value)["sequence"] for r in records] == [1, 2, 3]  # one aggregate: one partition
+    assert [int(json.loads(r.value)["sequence"]) for r in records] == [1, 2, 3]  # one aggregate: one partition

@@ -33,7 +33,7 @@ from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.kafka.intake import Intake
 from crmflow.workers.shutdown import StopSignal
 from tests.conftest import Clock
-from tests.hostile import TENANTS, hostile_body, hostile_path_value, interleaved
+from tests.hostile import BINARY_FAMILY, TENANTS, hostile_body, hostile_path_value, interleaved
 from tests.integration.api_harness import SECRET, Api, start_api
 from tests.waiting import run_in_background, wait_until
 
@@ -76,6 +76,10 @@ def test_five_thousand_hostile_messages_among_valid_ones_stop_nobody_and_every_v
     # Every hostile message is dead-lettered, once each (no redelivery happened), with a reason.
     assert len(letters) == len(hostile) == HOSTILE_MESSAGES
     assert len(reasons) == len(letters)
+    # A binary-mode message is its headers: its dead letter keeps them, so that a redrive can send it back whole.
+    binary = [letter for letter in letters if letter.key == BINARY_FAMILY.encode()]
+    assert len(binary) == families[BINARY_FAMILY] > 100
+    assert all(any(name.startswith(("ce_", "content-type")) for name, _ in letter.original_headers) for letter in binary)
     # Every valid message of every tenant is stored, the canary's among them: 3 tenants × 100.
     assert intake.counts["accepted"] == len(valid) == len(TENANTS) * VALID_PER_TENANT
     for message in valid:

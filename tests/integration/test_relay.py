@@ -48,7 +48,7 @@ def test_every_stored_event_is_published_once_keyed_by_aggregate_in_order(app: C
     partitions: dict[str, set[int]] = defaultdict(set)
     for m in messages:  # read in partition order: per key, that is publish order
         assert m["_key"] == m["subject"]
-        by_subject[m["subject"]].append(m["sequence"])
+        by_subject[m["subject"]].append(int(m["sequence"]))
         partitions[m["subject"]].add(m["_partition"])
     assert all(seq == list(range(1, len(seq) + 1)) for seq in by_subject.values())
     assert all(len(p) == 1 for p in partitions.values()), "one aggregate, one partition"

@@ -90,6 +90,6 @@ def test_killing_the_relay_five_times_loses_nothing_and_dedup_by_id_sees_each_ev
         if message["id"] in seen:
             continue
         seen.add(message["id"])
-        sequences[message["subject"]].append(message["sequence"])
+        sequences[message["subject"]].append(int(message["sequence"]))
     assert len(seen) == len(stored)
     assert all(seq == list(range(1, len(seq) + 1)) for seq in sequences.values())

@@ -48,6 +48,13 @@ BAD_MESSAGES = [
     ("bad_specversion", raw(form(specversion="0.3")), "'0.3' is not supported"),
     ("bad_attribute", raw(form(id=42)), "id must be a non-empty string"),
     ("bad_attribute", raw(form(time="yesterday")), "'yesterday' is not an RFC 3339 timestamp"),
+    # ISO 8601, but not RFC 3339: fromisoformat takes both.
+    ("bad_attribute", raw(form(time="20261201T100000+0000")), "is not an RFC 3339 timestamp"),
+    ("bad_attribute", raw(form(time="2026-12-01T10:00+00:00")), "is not an RFC 3339 timestamp"),
+    ("bad_attribute", raw(form(My_Ext="1")), "attribute name 'My_Ext' is not a CloudEvents attribute name"),
+    ("bad_attribute", raw(form(**{"e" * 30: "1"})), "use 1-20 lower-case letters a-z and digits 0-9"),
+    ("bad_attribute", raw(form(region={"eu": 1})), "extension region is a JSON object"),
+    ("bad_attribute", raw(form(subject="")), "subject must be a non-empty string"),
     ("missing_tenant", raw(form(tenantid=...)), "tenantid extension is missing"),
     ("bad_tenant", raw(form(tenantid="ACME Corp")), "'ACME Corp' is not a valid tenant id"),
     ("unknown_tenant", raw(form(tenantid="initech")), "'initech' is not a tenant of this crmflow"),

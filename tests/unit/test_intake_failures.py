@@ -11,6 +11,7 @@ from eventsourcing.persistence import OperationalError
 from kafka.errors import CommitFailedError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from crmflow.workers.inbound_checks import InboundPolicy
+from crmflow.workers.kafka import deadletters
 from crmflow.workers.kafka import intake as intake_module
 from crmflow.workers.kafka.clients import KafkaSettings, Topics
 from crmflow.workers.kafka.intake import DEAD_LETTER_ATTEMPTS, Intake
@@ -24,6 +25,7 @@ class Record:
     partition: int = 0
     key: bytes | None = None
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    timestamp: int = 0
 
 
 class FakeFuture:
@@ -154,6 +156,31 @@ def test_any_header_bytes_and_any_key_leave_the_record_stored_or_dead_lettered()
     assert [dict(m["headers"])["crmflow-error"] for m in kafka.producer.sent] == [b"not_utf8"]
 
 
+def test_a_dead_letter_keeps_the_original_headers_but_not_crmflows_own_from_an_earlier_failure() -> None:
+    original = [("ce_id", b"inv-1"), ("traceparent", b"00-ab-cd-01"), ("crmflow-attempts", b"2"),
+                ("crmflow-error", b"unknown_tenant"), ("ce_region", None)]  # fmt: skip
+    intake, _, kafka = intake_with(FlakyStore(), [Record(b"not json", 5, key=b"inv-1", headers=original)])
+
+    assert intake.poll_once() == 1
+
+    (letter,) = kafka.producer.sent
+    kept = [(k, v) for k, v in letter["headers"] if not k.startswith("crmflow-")]
+    # A null header value is kept as empty: kafka-python, which writes the letter, cannot write a null one.
+    assert kept == [("ce_id", b"inv-1"), ("traceparent", b"00-ab-cd-01"), ("ce_region", b"")]
+    assert [v for k, v in letter["headers"] if k == "crmflow-attempts"] == [b"3"]
+    # ce_ headers make it binary mode, where a header without a value is the first thing wrong.
+    assert [v for k, v in letter["headers"] if k == "crmflow-error"] == [b"bad_attribute"]
+
+
+def test_original_headers_over_64_kib_are_not_kept_and_such_a_letter_is_never_redriven() -> None:
+    intake, _, kafka = intake_with(FlakyStore(), [Record(b"not json", 5, headers=[("ce_note", b"x" * 70_000)])])
+    intake.poll_once()
+    (sent,) = kafka.producer.sent
+    assert not [k for k, _ in sent["headers"] if not k.startswith("crmflow-")]
+    letter = deadletters._from_record(Record(sent["value"], 0, headers=sent["headers"]))  # as listed from Kafka
+    assert letter.truncated and letter.headers["crmflow-original-headers-dropped"] == "1"
+
+
 def test_a_message_of_ten_megabytes_is_dead_lettered_as_its_first_64_kib_with_its_size_and_digest() -> None:
     huge = b'{"data": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     intake, consumer, kafka = intake_with(FlakyStore(), [Record(huge, 7, key=b"k" * 100_000)])
@@ -243,14 +270,14 @@ def test_a_poll_that_raises_is_logged_and_retried_never_raised() -> None:
 
 
 def test_a_check_that_breaks_on_a_record_dead_letters_it_and_stores_the_rest(monkeypatch: Any) -> None:
-    real = intake_module.check_inbound
+    real = intake_module.check_record
 
-    def breaks_on_b(value: bytes, policy: InboundPolicy) -> Any:
+    def breaks_on_b(value: bytes, headers: Any, key: Any, policy: InboundPolicy) -> Any:
         if b'"b"' in value:
             raise RecursionError("maximum recursion depth exceeded")
-        return real(value, policy)
+        return real(value, headers, key, policy)
 
-    monkeypatch.setattr(intake_module, "check_inbound", breaks_on_b)
+    monkeypatch.setattr(intake_module, "check_record", breaks_on_b)
     store = FlakyStore()
     intake, consumer, kafka = intake_with(store, [Record(event("a"), 1), Record(event("b"), 2)])
     assert intake.poll_once() == 2

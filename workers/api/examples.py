@@ -30,7 +30,7 @@ COMMAND_EXAMPLE = {
                 "score": 0,
             },
             "tenantid": "acme",
-            "sequence": 1,
+            "sequence": "00000000000000000001",
             "correlationid": "web-form-4711",
             "causationid": "9bb679f5-7f58-4fac-b615-b7261bd97429",
         }

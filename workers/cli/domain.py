@@ -11,6 +11,7 @@ from uuid import UUID
 
 from crmflow.aggregates.application import CommandRequest
 from crmflow.aggregates.catalog import catalogue
+from crmflow.aggregates.envelope import version_of
 from crmflow.aggregates.limits import LimitExceeded, parse_json
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
@@ -129,8 +130,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
                     "events": result.events})  # fmt: skip
     else:
         print_rows(
-            [{"type": e["type"], "subject": e["subject"], "sequence": e["sequence"], "data": json.dumps(e["data"])}
-             for e in result.events],
+            [{"type": e["type"], "subject": e["subject"], "sequence": version_of(e["sequence"]),
+              "data": json.dumps(e["data"])} for e in result.events],
             ("type", "subject", "sequence", "data"),
             "table",
         )  # fmt: skip

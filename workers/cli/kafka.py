@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 from rich.console import Console
 
+from crmflow.aggregates.publication import STRUCTURED_HEADERS
 from crmflow.workers.bootstrap import build_kafka
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
@@ -138,7 +139,9 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
         return fail(f"line(s) {', '.join(map(str, not_objects[:10]))} are not JSON objects; nothing was published")
     with build_kafka(settings, "publish") as kafka:
         kafka.ensure_topics()
-        futures = [kafka.producer.send(kafka.topics.inbound, key=k, value=v) for k, v in messages]
+        # Structured mode, said as the CloudEvents Kafka binding says it (without it a record is binary).
+        futures = [kafka.producer.send(kafka.topics.inbound, key=k, value=v, headers=STRUCTURED_HEADERS)
+                   for k, v in messages]  # fmt: skip
         kafka.producer.flush(timeout=30)
         failed = sum(1 for f in futures if not f.succeeded())
     if not_objects:

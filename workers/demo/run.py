@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import structlog
 
+from crmflow.aggregates.publication import STRUCTURED_HEADERS
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.reports import REPORTS
@@ -192,7 +193,8 @@ def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path
             settler = Settler(workers, lambda: app.recorder.max_notification_id() or 0, options.settle_timeout_s)
 
             def publish(document: dict[str, Any]) -> None:
-                kafka.producer.send(kafka.topics.inbound, key=document["id"].encode(), value=orjson.dumps(document))
+                kafka.producer.send(kafka.topics.inbound, key=document["id"].encode(),
+                                    value=orjson.dumps(document), headers=STRUCTURED_HEADERS)  # fmt: skip
                 settler.inbound_sent += 1
 
             workload = Workload(app, reports, publish, clock, random.Random(options.seed), size)

@@ -1,7 +1,10 @@
 """Writing, reading and redriving ``<prefix>.deadletter``: what failed, why, and sending it back.
 
-A dead letter is the original key and value with headers that say why it
-failed and where it came from, and the original's size and SHA-256. A value
+A dead letter is the original key, value and headers, plus headers (named
+``crmflow-*``) that say why it failed and where it came from, and the
+original's size and SHA-256. The original headers are what make a binary-mode
+CloudEvent (its attributes are ``ce_`` headers) an event at all, so redrive
+sends them back with the key and value. A value
 larger than the intake accepts (it may be as large as the inbound topic
 allows, far above what the producer may send) is kept truncated to its first
 ``KEPT_BYTES``, so that the dead letter itself always fits; size and digest
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +39,9 @@ ORIGINAL_SHA256_HEADER = "crmflow-original-sha256"
 KEPT_BYTES = 64 * 1024
 MAX_REASON_CHARS = 1_000  # a header, not a copy of the message
 MAX_ATTEMPTS_DIGITS = 9  # a count of redrives; anything longer is not one
+# Headers crmflow writes: on a redriven message that fails again they are replaced, never kept as original.
+OWN_HEADER_PREFIX = "crmflow-"
+HEADERS_DROPPED_HEADER = "crmflow-original-headers-dropped"
 
 
 def header(record: Any, name: str) -> str | None:
@@ -70,7 +76,12 @@ def dead_letter_for(record: Any, rejected: Rejected, error_class: str, *, whole_
     original = bytes(record.value or b"")
     value = original if len(original) <= whole_up_to else original[:KEPT_BYTES]
     key = None if record.key is None else bytes(record.key)[:KEPT_BYTES]
-    headers = [
+    kept = original_headers(record.headers)
+    dropped = 0
+    if sum(len(k) + len(v) for k, v in kept) > KEPT_BYTES:
+        # Headers that large would not fit the letter either: it is then incomplete and cannot be redriven.
+        kept, dropped = [], len(kept)
+    headers = kept + [
         ("crmflow-reason", rejected.reason[:MAX_REASON_CHARS].encode("utf-8", "replace")),
         ("crmflow-error", rejected.code.encode()),
         ("crmflow-error-class", error_class.encode()),
@@ -85,7 +96,20 @@ def dead_letter_for(record: Any, rejected: Rejected, error_class: str, *, whole_
     if rejected.limit is not None:
         headers += [("crmflow-limit", rejected.limit.name.encode()),
                     ("crmflow-limit-value", str(rejected.limit.value).encode())]  # fmt: skip
+    if dropped:
+        headers.append((HEADERS_DROPPED_HEADER, str(dropped).encode()))
     return Letter(key, value, headers)
+
+
+def original_headers(headers: Any) -> list[tuple[str, bytes]]:
+    """The headers of a record that are not crmflow's own, in order, values as bytes (a null value as empty:
+    kafka-python, which writes the letter and the redrive, cannot write a null header value)."""
+    kept = []
+    for name, value in headers or ():
+        if not isinstance(name, str) or name.startswith(OWN_HEADER_PREFIX):
+            continue
+        kept.append((name, b"" if value is None else bytes(value)))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,7 @@ class DeadLetter:
     value: bytes
     headers: dict[str, str]
     timestamp_ms: int
+    original_headers: list[tuple[str, bytes]] = field(default_factory=list)  # as the original had them
 
     @property
     def position(self) -> str:
@@ -113,7 +138,7 @@ class DeadLetter:
 
     @property
     def truncated(self) -> bool:
-        return self.original_bytes > len(self.value)
+        return self.original_bytes > len(self.value) or HEADERS_DROPPED_HEADER in self.headers
 
     def summary(self) -> dict[str, Any]:
         h = self.headers
@@ -130,6 +155,7 @@ class DeadLetter:
             "original_bytes": self.original_bytes,
             "original_sha256": h.get(ORIGINAL_SHA256_HEADER),
             "truncated": self.truncated,
+            "original_headers": [name for name, _ in self.original_headers],
         }
 
 
@@ -141,9 +167,8 @@ def _count(text: str) -> int | str:
 def _from_record(record: Any) -> DeadLetter:
     headers = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else "" if v is None else str(v))
                for k, v in record.headers or ()}  # fmt: skip
-    return DeadLetter(
-        record.partition, record.offset, record.key, record.value or b"", headers, record.timestamp
-    )
+    return DeadLetter(record.partition, record.offset, record.key, record.value or b"", headers,
+                      record.timestamp, original_headers(record.headers))  # fmt: skip
 
 
 def _read_to_end(consumer: Any, partitions: list[Any], timeout_s: float) -> list[Any]:
@@ -197,15 +222,17 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
                 position=letter.position,
                 original_bytes=letter.original_bytes,
                 original_sha256=letter.headers.get(ORIGINAL_SHA256_HEADER),
-                reason="only the first bytes were kept: the original is not here to send back",
+                reason="only part of the original was kept: it is not here to send back",
             )
     if dry_run or not records:
         return chosen
     futures = []
     for letter in chosen:
         target = letter.headers.get("crmflow-original-topic") or kafka.topics.inbound
-        # The attempts so far travel along, so a second failure counts 2.
-        headers = [(ATTEMPTS_HEADER, letter.headers.get(ATTEMPTS_HEADER, "1").encode())]
+        # The original headers go back with key and value; the attempts so far travel along, so a second
+        # failure counts 2.
+        attempts = letter.headers.get(ATTEMPTS_HEADER, "1").encode()
+        headers = [*letter.original_headers, (ATTEMPTS_HEADER, attempts)]
         futures.append(kafka.producer.send(target, key=letter.key, value=letter.value, headers=headers))
     kafka.producer.flush(timeout=30)
     if not all(f.succeeded() for f in futures):

@@ -30,7 +30,8 @@ import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from crmflow.aggregates.application import CrmApplication
-from crmflow.workers.inbound_checks import InboundPolicy, Rejected, check_inbound, message_bytes_limit
+from crmflow.workers.inbound_checks import InboundPolicy, Rejected, message_bytes_limit
+from crmflow.workers.kafka.binding import check_record
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, KafkaError
 from crmflow.workers.kafka.deadletters import (
     ATTEMPTS_HEADER,
@@ -109,7 +110,7 @@ class Intake(GroupMember):
         checked: list[tuple[Any, str, dict[str, Any]]] = []
         for record in records:
             try:
-                tenant, document = check_inbound(record.value, self.policy)
+                tenant, document = check_record(record.value, record.headers, record.key, self.policy)
                 self.rate_limit(tenant)
             except Rejected as rejected:
                 deliveries.append(self.dead_letter(record, rejected, "Rejected"))

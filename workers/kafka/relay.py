@@ -37,7 +37,7 @@ from eventsourcing.persistence import PersistenceError, Tracking
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.limits import MAX_EVENT_BYTES
-from crmflow.aggregates.publication import encode, is_published, wire_document
+from crmflow.aggregates.publication import STRUCTURED_HEADERS, encode, is_published, wire_document
 from crmflow.workers.kafka.clients import (
     KafkaClients,
     KafkaError,
@@ -159,7 +159,8 @@ class Relay:
             if outgoing is None:
                 continue  # not a published event type
             try:
-                future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value)
+                future = producer.send(self.topic, key=outgoing.key.encode(), value=outgoing.value,
+                                       headers=STRUCTURED_HEADERS)  # fmt: skip
             except MessageSizeTooLargeError as error:  # the producer's own max_request_size
                 self._park(
                     self._refused(outgoing, "refused", f"the Kafka producer refused it: {error}"), held

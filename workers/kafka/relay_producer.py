@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from crmflow.aggregates.limits import MAX_EVENT_BYTES
+from crmflow.aggregates.publication import STRUCTURED_HEADERS
 from crmflow.workers.kafka.clients import (
     CorruptRecordError,
     InvalidRecordError,
@@ -109,7 +110,7 @@ class RelayProducer:
         refused it for good. Raises RelayDeliveryError when Kafka did not answer."""
         producer = self.get()
         try:
-            future = producer.send(topic, key=key.encode(), value=value)
+            future = producer.send(topic, key=key.encode(), value=value, headers=STRUCTURED_HEADERS)
         except MessageSizeTooLargeError as error:
             return None, f"the Kafka producer refused it: {error}"
         self.flush(producer, [future])
