@@ -10,13 +10,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from crmflow.aggregates.application import CommandRequest
-from crmflow.aggregates.catalog import catalogue
-from crmflow.aggregates.limits import parse_json
-from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
-from crmflow.workers.history import describe_cause
 
 RAW = argparse.RawDescriptionHelpFormatter
 # The generated reference page (tests/unit/test_docs.py compares it with the code) and how to remake it.
@@ -74,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.aggregates.catalog import catalogue
+
     data = catalogue()
     if args.format == "json":
         print_json(data)
@@ -96,6 +93,10 @@ def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.aggregates.application import CommandRequest
+    from crmflow.aggregates.limits import parse_json
+    from crmflow.workers.bootstrap import build_application
+
     try:
         raw = Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
         data = parse_json(raw)  # within the limits every entry enforces
@@ -124,6 +125,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.bootstrap import build_application
+    from crmflow.workers.history import describe_cause
+
     try:
         aggregate_id = UUID(args.aggregate_id)
     except ValueError:
@@ -146,6 +150,8 @@ def run_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 def catalogue_markdown(data: dict[str, Any] | None = None) -> str:
     """The catalogue as the Markdown page docs/catalog.md (ends with a newline; pure: no I/O)."""
+    from crmflow.aggregates.catalog import catalogue
+
     data = catalogue() if data is None else data
     commands, events = data["commands"], data["events"]
     lines = [

@@ -31,6 +31,7 @@ from crmflow.workers.bootstrap import (
 from crmflow.workers.config import Settings
 from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.metrics import ConsumerLag
+from crmflow.workers.run.kinds import WORKER_KINDS
 from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
 from crmflow.workers.run.projection_worker import ProjectionWorker
 from crmflow.workers.run.resilience import until_done
@@ -38,7 +39,7 @@ from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.runner")
 
-WORKER_KINDS = ("relay", "intake", "process", "timer", "projection")
+__all__ = ["WORKER_KINDS", "WorkerSet", "build_worker", "consumer_groups"]
 # The consumer group of each consuming kind, and the topic it reads (Topics attribute).
 CONSUMER_GROUPS = {"intake": "inbound", "process": "events", "projection": "events"}
 

@@ -1,0 +1,121 @@
+"""What each verb needs from outside (store, read models, broker), checked before it runs.
+
+One table, so that every verb's dependencies are seen together: a read-only verb reads a store that
+must exist and never creates one; a verb that writes may create a SQLite file in an existing folder
+(and the folder too with ``--create``); long-running verbs refuse to start without their dependencies
+unless ``--wait-for-dependencies`` (then they ride out the wait, crmflow.workers.run.resilience).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from crmflow.workers import preflight
+from crmflow.workers.config import Settings
+
+
+@dataclass(frozen=True)
+class Needs:
+    store: preflight.Access | None = None
+    reports: preflight.Access | None = None
+    broker: bool = False
+    long_running: bool = False
+
+
+STORE_READ, STORE_WRITE = Needs(store="read"), Needs(store="write")
+WORKERS = {
+    "relay": Needs(store="write", broker=True, long_running=True),
+    "intake": Needs(store="write", broker=True, long_running=True),
+    "process": Needs(store="write", broker=True, long_running=True),
+    "timer": Needs(store="write", long_running=True),
+    "projection": Needs(reports="write", broker=True, long_running=True),
+    "all": Needs(store="write", reports="write", broker=True, long_running=True),
+}
+# Keyed by the verb's words (command, then area/action); a verb not listed needs nothing checked.
+VERBS: dict[tuple[str, ...], Needs] = {
+    ("command",): STORE_WRITE,
+    ("explain",): STORE_READ,
+    ("query",): Needs(reports="read"),
+    ("projections", "rebuild"): Needs(store="read", reports="write"),
+    ("projections", "status"): Needs(reports="read", broker=True),
+    ("publish",): Needs(broker=True),
+    ("deadletter", "list"): Needs(broker=True),
+    ("deadletter", "show"): Needs(broker=True),
+    ("deadletter", "redrive"): Needs(broker=True),
+    ("relay", "parked", "list"): STORE_READ,
+    ("relay", "parked", "retry"): Needs(store="read", broker=True),
+    ("process", "deploy"): STORE_WRITE,
+    ("process", "list"): STORE_READ,
+    ("process", "whatif"): STORE_READ,
+    ("store", "migrate"): STORE_READ,  # rewrites a store that must be there
+    ("serve",): Needs(store="write", reports="write", long_running=True),
+}
+# Verbs that write a store take --create (a SQLite file's folder that does not exist yet is made).
+CREATING = [verb for verb, needs in VERBS.items() if "write" in (needs.store, needs.reports)] + [("worker",)]
+WAITING = [("worker",), ("serve",)]
+READ_MODELS_MISSING = ("is the path right? they are written by `crmflow worker projection` "
+                       "or `crmflow projections rebuild`")
+
+
+def verb_of(args: argparse.Namespace) -> tuple[str, ...]:
+    words = [getattr(args, "command_name", None), getattr(args, "area", None), getattr(args, "action", None)]
+    return tuple(w for w in words if w)
+
+
+def needs_of(args: argparse.Namespace) -> Needs:
+    verb = verb_of(args)
+    if verb == ("worker",):
+        return WORKERS[args.kind]
+    return VERBS.get(verb, Needs())
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """--create and --wait-for-dependencies on the verbs they concern (the verbs' modules need not know)."""
+    for verb in CREATING:
+        if (found := _subparser(parser, verb)) is not None:
+            found.add_argument("--create", action="store_true", default=argparse.SUPPRESS,
+                               help="create the SQLite store's folder if it does not exist (else refused as a typo)")
+    for verb in WAITING:
+        if (found := _subparser(parser, verb)) is not None:
+            found.add_argument("--wait-for-dependencies", action="store_true", default=argparse.SUPPRESS,
+                               help="wait for the database and the broker to come up instead of refusing to "
+                                    "start without them")  # fmt: skip
+
+
+def _subparser(parser: argparse.ArgumentParser, verb: tuple[str, ...]) -> argparse.ArgumentParser | None:
+    for word in verb:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            return None
+        parser = subs[0].choices[word]
+    return parser
+
+
+def check(args: argparse.Namespace, settings: Settings) -> None:
+    """Raise preflight.Unavailable, in a few seconds at most, if a dependency of the verb is not there."""
+    needs = needs_of(args)
+    if needs.long_running and getattr(args, "wait_for_dependencies", False):
+        return  # told to wait: the workers retry with backoff until it is there
+    create = getattr(args, "create", False)
+    timeout_s = settings.connect_timeout_s
+    if needs.store:
+        preflight.check_database(settings.database_url, what="event store", table=_store_table(settings),
+                                 access=needs.store, create=create, timeout_s=timeout_s)  # fmt: skip
+    if needs.reports:
+        preflight.check_database(reports_database_url(settings), what="read models", table=preflight.REPORTS_TABLE,
+                                 access=needs.reports, create=create, timeout_s=timeout_s,
+                                 missing=READ_MODELS_MISSING)  # fmt: skip
+    if needs.broker:
+        preflight.check_broker(settings.kafka_bootstrap_servers, timeout_s=timeout_s)
+
+
+def _store_table(settings: Settings) -> str:
+    return preflight.STORE_TABLES["postgres" if preflight.target_of(settings.database_url).kind == "postgres"
+                                  else "sqlite"]  # fmt: skip
+
+
+def reports_database_url(settings: Settings) -> str:
+    from crmflow.projections.db import reports_url
+
+    return settings.reports_database_url or reports_url(settings.database_url)
