@@ -165,3 +165,11 @@ def test_a_sqlite_command_imports_no_kafka_api_or_demo(tmp_path: Path) -> None:
                               timeout=60)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines()[-1] == "[]", f"crmflow {' '.join(args)} imported {done.stdout[-500:]}"
+
+
+def test_every_verb_shows_its_help_when_only_its_own_module_is_loaded(tmp_path: Path) -> None:
+    from crmflow.workers.cli import VERBS
+
+    for verb in VERBS:
+        done = crmflow(tmp_path, verb, "--help")
+        assert done.returncode == 0 and f"crmflow {verb}" in done.stdout, f"crmflow {verb} --help: {done.stderr}"
