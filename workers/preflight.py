@@ -154,14 +154,14 @@ def _postgres_reason(message: str, timeout_s: float) -> str:
     return " ".join(message.split())
 
 
-def check_broker(bootstrap_servers: str, *, timeout_s: float) -> None:
-    """At least one of the bootstrap servers accepts a connection (a TCP connect: no Kafka client needed)."""
+def check_broker(bootstrap_servers: str, *, timeout_s: float) -> str:
+    """The first bootstrap server that accepts a connection (a TCP connect: no Kafka client needed)."""
     reasons = []
     for server in [s.strip() for s in bootstrap_servers.split(",") if s.strip()]:
         host, _, port = server.rpartition(":")
         try:
             with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
-                return
+                return server
         except ValueError:
             reasons.append(f"{server}: not HOST:PORT")
         except OSError as error:
