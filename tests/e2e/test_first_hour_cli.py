@@ -131,6 +131,12 @@ def test_no_broker_is_answered_in_one_line_naming_crmflow_broker(tmp_path: Path,
     answered_in_one_line(done, f"no Kafka broker at 127.0.0.1:{port}", "'crmflow broker'", "KAFKA_BOOTSTRAP_SERVERS")
 
 
+def test_a_demo_on_a_kafka_cluster_that_is_not_there_is_answered_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    done = crmflow(tmp_path, "demo", "--size", "small", "--bootstrap-servers", f"127.0.0.1:{port}")
+    answered_in_one_line(done, f"no Kafka broker at 127.0.0.1:{port}")
+
+
 def test_a_worker_told_to_wait_for_its_broker_waits_instead_of_refusing(tmp_path: Path) -> None:
     port = free_port()
     worker = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "process", "--wait-for-dependencies"],

@@ -67,6 +67,8 @@ def needs_of(args: argparse.Namespace) -> Needs:
     verb = verb_of(args)
     if verb == ("worker",):
         return WORKERS[args.kind]
+    if verb == ("demo",):  # its own store and broker, unless told to use a Kafka cluster
+        return Needs(broker=bool(args.bootstrap_servers))
     return VERBS.get(verb, Needs())
 
 
@@ -107,7 +109,8 @@ def check(args: argparse.Namespace, settings: Settings) -> None:
                                  access=needs.reports, create=create, timeout_s=timeout_s,
                                  missing=READ_MODELS_MISSING)  # fmt: skip
     if needs.broker:
-        preflight.check_broker(settings.kafka_bootstrap_servers, timeout_s=timeout_s)
+        servers = getattr(args, "bootstrap_servers", None) or settings.kafka_bootstrap_servers
+        preflight.check_broker(servers, timeout_s=timeout_s)
 
 
 def _store_table(settings: Settings) -> str:
