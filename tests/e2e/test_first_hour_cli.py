@@ -137,7 +137,7 @@ def test_a_demo_on_a_kafka_cluster_that_is_not_there_is_answered_in_one_line(tmp
     answered_in_one_line(done, f"no Kafka broker at 127.0.0.1:{port}")
 
 
-def test_a_worker_told_to_wait_for_its_broker_waits_instead_of_refusing(tmp_path: Path) -> None:
+def test_a_worker_told_to_wait_for_its_broker_waits_says_why_and_stops_when_asked(tmp_path: Path) -> None:
     port = free_port()
     worker = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "process", "--wait-for-dependencies"],
                               cwd=tmp_path, env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"},
@@ -145,9 +145,15 @@ def test_a_worker_told_to_wait_for_its_broker_waits_instead_of_refusing(tmp_path
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             worker.wait(timeout=3)  # still there, waiting (a refusal exits 2 at once)
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=15)
     finally:
-        worker.kill()  # SIGTERM waits for kafka-python's bootstrap attempt in hand: not what is tested here
-        worker.communicate(timeout=30)
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate(timeout=15)
+    assert worker.returncode == 0, stderr
+    retries = [json.loads(line) for line in stderr.splitlines() if '"worker_retrying"' in line]
+    assert retries and f"no Kafka broker at 127.0.0.1:{port}" in retries[0]["error"]
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
