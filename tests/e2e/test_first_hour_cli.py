@@ -156,6 +156,13 @@ def test_a_worker_told_to_wait_for_its_broker_waits_says_why_and_stops_when_aske
     assert retries and f"no Kafka broker at 127.0.0.1:{port}" in retries[0]["error"]
 
 
+def test_waiting_for_dependencies_still_refuses_a_sqlite_folder_that_does_not_exist(tmp_path: Path) -> None:
+    store = tmp_path / "nonexistent" / "crm.db"
+    done = crmflow(tmp_path, "--database-url", str(store), "worker", "timer", "--wait-for-dependencies")
+    answered_in_one_line(done, str(store))
+    assert not store.parent.exists()
+
+
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
     store = tmp_path / "crm.db"
     store.write_text("not a database")

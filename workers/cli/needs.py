@@ -97,18 +97,19 @@ def _subparser(parser: argparse.ArgumentParser, verb: tuple[str, ...]) -> argpar
 def check(args: argparse.Namespace, settings: Settings) -> None:
     """Raise preflight.Unavailable, in a few seconds at most, if a dependency of the verb is not there."""
     needs = needs_of(args)
-    if needs.long_running and getattr(args, "wait_for_dependencies", False):
-        return  # told to wait: the workers retry with backoff until it is there
+    # Told to wait: the workers retry servers with backoff until they are there. A SQLite path is no server
+    # that may come up later, so a mistake in one is still refused.
+    waiting = needs.long_running and getattr(args, "wait_for_dependencies", False)
     create = getattr(args, "create", False)
     timeout_s = settings.connect_timeout_s
-    if needs.store:
-        preflight.check_database(settings.database_url, what="event store", table=_store_table(settings),
-                                 access=needs.store, create=create, timeout_s=timeout_s)  # fmt: skip
-    if needs.reports:
-        preflight.check_database(reports_database_url(settings), what="read models", table=preflight.REPORTS_TABLE,
-                                 access=needs.reports, create=create, timeout_s=timeout_s,
-                                 missing=READ_MODELS_MISSING)  # fmt: skip
-    if needs.broker:
+    databases = [(needs.store, settings.database_url, "event store", _store_table(settings), "is the path right?"),
+                 (needs.reports, reports_database_url(settings) if needs.reports else None, "read models",
+                  preflight.REPORTS_TABLE, READ_MODELS_MISSING)]  # fmt: skip
+    for access, url, what, table, missing in databases:
+        if access and not (waiting and preflight.target_of(url).kind == "postgres"):
+            preflight.check_database(url, what=what, table=table, access=access, create=create, timeout_s=timeout_s,
+                                     missing=missing)  # fmt: skip
+    if needs.broker and not waiting:
         servers = getattr(args, "bootstrap_servers", None) or settings.kafka_bootstrap_servers
         preflight.check_broker(servers, timeout_s=timeout_s)
 
