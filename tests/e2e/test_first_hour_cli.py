@@ -76,6 +76,11 @@ def test_an_unsupported_url_scheme_names_the_supported_ones(tmp_path: Path) -> N
     answered_in_one_line(done, "unsupported database URL 'mysql://u@h/db'", "postgresql://", "sqlite:///")
 
 
+def test_a_verb_that_opens_no_store_is_not_stopped_by_a_bad_store_url(tmp_path: Path) -> None:
+    done = crmflow(tmp_path, "catalog", "--format", "json", CRMFLOW_DATABASE_URL="mysql://u@h/db")
+    assert done.returncode == 0 and "lead.create" in done.stdout, done.stderr
+
+
 def test_a_sqlite_path_in_a_folder_that_does_not_exist_is_refused_and_not_created(tmp_path: Path) -> None:
     store = tmp_path / "nonexistent" / "dir" / "crm.db"
     answered_in_one_line(crmflow(tmp_path, "--database-url", str(store), *LEAD), str(store), "--create")

@@ -102,11 +102,15 @@ def check(args: argparse.Namespace, settings: Settings) -> None:
     waiting = needs.long_running and getattr(args, "wait_for_dependencies", False)
     create = getattr(args, "create", False)
     timeout_s = settings.connect_timeout_s
-    databases = [(needs.store, settings.database_url, "event store", _store_table(settings), "is the path right?"),
-                 (needs.reports, reports_database_url(settings) if needs.reports else None, "read models",
-                  preflight.REPORTS_TABLE, READ_MODELS_MISSING)]  # fmt: skip
+    databases = []  # only what the verb uses: a bad URL it never opens is not its mistake
+    if needs.store:
+        databases.append((needs.store, settings.database_url, "event store", _store_table(settings),
+                          "is the path right?"))  # fmt: skip
+    if needs.reports:
+        databases.append((needs.reports, reports_database_url(settings), "read models", preflight.REPORTS_TABLE,
+                          READ_MODELS_MISSING))  # fmt: skip
     for access, url, what, table, missing in databases:
-        if access and not (waiting and preflight.target_of(url).kind == "postgres"):
+        if not (waiting and preflight.target_of(url).kind == "postgres"):
             preflight.check_database(url, what=what, table=table, access=access, create=create, timeout_s=timeout_s,
                                      missing=missing)  # fmt: skip
     if needs.broker and not waiting:
