@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from crmflow.aggregates.errors import DomainError
-    from crmflow.workers.cli.needs import check
+    from crmflow.workers.cli.needs import check, store_access
     from crmflow.workers.config import Settings
     from crmflow.workers.logging import configure_logging
     from crmflow.workers.preflight import Unavailable
@@ -120,7 +120,8 @@ def _run(args: argparse.Namespace) -> int:
             raise
         return fail(str(error), code=2)
     try:
-        return int(args.run(args, settings) or 0)
+        with store_access(args):
+            return int(args.run(args, settings) or 0)
     except DomainError as error:
         return fail(error.message)
 

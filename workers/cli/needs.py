@@ -9,6 +9,9 @@ unless ``--wait-for-dependencies`` (then they ride out the wait, crmflow.workers
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from crmflow.workers import preflight
@@ -127,3 +130,24 @@ def reports_database_url(settings: Settings) -> str:
     from crmflow.projections.db import reports_url
 
     return settings.reports_database_url or reports_url(settings.database_url)
+
+
+@contextmanager
+def store_access(args: argparse.Namespace) -> Iterator[None]:
+    """While a read-only verb runs, eventsourcing creates no tables (CREATE_TABLE, read from the environment).
+
+    The check has found the tables there; this makes "creates nothing" hold by construction too, and a
+    read-only database role is never asked to CREATE.
+    """
+    if needs_of(args).store != "read":
+        yield
+        return
+    before = os.environ.get("CREATE_TABLE")
+    os.environ["CREATE_TABLE"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CREATE_TABLE", None)
+        else:
+            os.environ["CREATE_TABLE"] = before
