@@ -17,8 +17,13 @@ class DatabaseUrlError(ValueError):
     """The database URL names no store crmflow can use."""
 
 
-def persistence_env(database_url: str | None) -> dict[str, str]:
-    """eventsourcing's persistence settings for a database URL."""
+def persistence_env(database_url: str | None, *, make_folder: bool = True) -> dict[str, str]:
+    """eventsourcing's persistence settings for a database URL.
+
+    ``make_folder``: create a SQLite file's folder, as the Python API always has. The CLI's checks
+    (crmflow.workers.preflight) read a URL with ``make_folder=False`` and decide first whether a missing
+    folder is a typo to refuse.
+    """
     url = (database_url or "").strip()
     if url in ("memory://", "memory"):
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -33,7 +38,8 @@ def persistence_env(database_url: str | None) -> dict[str, str]:
             "postgresql://USER:PASSWORD@HOST:PORT/DB or memory://"
         )
     path = Path(url) if url else DEFAULT_SQLITE_PATH
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
 
 

@@ -37,14 +37,16 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from crmflow.workers.kafka.clients import KafkaSettings
 from crmflow.workers.rate_limits import Rate
+
+if TYPE_CHECKING:
+    from crmflow.workers.kafka.clients import KafkaSettings
 
 PREFIX = "CRMFLOW_"
 API_SECRET_MIN_LENGTH = 32  # HS256 wants a key at least as long as its hash: 256 bits
@@ -108,6 +110,9 @@ class Settings(BaseSettings):
     api_burst: int = Field(1_000, ge=1)
     intake_rate_per_s: float = Field(2_000.0, ge=0, allow_inf_nan=False)
     intake_burst: int = Field(50_000, ge=1)
+    # How long the CLI's checks wait for the store, the read models and the broker before saying which is
+    # not there (crmflow.workers.preflight); libpq rounds up to whole seconds, at least 2.
+    connect_timeout_s: float = Field(3.0, gt=0, le=300, allow_inf_nan=False)
 
     @field_validator("api_secret")
     @classmethod
@@ -121,6 +126,9 @@ class Settings(BaseSettings):
         return secret
 
     def kafka(self) -> KafkaSettings:
+        # Imported here: it imports kafka-python, which commands that use no broker need not pay for.
+        from crmflow.workers.kafka.clients import KafkaSettings
+
         return KafkaSettings(
             bootstrap_servers=self.kafka_bootstrap_servers,
             topic_prefix=self.topic_prefix,

@@ -22,6 +22,7 @@ def test_a_misspelled_variable_exits_2_within_seconds_with_one_line_naming_the_s
 
 
 def test_the_same_command_runs_once_the_variable_is_spelled_right(crmflow: Crmflow) -> None:
+    crmflow("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada"}')  # a store to list from
     done = crmflow("process", "list", "--format", "json", extra_env={"CRMFLOW_PARTITIONS": "3"})
     assert done.stdout.strip() == "[]"
 

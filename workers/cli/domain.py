@@ -9,11 +9,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from crmflow.aggregates.application import CommandRequest
-from crmflow.aggregates.catalog import catalogue
-from crmflow.aggregates.envelope import version_of
-from crmflow.aggregates.limits import LimitExceeded, parse_json
-from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
 
@@ -76,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.aggregates.catalog import catalogue
+
     data = catalogue()
     if args.format == "json":
         print_json(data)
@@ -98,6 +95,11 @@ def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.aggregates.application import CommandRequest
+    from crmflow.aggregates.envelope import version_of
+    from crmflow.aggregates.limits import LimitExceeded, parse_json
+    from crmflow.workers.bootstrap import build_application
+
     raw = args.data
     if raw.startswith("@"):
         path = Path(raw[1:])
@@ -139,6 +141,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.bootstrap import build_application
     from crmflow.workers.explanation import explain
 
     try:
@@ -172,6 +175,8 @@ def _os_user() -> str:
 
 def catalogue_markdown(data: dict[str, Any] | None = None) -> str:
     """The catalogue as the Markdown page docs/catalog.md (ends with a newline; pure: no I/O)."""
+    from crmflow.aggregates.catalog import catalogue
+
     data = catalogue() if data is None else data
     commands, events = data["commands"], data["events"]
     lines = [

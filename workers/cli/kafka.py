@@ -14,10 +14,7 @@ from crmflow.aggregates.publication import STRUCTURED_HEADERS
 from crmflow.workers.bootstrap import build_kafka
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
-from crmflow.workers.kafka import deadletters
-from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING, LocalBroker
-from crmflow.workers.metrics import serve_metrics
-from crmflow.workers.run.runner import WORKER_KINDS, WorkerSet
+from crmflow.workers.run.kinds import WORKER_KINDS
 from crmflow.workers.shutdown import StopSignal
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -76,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.metrics import serve_metrics
+    from crmflow.workers.run.runner import WorkerSet
+
     stop = StopSignal().install()
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
@@ -95,6 +95,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.kafka.broker import BUNDLED_BROKER_TUNING, LocalBroker
+
     stop = StopSignal().install()
     with LocalBroker(port=args.port) as broker:
         local = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
@@ -154,6 +156,8 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_deadletter_list(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.kafka import deadletters
+
     with build_kafka(settings, "deadletter") as kafka:
         letters = deadletters.list_dead_letters(kafka)
     columns = ("position", "error", "limit", "reason", "original", "attempts", "failed_at", "bytes",
@@ -163,6 +167,8 @@ def run_deadletter_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_deadletter_show(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.kafka import deadletters
+
     with build_kafka(settings, "deadletter") as kafka:
         letter = deadletters.find_dead_letter(kafka, args.position)
     if letter is None:
@@ -177,6 +183,8 @@ def run_deadletter_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_deadletter_redrive(args: argparse.Namespace, settings: Settings) -> int:
+    from crmflow.workers.kafka import deadletters
+
     with build_kafka(settings, "redrive") as kafka:
         letters = deadletters.redrive(kafka, error=args.error, dry_run=args.dry_run)
     verb = "would redrive" if args.dry_run else "redriven"

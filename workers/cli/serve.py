@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import structlog
 
+import crmflow.aggregates.commands  # noqa: F401  - fills the command table api.tokens checks its roles against
 from crmflow.workers.api.tokens import ROLES, issue_token
 from crmflow.workers.cli.output import fail
 from crmflow.workers.config import Settings

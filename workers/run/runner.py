@@ -31,6 +31,8 @@ from crmflow.workers.bootstrap import (
 from crmflow.workers.config import Settings
 from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.metrics import ConsumerLag
+from crmflow.workers.preflight import Unavailable, check_broker
+from crmflow.workers.run.kinds import WORKER_KINDS
 from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
 from crmflow.workers.run.projection_worker import ProjectionWorker
 from crmflow.workers.run.resilience import until_done
@@ -38,7 +40,7 @@ from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.runner")
 
-WORKER_KINDS = ("relay", "intake", "process", "timer", "projection")
+__all__ = ["WORKER_KINDS", "WorkerSet", "build_worker", "consumer_groups"]
 # The consumer group of each consuming kind, and the topic it reads (Topics attribute).
 CONSUMER_GROUPS = {"intake": "inbound", "process": "events", "projection": "events"}
 
@@ -115,6 +117,12 @@ class WorkerSet:
         return self
 
     def _ensure_topics(self) -> None:
+        # A broker that is not listening is found in milliseconds rather than after kafka-python's bootstrap
+        # timeout, so a worker waiting for it logs why on each attempt and stops at once when asked to.
+        try:
+            check_broker(self.settings.kafka_bootstrap_servers, timeout_s=self.settings.connect_timeout_s)
+        except Unavailable as error:
+            raise ConnectionError(str(error)) from error  # an outage: retried with backoff
         with build_kafka(self.settings, "setup") as kafka:
             kafka.ensure_topics()
 
