@@ -51,9 +51,11 @@ def test_after_a_rebuild_the_report_is_silent_and_one_more_command_makes_it_one_
     assert behind.stderr.strip() == f"pipeline: read models are 1 event behind the store; {RUN}"
 
 
-def test_an_empty_store_is_not_behind(crmflow: Crmflow) -> None:
-    done = crmflow("query", "sla", "--tenant", "acme", "--format", "json")
-    assert (done.stdout.strip(), done.stderr) == ("[]", "")
+def test_with_neither_a_store_nor_read_models_the_query_says_what_writes_them(crmflow: Crmflow, tmp_path: Path) -> None:
+    done = crmflow("query", "sla", "--tenant", "acme", "--format", "json", check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no read models at" in done.stderr and "crmflow projections rebuild" in done.stderr
+    assert not list(tmp_path.rglob("*.db")), "a read-only query creates nothing"
 
 
 def test_a_report_whose_store_cannot_be_reached_still_prints_without_a_lag_line(

@@ -6,6 +6,7 @@ import argparse
 
 from rich.console import Console
 
+from crmflow.projections.db import Database
 from crmflow.projections.projector import rebuild
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.bootstrap import build_application, build_kafka, build_reports_db
@@ -49,7 +50,9 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
     from crmflow.workers.read_model_lag import lag_line, read_model_lag
 
     report = REPORTS[args.name]
-    db = build_reports_db(settings)
+    db = _read_models_or_none_yet(settings)
+    if isinstance(db, str):
+        return fail(db, code=2)
     rows = report.run(db, args.tenant, since=args.since, until=args.until)
     print_rows(rows, report.columns, args.format, title=f"{report.name} · {args.tenant}")
     # An empty or old report looks like a quiet business: say on stderr when the read models are behind.
@@ -63,6 +66,30 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
     if line:
         Console(stderr=True, soft_wrap=True, highlight=False).print(line, markup=False)
     return 0
+
+
+def _read_models_or_none_yet(settings: Settings) -> Database | str:
+    """The read models; empty ones in memory when they were never built beside an existing store (the
+    report then prints empty and says why, creating nothing); else the one line that says what is missing."""
+    from crmflow.projections.projector import create_tables
+    from crmflow.workers import preflight
+    from crmflow.workers.cli.needs import READ_MODELS_MISSING, reports_database_url, store_table
+
+    def check(url: str | None, what: str, table: str, missing: str) -> None:
+        preflight.check_database(url, what=what, table=table, access="read", create=False,
+                                 timeout_s=settings.connect_timeout_s, missing=missing)  # fmt: skip
+
+    try:
+        check(reports_database_url(settings), "read models", preflight.REPORTS_TABLE, READ_MODELS_MISSING)
+    except preflight.Unavailable as missing:
+        try:
+            check(settings.database_url, "event store", store_table(settings), "is the path right?")
+        except preflight.Unavailable:
+            return str(missing)
+        empty = Database(":memory:")
+        create_tables(empty)
+        return empty
+    return build_reports_db(settings)
 
 
 def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
