@@ -117,7 +117,7 @@ def parse_value(value: Any, policy: InboundPolicy, *, size: int, what: str = "th
         raise Rejected(
             "not_utf8", f"{what} is not UTF-8 text: {error.reason} at byte {error.start}"
         ) from None
-    return _parse(text)
+    return parse_inbound_json(text)
 
 
 def check_document(document: dict[str, Any], policy: InboundPolicy, *,
@@ -165,17 +165,18 @@ def message_bytes_limit(policy: InboundPolicy) -> Limit:
     return Limit("message_bytes", min(policy.max_bytes, MAX_MESSAGE_BYTES), "bytes")
 
 
-def _parse(text: str) -> Any:
+def parse_inbound_json(text: str, what: str = "the message") -> Any:
+    """JSON within crmflow's limits, or Rejected naming ``what`` (the message, a binary event's data)."""
     try:
         document = parse_json(text)
     except LimitExceeded as error:
-        raise Rejected("limit_exceeded", f"the message is over a limit: {error}", error.limit) from None
+        raise Rejected("limit_exceeded", f"{what} is over a limit: {error}", error.limit) from None
     except json.JSONDecodeError as error:
         raise Rejected(
-            "not_json", f"the message is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            "not_json", f"{what} is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     except ValueError as error:  # NaN, Infinity, a number too large for a float, a NUL in a string
-        raise Rejected("not_json", f"the message is not JSON crmflow can store: {error}") from None
+        raise Rejected("not_json", f"{what} is not JSON crmflow can store: {error}") from None
     # Only a message with such an escape can hold one; the others skip the walk.
     at = lone_surrogate_at(document) if SURROGATE_ESCAPE.search(text) else None
     if at is not None:

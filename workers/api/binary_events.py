@@ -17,7 +17,6 @@ structured event and on Kafka:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +26,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from crmflow.aggregates.limits import LimitExceeded, parse_json
-from crmflow.workers.inbound_checks import JSON_CONTENT, REQUIRED, Rejected
+from crmflow.workers.inbound_checks import JSON_CONTENT, REQUIRED, Rejected, parse_inbound_json
 
 STRUCTURED_PREFIX = "application/cloudevents"  # the binding's structured media types: the body is the event
 
@@ -83,16 +81,7 @@ class _BoundedJSON(JSONFormat):
             raise Rejected(
                 "not_utf8", f"the data is not UTF-8 text: {error.reason} at byte {error.start}"
             ) from None
-        try:
-            return parse_json(text)
-        except LimitExceeded as error:
-            raise Rejected("limit_exceeded", f"the data is over a limit: {error}", error.limit) from None
-        except json.JSONDecodeError as error:
-            raise Rejected(
-                "not_json", f"the data is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
-            ) from None
-        except ValueError as error:  # NaN, Infinity, a number too large for a float, a NUL in a string
-            raise Rejected("not_json", f"the data is not JSON crmflow can store: {error}") from None
+        return parse_inbound_json(text, "the data")
 
 
 def _is_json(content_type: str) -> bool:
