@@ -27,8 +27,9 @@ LEAD_ASSIGNED = get_topic(Lead.LeadAssigned)
 class Fleet:
     """`crmflow worker KIND` processes that must all stay up, whatever happens to their services."""
 
-    def __init__(self, kinds: list[str], env: dict[str, str], logs: Path) -> None:
-        self.workers = [WorkerProcess(kind, env, logs / f"{n}-{kind}.log") for n, kind in enumerate(kinds)]
+    def __init__(self, kinds: list[str], env: dict[str, str], logs: Path, options: tuple[str, ...] = ()) -> None:
+        self.workers = [WorkerProcess(kind, env, logs / f"{n}-{kind}.log", options)
+                        for n, kind in enumerate(kinds)]  # fmt: skip
 
     def all_alive(self) -> None:
         for worker in self.workers:

@@ -29,11 +29,11 @@ def worker_env(database_url: str, settings: KafkaSettings, reports_url: str | No
 class WorkerProcess:
     """One `python -m workers worker KIND` subprocess, logging JSON lines to a file of its own."""
 
-    def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, kind: str, env: dict[str, str], log: Path, options: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.log = log
         with log.open("ab") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", kind], env=env,
+            self.process = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", kind, *options], env=env,
                                             stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
 
     @property

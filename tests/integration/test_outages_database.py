@@ -147,7 +147,8 @@ def test_workers_started_while_the_database_is_down_wait_for_it_and_then_do_thei
     logs.mkdir()
     private_postgres.stop()
     env = {**worker_env(url, kafka_settings, url), "POSTGRES_CONNECT_TIMEOUT": "3"}  # as above
-    fleet = Fleet(["process", "timer", "projection"], env, logs)
+    # Told to wait, as a deployment that may start before its database does (without it they refuse at once).
+    fleet = Fleet(["process", "timer", "projection"], env, logs, ("--wait-for-dependencies",))
     try:
 
         def every_worker_waiting_for_the_database() -> bool:

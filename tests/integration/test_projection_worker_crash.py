@@ -22,6 +22,10 @@ from tests.waiting import wait_until
 from tests.worker_processes import worker_env
 
 
+def started(log: Path) -> int:
+    return log.read_text(errors="replace").count("projection_worker_started") if log.exists() else 0
+
+
 def start_worker(database_url: str, reports_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
     env = worker_env(database_url, settings, reports_url)
     return subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "projection"], env=env,
@@ -67,9 +71,13 @@ def test_killing_the_projection_worker_repeatedly_changes_no_report(
         seller.join(timeout=30)
 
     total = sum(1 for _ in stored_history(app))
-    final = start_worker(database_url, reports_url, kafka_settings, tmp_path / "projection.log")
+    log = tmp_path / "projection.log"
+    starts_before = started(log)
+    final = start_worker(database_url, reports_url, kafka_settings, log)
     try:
         wait_until(lambda: projected() >= total, 90, interval_s=0.2, what="everything projected")
+        # The killed workers may have projected everything already: stop the final one once it runs.
+        wait_until(lambda: started(log) > starts_before, 60, interval_s=0.1, what="the final worker to start")
     finally:
         final.send_signal(signal.SIGTERM)
         assert final.wait(timeout=30) == 0

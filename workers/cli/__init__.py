@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from crmflow.workers.cli.output import fail
@@ -78,9 +80,20 @@ def chosen_verb(argv: Sequence[str]) -> str | None:
     return None
 
 
+# Verbs that run until stopped: a SIGTERM before their own handler is in place (while the checks run)
+# means "stop", and there is nothing to finish yet.
+LONG_RUNNING = ("worker", "serve", "broker")
+
+
+def _stopped_before_start(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     verb = chosen_verb(argv)
+    if verb in LONG_RUNNING and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stopped_before_start)
     parser = build_parser([VERBS[verb][0]] if verb in VERBS else [])
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):  # a stub: only when the verb table and the modules disagree
