@@ -14,6 +14,7 @@ from tests.e2e.conftest import Crmflow
 
 
 def test_the_sla_report_piped_to_a_file_has_every_header_in_full_on_one_line(crmflow: Crmflow) -> None:
+    crmflow("command", "account.create", "--tenant", "acme", "--data", '{"name": "Globex"}')  # a store to report on
     done = crmflow("query", "sla", "--tenant", "acme", extra_env={"COLUMNS": "80"})
     header = next(line for line in done.stdout.splitlines() if "priority" in line)
     cells = [cell.strip() for cell in header.strip("┃ ").split("┃")]
@@ -23,6 +24,8 @@ def test_the_sla_report_piped_to_a_file_has_every_header_in_full_on_one_line(crm
 
 def test_in_a_narrow_terminal_the_table_wraps_its_headers_instead_of_cutting_them(tmp_path: Path) -> None:
     env = {**os.environ, "CRMFLOW_DATABASE_URL": str(tmp_path / "crm.db"), "COLUMNS": "60", "LINES": "40"}
+    subprocess.run([sys.executable, "-m", "crmflow", "command", "account.create", "--tenant", "acme", "--data",
+                    '{"name": "Globex"}'], env=env, cwd=tmp_path, capture_output=True, timeout=60, check=True)  # fmt: skip
     leader, follower = pty.openpty()
     try:
         done = subprocess.run([sys.executable, "-m", "crmflow", "query", "sla", "--tenant", "acme"], env=env,

@@ -28,6 +28,7 @@ from crmflow.aggregates.limits import (
     MIN_INTEGER,
 )
 from crmflow.aggregates.tenants import TENANT_PATTERN
+from crmflow.workers.cloudevent_attributes import INT32, MAX_NAME_CHARS, RFC3339
 from crmflow.workers.inbound_checks import INTERNAL_TYPES
 
 REF = "#/components/schemas/{model}"
@@ -103,19 +104,24 @@ EXTENSION_VALUE = "ExtensionValue"
 JSON_MEDIA_TYPE = r"^application/([\w.+-]+\+)?json(\s*;[^\u0000]*)?$"  # the intake's JSON_CONTENT, anchored
 _ATTRIBUTE = {"type": "string", "maxLength": MAX_STRING_CHARS, "pattern": NO_NUL}
 _NAMING = {**_ATTRIBUTE, "pattern": NOT_BLANK}  # id, source, type: the intake strips them, then needs text
-_OPTIONAL = {"anyOf": [_ATTRIBUTE, {"type": "null"}]}
+_OPTIONAL = {"anyOf": [{**_ATTRIBUTE, "minLength": 1}, {"type": "null"}]}  # null counts as absent, "" is refused
+# As the intake checks them (crmflow.workers.cloudevent_attributes): names, extension values and times.
+_NAME = {"type": "string", "pattern": rf"^(?:[a-z0-9]{{1,{MAX_NAME_CHARS}}}|data_base64)$"}
+_TIME = {"type": "string", "format": "date-time", "pattern": f"^(?:{RFC3339.pattern})$"}
+EXTENSION_VALUE_SCHEMA = {"anyOf": [_ATTRIBUTE, {"type": "boolean"},
+                                    {"type": "integer", "minimum": INT32.start, "maximum": INT32.stop - 1},
+                                    {"type": "null"}]}  # fmt: skip
 
 # CloudEvents 1.0 in structured mode as the intake checks it: the required attributes and tenantid (crmflow's
-# extension), the optional ones, and any other extension. The CloudEvents spec names extensions [a-z0-9]{1,20}
-# with a string, integer or boolean value; the intake takes any name and any JSON value, and the document says
-# what is accepted. data is JSON: data_base64 (binary data) is refused.
+# extension), the optional ones, and any other extension: named [a-z0-9]{1,20}, with a string, boolean or 32-bit
+# integer value, as the CloudEvents spec says and the intake checks. data is JSON: data_base64 (binary data) is refused.
 CLOUD_EVENT_SCHEMA: dict[str, Any] = {
     "title": "CloudEvent",
     "description": "A CloudEvent 1.0 in structured mode, with crmflow's tenantid extension.",
     "type": "object",
     "required": ["specversion", "id", "source", "type", "tenantid"],
     "maxProperties": MAX_OBJECT_KEYS,
-    "propertyNames": _ATTRIBUTE,
+    "propertyNames": _NAME,
     "properties": {
         "specversion": {"type": "string", "enum": ["1.0"]},
         "id": {**_NAMING, "description": "unique per source: the same (tenant, source, id) is stored once"},
@@ -127,7 +133,7 @@ CLOUD_EVENT_SCHEMA: dict[str, Any] = {
         "tenantid": {"type": "string", "pattern": f"^(?:{TENANT_PATTERN.pattern})$",
                      "description": "the token's tenant"},
         "subject": _OPTIONAL,
-        "time": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+        "time": {"anyOf": [_TIME, {"type": "null"}]},
         "datacontenttype": {"anyOf": [{"type": "string", "pattern": JSON_MEDIA_TYPE}, {"type": "null"}]},
         "dataschema": _OPTIONAL,
         "data": {"$ref": REF.format(model=JSON_VALUE)},
@@ -137,5 +143,5 @@ CLOUD_EVENT_SCHEMA: dict[str, Any] = {
 }  # fmt: skip
 VALUE_SCHEMAS = {
     JSON_VALUE: json_value_schema(JSON_VALUE, typed_values_refused=True),
-    EXTENSION_VALUE: json_value_schema(EXTENSION_VALUE, typed_values_refused=False),
+    EXTENSION_VALUE: EXTENSION_VALUE_SCHEMA,
 }
