@@ -20,13 +20,20 @@ def lone_surrogate_at(value: Any, *, where: str = "") -> str | None:
                 return path or "(root)"
         elif isinstance(item, dict):
             for key, child in item.items():
-                child_path = f"{path}.{key}" if path else str(key)
+                shown = _escaped(key) if isinstance(key, str) else str(key)
+                child_path = f"{path}.{shown}" if path else shown
                 if isinstance(key, str) and not _is_text(key):
                     return child_path
                 stack.append((child, child_path))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
     return None
+
+
+def _escaped(key: str) -> str:
+    """A key as a path shows it: a lone surrogate as its escape (\\ud800), so the reason itself is text
+    that can be written out (an error answer holding the raw key could not be encoded as UTF-8)."""
+    return key if _is_text(key) else key.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _is_text(string: str) -> bool:
