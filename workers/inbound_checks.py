@@ -111,13 +111,18 @@ def parse_value(value: Any, policy: InboundPolicy, *, size: int, what: str = "th
             f"the message is {size:,} bytes; the limit is {size_limit.describe()}",
             size_limit,
         )
+    return decode_inbound_json(value, what)
+
+
+def decode_inbound_json(value: bytes, what: str = "the message") -> Any:
+    """UTF-8 JSON bytes (a message, a binary-mode event's data) within the limits, or Rejected naming ``what``."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
         raise Rejected(
             "not_utf8", f"{what} is not UTF-8 text: {error.reason} at byte {error.start}"
         ) from None
-    return parse_inbound_json(text)
+    return parse_inbound_json(text, what)
 
 
 def check_document(document: dict[str, Any], policy: InboundPolicy, *,

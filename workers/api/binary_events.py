@@ -26,7 +26,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from crmflow.workers.inbound_checks import JSON_CONTENT, REQUIRED, Rejected, parse_inbound_json
+from crmflow.workers.inbound_checks import JSON_CONTENT, REQUIRED, Rejected, decode_inbound_json
 
 STRUCTURED_PREFIX = "application/cloudevents"  # the binding's structured media types: the body is the event
 
@@ -75,13 +75,7 @@ class _BoundedJSON(JSONFormat):
             return None
         if datacontenttype is not None and not _is_json(datacontenttype):
             return bytes(body)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise Rejected(
-                "not_utf8", f"the data is not UTF-8 text: {error.reason} at byte {error.start}"
-            ) from None
-        return parse_inbound_json(text, "the data")
+        return decode_inbound_json(bytes(body), "the data")
 
 
 def _is_json(content_type: str) -> bool:

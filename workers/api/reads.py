@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
+from crmflow.aggregates.envelope import jsonable
 from crmflow.aggregates.errors import AggregateNotFoundError, InvalidValueError
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.api.auth import Caller
@@ -62,12 +62,8 @@ def get_report(
     _check_moment("since", since)
     _check_moment("until", until)
     rows = services.read_models(report.run, tenant, since=since, until=until)
-    return {"report": name, "tenant": tenant, "columns": list(report.columns), "rows": [_exact(r) for r in rows]}
-
-
-def _exact(row: dict[str, Any]) -> dict[str, Any]:
-    """Figures as decimal strings ("1500.10"), as amounts are in events: JSON numbers become floats in most clients."""
-    return {column: str(value) if isinstance(value, Decimal) else value for column, value in row.items()}
+    # Figures as decimal strings ("1500.10"), as amounts are in events: JSON numbers become floats in most clients.
+    return {"report": name, "tenant": tenant, "columns": list(report.columns), "rows": jsonable(rows)}
 
 
 def _check_moment(field: str, value: str | None) -> None:
