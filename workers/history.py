@@ -1,11 +1,11 @@
-"""The stored history: every published event in store order as the wire sees it, and why each happened."""
+"""The stored history: every published event in store order as the wire sees it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from crmflow.aggregates.application import CrmApplication, HistoryEntry
+from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.publication import published_documents
 
 
@@ -30,19 +30,3 @@ def history_source(app: CrmApplication) -> Callable[[int], Iterator[tuple[int, d
     """What a rebuild reads: the history after a position, asked for as often as it needs."""
     return lambda after: numbered_history(app, after)
 
-
-def describe_cause(entry: HistoryEntry) -> str:
-    """One line that answers "why did this happen?"."""
-    meta = entry.meta
-    cause = meta.get("cause") or {}
-    if "process" in cause:
-        text = f"process {cause['process']} v{cause.get('version', '?')} step {cause.get('step', '?')}"
-        if meta.get("causation_id"):
-            text += f" on event {meta['causation_id']}"
-    elif not meta:
-        text = "(no metadata recorded)"
-    else:
-        text = f"command {meta.get('command', '?')} by {meta.get('caller', '?')}"
-    if meta.get("correlation_id"):
-        text += f" (correlation {meta['correlation_id']})"
-    return text

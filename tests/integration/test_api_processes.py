@@ -147,7 +147,11 @@ def test_instances_of_a_deployed_process_are_reported_to_the_tenant_that_runs_th
     assert globex["rows"] == []
     # The lead's history names the process step that assigned it.
     history = api.user("acme", "admin").get(f"/v1/aggregates/{lead}").json()["history"]
-    assert history[-1]["caused_by"].startswith("process web-lead-follow-up v3 step assign")
+    assert history[-1]["why"].startswith(f"process web-lead-follow-up v3 step assign ran lead.assign, on LeadCreated of {lead}")
+    cause = history[-1]["caused_by"]
+    assert (cause["kind"], cause["process"], cause["step"], cause["trigger"]["type"]) == (
+        "process", "web-lead-follow-up", "assign", "LeadCreated")  # fmt: skip
+    assert cause["chosen"]["owner"].startswith("round_robin in step pick-owner")
 
 
 def test_the_definition_shown_in_the_openapi_document_is_valid(api: Api, acme_admin: User) -> None:

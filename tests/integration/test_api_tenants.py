@@ -207,7 +207,10 @@ def test_a_sales_story_over_http_is_told_by_the_records_history(
         ]
         assert {h["meta"]["caller"] for h in history} == {"sales:ada"}
         assert history[-1]["meta"]["correlation_id"] == "deal-7"
-        assert history[-1]["caused_by"] == "command lead.convert by sales:ada (correlation deal-7)"
+        assert history[-1]["why"] == "command lead.convert by sales:ada (correlation deal-7)"
+        assert history[-1]["caused_by"] == {"kind": "command", "command": "lead.convert", "caller": "sales:ada",
+                                            "command_id": history[-1]["meta"]["command_id"],
+                                            "correlation_id": "deal-7"}  # fmt: skip
         assert history[1]["time"] > history[0]["time"]
 
         # The deal it opened is in the pipeline once projected.

@@ -13,7 +13,7 @@ from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.processes.loader import load_files, parse_documents
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.runtime import ProcessRuntime, ServiceCommands
-from crmflow.workers.history import describe_cause
+from crmflow.workers.explanation import explain
 from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.kafka.relay import Relay
 from crmflow.workers.run.process_worker import ProcessWorker, TimerWorker
@@ -61,7 +61,8 @@ def test_a_web_lead_is_routed_by_the_deployed_process_and_explain_says_why(
     assigned = app.history(lead, "acme")[-1]
     assert assigned.type == "LeadAssigned"
     assert assigned.meta["caller"] == "process:web-lead-follow-up@3"
-    assert describe_cause(assigned).startswith("process web-lead-follow-up v3 step assign on event ")
+    assert explain(app, lead, "acme")[-1]["why"].startswith(
+        f"process web-lead-follow-up v3 step assign ran lead.assign, on LeadCreated of {lead}")
     (instance,) = worker.runtime.instances.instances.values()
     assert (instance.status, instance.step) == ("waiting", "wait-contact")
 
@@ -139,8 +140,8 @@ def test_an_instances_own_history_says_which_process_and_step_did_what(app: CrmA
     assert [h.type for h in history] == [
         "ProcessInstanceStarted", "ProcessStepEntered", "ProcessStepEntered", "ProcessCommandIssued",
         "ProcessStepEntered", "ProcessInstanceWaiting", "ProcessStateSaved"]  # fmt: skip
-    assert [describe_cause(h).split(" on ")[0].split(" (")[0] for h in history[3:4]] == [
-        "process web-lead-follow-up v3 step assign"]  # fmt: skip
+    cause = history[3].meta["cause"]
+    assert (cause["process"], cause["version"], cause["step"]) == ("web-lead-follow-up", 3, "assign")
     assert history[5].data["detail"]["on"] == ["LeadStatusChanged"]
     assert app.history(instance.id, "globex") == []
 

@@ -35,6 +35,9 @@ SEPARATE_KINDS = [kind for kind in WORKER_KINDS if kind != "all"]
 CONSUMER_GROUP_KINDS = ("intake", "process", "projection")
 SINGLE_KINDS = ("relay", "timer")
 SECRET_NAME = re.compile(r"SECRET|PASSWORD", re.IGNORECASE)
+# Kubernetes starts pods in any order: a pod whose Kafka or PostgreSQL is not up yet waits for it
+# instead of exiting into a crash loop.
+WAIT_FLAG = "--wait-for-dependencies"
 DEFAULT_OF = re.compile(r"^\$\{\w+:-(?P<default>[^}]*)\}$")
 
 
@@ -274,7 +277,8 @@ def of_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, A
 
 
 def deployment_running(manifests: list[dict[str, Any]], argv: list[str]) -> dict[str, Any]:
-    matches = [d for d in of_kind(manifests, "Deployment").values() if container_args(d) == argv]
+    matches = [d for d in of_kind(manifests, "Deployment").values()
+               if [arg for arg in container_args(d) if arg != WAIT_FLAG] == argv]  # fmt: skip
     assert len(matches) == 1, f"expected one Deployment running {argv}, found {len(matches)}"
     return matches[0]
 
@@ -325,6 +329,15 @@ def test_kubernetes_runs_each_worker_kind_with_probes_metrics_and_time_to_stop(
     assert deployment["spec"]["replicas"] >= 1
     assert pod["spec"]["terminationGracePeriodSeconds"] >= 30
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_every_long_running_pod_waits_for_its_dependencies_instead_of_crash_looping(
+    manifests: list[dict[str, Any]],
+) -> None:
+    deployments = of_kind(manifests, "Deployment")
+    assert len(deployments) == len(SEPARATE_KINDS) + 1, "one Deployment per worker kind and the API"
+    impatient = [name for name, d in deployments.items() if WAIT_FLAG not in container_args(d)]
+    assert not impatient, f"{', '.join(impatient)} would exit when started before Kafka or PostgreSQL"
 
 
 def test_exactly_one_relay_runs_even_during_an_update(manifests: list[dict[str, Any]]) -> None:

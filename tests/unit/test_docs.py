@@ -10,6 +10,7 @@ import pytest
 
 from crmflow.aggregates.catalog import catalogue
 from crmflow.workers.cli.domain import CATALOGUE_PAGE, CATALOGUE_PAGE_COMMAND, catalogue_markdown
+from tests.named_files import missing_files
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -116,3 +117,11 @@ def test_the_readme_links_to_every_docs_page() -> None:
     }
     missing = [str(page.relative_to(ROOT)) for page in DOCS if page.resolve() not in linked]
     assert not missing, f"README.md does not link to {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "deploy" / "README.md", ROOT / "benchmarks" / "README.md"],
+                         ids=lambda p: str(p.relative_to(ROOT)))  # fmt: skip
+def test_every_file_a_code_block_names_is_in_the_repository(page: Path) -> None:
+    blocks = "\n".join(fence.group(0) for fence in FENCE.finditer(page.read_text(encoding="utf-8")))
+    absent = missing_files(blocks)
+    assert not absent, f"{page.relative_to(ROOT)}'s examples name files the repository does not hold: {absent}"

@@ -89,8 +89,11 @@ AGGREGATE_EXAMPLE = {
             "type": "LeadCreated",
             "time": "2026-03-02T09:00:00+00:00",
             "data": {"name": "Ada Lovelace"},
+            "id": "0d6f7e38-2b4c-5f6a-9c1d-3e5f7a9b1c2d",
             "meta": {"command": "lead.create", "caller": "sales:ada", "correlation_id": "web-form-4711"},
-            "caused_by": "command lead.create by sales:ada (correlation web-form-4711)",
+            "why": "command lead.create by sales:ada (correlation web-form-4711)",
+            "caused_by": {"kind": "command", "command": "lead.create", "caller": "sales:ada",
+                          "command_id": "6c1e2f70-8a1b-4c3d-9e5f-0a1b2c3d4e5f", "correlation_id": "web-form-4711"},
         },
         {
             "version": 2,
@@ -102,7 +105,15 @@ AGGREGATE_EXAMPLE = {
                 "caller": "process:web-lead-follow-up@3",
                 "cause": {"process": "web-lead-follow-up", "version": 3, "step": "assign"},
             },
-            "caused_by": "process web-lead-follow-up v3 step assign",
+            "id": "5b2a9c41-7d3e-5f10-8a2b-4c6d8e0f1a3b",
+            "why": "process web-lead-follow-up v3 step assign ran lead.assign, on LeadCreated of "
+                   "3f2a9c1e-0b7d-4c55-9a4e-2f1d7c0b9e11; owner chosen by round_robin in step pick-owner: "
+                   'round_robin(["ana", "ben", "chen"])',
+            "caused_by": {"kind": "process", "process": "web-lead-follow-up", "version": 3, "step": "assign",
+                          "command": "lead.assign", "caller": "process:web-lead-follow-up@3",
+                          "trigger": {"id": "0d6f7e38-2b4c-5f6a-9c1d-3e5f7a9b1c2d", "type": "LeadCreated",
+                                      "subject": "3f2a9c1e-0b7d-4c55-9a4e-2f1d7c0b9e11"},
+                          "chosen": {"owner": 'round_robin in step pick-owner: round_robin(["ana", "ben", "chen"])'}},
         },
     ],
 }

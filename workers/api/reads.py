@@ -16,7 +16,7 @@ from crmflow.workers.api.auth import Caller
 from crmflow.workers.api.errors import ApiError, error_responses
 from crmflow.workers.api.examples import AGGREGATE_EXAMPLE, REPORT_EXAMPLE
 from crmflow.workers.api.services import Service
-from crmflow.workers.history import describe_cause
+from crmflow.workers.explanation import explain
 
 router = APIRouter(tags=["reads"])
 MOMENT = "ISO 8601 date or time, compared with the report's own date column"
@@ -101,15 +101,10 @@ def get_aggregate(aggregate_id: str, caller: Caller, services: Service) -> dict[
         ) from None
     state = services.app.state(uuid, tenant)  # unknown or another tenant's: the same 404
     caller.require_record(state["kind"])
+    # The same story as `crmflow explain`: why each event happened in words, and its cause as data.
     history = [
-        {
-            "version": h.version,
-            "type": h.type,
-            "time": h.time.isoformat(),
-            "data": h.data,
-            "meta": h.meta,
-            "caused_by": describe_cause(h),
-        }
-        for h in services.app.history(state["id"], tenant)  # the stored id, whichever id was asked for
+        {"version": e["version"], "type": e["event"], "time": e["time"], "id": e["id"], "data": e["data"],
+         "meta": e["meta"], "why": e["why"], "caused_by": e["caused_by"]}
+        for e in explain(services.app, UUID(state["id"]), tenant)  # the stored id, whichever id was asked for
     ]
     return {"id": state["id"], "kind": state["kind"], "state": state, "history": history}

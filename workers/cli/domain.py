@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog=(
             "examples:\n"
             "  crmflow command lead.create --tenant acme --data '{\"name\": \"Ada\", \"source\": \"web\"}'\n"
-            "  crmflow command lead.assign --tenant acme --data @assign.json --idempotency-key a-17"
+            "  crmflow command lead.create --tenant acme --data @examples/lead.json --idempotency-key web-form-17"
         ),
     )
     command.add_argument("name", help="command name, e.g. lead.create (see `crmflow catalog`)")

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     publish = sub.add_parser(
         "publish", help="publish CloudEvents (JSON lines) to the inbound topic, as another service would",
         formatter_class=RAW,
-        epilog="examples:\n  crmflow publish form-submissions.jsonl\n  cat events.jsonl | crmflow publish -",
+        epilog="examples:\n  crmflow publish examples/form-submissions.jsonl\n  cat examples/form-submissions.jsonl | crmflow publish -",
     )  # fmt: skip
     publish.add_argument("file", help="a .jsonl file, or - for standard input")
     publish.add_argument("--strict", action="store_true", help="refuse the file if a line is not a JSON object")
@@ -60,13 +60,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                "  crmflow deadletter redrive --error unknown_tenant",
     )  # fmt: skip
     dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
-    dead_list = dead_sub.add_parser("list", help="every dead letter: position, error, reason, origin")
+    dead_list = dead_sub.add_parser("list", help="every dead letter: position, error, reason, origin",
+                                    formatter_class=RAW, epilog="examples:\n  crmflow deadletter list\n"
+                                    "  crmflow deadletter list --format json | jq '.[] | .reason'")  # fmt: skip
     dead_list.add_argument("--format", choices=("table", "json", "csv"), default="table")
     dead_list.set_defaults(run=run_deadletter_list)
-    dead_show = dead_sub.add_parser("show", help="one dead letter in full: headers and original message")
+    dead_show = dead_sub.add_parser("show", help="one dead letter in full: headers and original message",
+                                    formatter_class=RAW, epilog="example:\n  crmflow deadletter show 2:17   "
+                                    "# partition 2, offset 17, as printed by `crmflow deadletter list`")  # fmt: skip
     dead_show.add_argument("position", help="PARTITION:OFFSET as printed by list")
     dead_show.set_defaults(run=run_deadletter_show)
-    dead_redrive = dead_sub.add_parser("redrive", help="send dead letters not yet redriven back to their topic")
+    dead_redrive = dead_sub.add_parser(
+        "redrive", help="send dead letters not yet redriven back to their topic", formatter_class=RAW,
+        epilog="examples:\n  crmflow deadletter redrive --error unknown_tenant --dry-run   # what would be sent\n"
+               "  crmflow deadletter redrive --error unknown_tenant",
+    )  # fmt: skip
     dead_redrive.add_argument("--error", help="only this error code (e.g. unknown_tenant)")
     dead_redrive.add_argument("--dry-run", action="store_true", help="show what would be sent, send nothing")
     dead_redrive.set_defaults(run=run_deadletter_redrive)

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check = actions.add_parser(
         "validate", help="check process, calendar and test documents; every error with file, line and field",
         formatter_class=RAW,
-        epilog="examples:\n  crmflow process validate web-lead.yaml calendars.yaml\n"
+        epilog="examples:\n  crmflow process validate examples/hot-lead-alert.yaml processes/definitions/calendars.yaml\n"
                "  crmflow process validate processes/definitions   # every *.yaml and *.yml in the folder",
     )  # fmt: skip
     check.add_argument("files", nargs="+", type=Path, metavar="FILE_OR_FOLDER",
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     whatif = actions.add_parser(
         "whatif", help="replay stored history through a proposed definition and the deployed one; compare; write nothing",
-        formatter_class=RAW, epilog="example:\n  crmflow process whatif web-lead-v4.yaml --since 2026-01-01",
+        formatter_class=RAW, epilog="example:\n  crmflow process whatif examples/web-lead-follow-up-v4.yaml --since 2026-01-01",
     )  # fmt: skip
     whatif.add_argument("files", nargs="+", type=Path, help="the proposed definitions (and calendars)")
     whatif.add_argument("--since", type=datetime.fromisoformat, help="only history from this date (default: all)")
@@ -96,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     simulate = actions.add_parser(
         "simulate", help="replay events through definitions offline, timers included; print each step, write nothing",
         formatter_class=RAW,
-        epilog="example:\n  crmflow process simulate web-lead.yaml calendars.yaml --events leads.jsonl --horizon P7D",
+        epilog="example:\n  crmflow process simulate processes/definitions/web-lead-follow-up.yaml --events examples/leads.jsonl --horizon P7D",
     )  # fmt: skip
     simulate.add_argument("files", nargs="+", type=Path, help="YAML files with the processes (and calendars)")
     simulate.add_argument("--events", type=Path, required=True, help="CloudEvents, one JSON object per line")

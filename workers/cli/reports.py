@@ -36,11 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         formatter_class=RAW, epilog="examples:\n  crmflow projections rebuild\n  crmflow projections status",
     )  # fmt: skip
     actions = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
-    rebuild_parser = actions.add_parser("rebuild", help="rebuild read models from the store, then swap them in at once")
+    rebuild_parser = actions.add_parser(
+        "rebuild", help="rebuild read models from the store, then swap them in at once", formatter_class=RAW,
+        epilog="examples:\n  crmflow projections rebuild            # every read model\n"
+               "  crmflow projections rebuild pipeline   # only the tables the pipeline report reads",
+    )  # fmt: skip
     rebuild_parser.add_argument("name", nargs="?", choices=sorted(REPORTS), metavar="NAME",
                                 help="only the tables this report reads (default: every read model)")  # fmt: skip
     rebuild_parser.set_defaults(run=run_rebuild)
-    actions.add_parser("status", help="each partition's stored position and lag").set_defaults(run=run_status)
+    actions.add_parser(
+        "status", help="each partition's stored position and lag", formatter_class=RAW,
+        epilog="example:\n  KAFKA_BOOTSTRAP_SERVERS=kafka:9092 crmflow projections status",
+    ).set_defaults(run=run_status)
 
 
 def run_query(args: argparse.Namespace, settings: Settings) -> int:
