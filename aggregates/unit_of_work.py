@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -114,6 +114,10 @@ class UnitOfWork:
         self.loaded: dict[str, dict[UUID, TenantAggregate]] = {}  # per tenant
         self.records: list[Any] = []  # idempotency records, rotation slots: stored with the commands
         self.replays: dict[tuple[str, str], CommandResult] = {}  # by (tenant, idempotency key)
+        # Whether a request's idempotency key is new by construction (the process runtime knows: a
+        # new instance's commands). Its record is then stored without being looked up first; were one
+        # there after all, the commit collides with it and nothing of the unit is stored.
+        self.fresh: Callable[[CommandRequest], bool] = lambda _request: False
         self.contexts: list[CommandContext] = []
         # Pending events each held aggregate had after the last accepted command that touched it.
         self.accepted_pending: dict[UUID, int] = {}
@@ -130,7 +134,7 @@ class UnitOfWork:
         request = command.request
         key = (request.tenant, request.idempotency_key) if request.idempotency_key else None
         if key is not None:
-            earlier = self.replays.get(key) or recorded_result(self.app, command)
+            earlier = self.replays.get(key) or (None if self.fresh(request) else recorded_result(self.app, command))
             if earlier is not None:
                 return earlier
         held = self.loaded.setdefault(request.tenant, {})

@@ -46,7 +46,13 @@ from crmflow.processes.expressions import ExpressionError
 from crmflow.processes.instance import Instance
 from crmflow.processes.instance_record import STATE_TOPICS, ProcessInstanceRecord
 from crmflow.processes.registry import DefinitionRegistry
-from crmflow.processes.rotation_record import RotationSlot, rotation_slot_id
+from crmflow.processes.rotation_record import (
+    RotationSlot,
+    RotationTurn,
+    first_free_turn,
+    rotation_slot_id,
+    rotation_turn_id,
+)
 
 log = structlog.get_logger("crmflow.processes")
 
@@ -103,6 +109,9 @@ class StoredInstances(MemoryInstances):
         self.dirty: dict[str, Instance] = {}
         # The record version each known state was read at: a save must build on it.
         self.versions: dict[str, int] = {}
+        # Each running instance's record as this worker last saved it: the next run appends to it
+        # without reading it back, as long as nobody else saved the instance since (its version says).
+        self.records: dict[str, ProcessInstanceRecord] = {}
 
     def refresh(self) -> int:
         """Read instance states saved since the last refresh (by this worker or any other)."""
@@ -137,64 +146,115 @@ class StoredInstances(MemoryInstances):
         self.clear()
         self.dirty.clear()
         self.versions.clear()
+        self.records.clear()
         self.position = 0
+
+    def is_new(self, instance_id: str) -> bool:
+        """Started in the batch in hand: no state of it was read from the store or saved."""
+        return instance_id not in self.versions
+
+    def keep(self, record: ProcessInstanceRecord) -> None:
+        """Remember a record just saved; a finished instance runs no more, so its record is let go."""
+        self.versions[str(record.id)] = record.version
+        if record.status in ("completed", "failed"):
+            self.records.pop(str(record.id), None)
+        else:
+            self.records[str(record.id)] = record
 
 
 class StoredRotations(Rotations):
-    """Round-robin slots stored as they are handed out: a step replayed by any worker picks the same item."""
+    """Round-robin turns stored as they are taken: one order across worker copies (processes/rotation_record.py).
+
+    ``positions`` holds, per rotation, the next turn this worker believes free;
+    it is found in the store once (and again after a collision) and then moved
+    on by the worker's own turns, so taking a turn reads nothing.
+    """
 
     def __init__(self, app: CrmApplication) -> None:
         super().__init__()
         self.app = app
+        self.found: set[tuple[str, str, str]] = set()  # rotations whose free turn was read from the store
 
     def forget(self) -> None:
-        """Drop the choices remembered in memory (some may not have been stored)."""
+        """Drop the choices and positions believed in memory (some may not have been stored)."""
         self.given.clear()
+        self.positions.clear()
+        self.found.clear()
 
-    def in_unit(self, unit: UnitOfWork | None) -> RotationsInUnit:
-        """The port one batch's engine uses: choices stored with that unit's commands."""
-        return RotationsInUnit(self, unit)
+    def in_unit(self, unit: UnitOfWork | None, fresh: Callable[[str], bool]) -> RotationsInUnit:
+        """The port one batch's engine uses: turns stored with that unit's commands.
+
+        ``fresh(instance)``: the instance is new in this batch, so it cannot have a stored slot yet.
+        """
+        return RotationsInUnit(self, unit, fresh)
 
     def slot(self, tenant: str, process: str, step: str, instance: str, size: int,
-             unit: UnitOfWork | None = None) -> int:  # fmt: skip
+             unit: UnitOfWork | None = None, fresh: bool = False) -> int:  # fmt: skip
         key = (tenant, process, step, instance)
         if key not in self.given:
-            self.given[key] = self._stored(tenant, process, step, instance, unit)
+            if unit is None:
+                self.given[key] = self._take_alone(tenant, process, step, instance)
+            else:
+                self.given[key] = self._take_in(unit, tenant, process, step, instance, fresh)
         return self.given[key] % size
 
-    def _stored(self, tenant: str, process: str, step: str, instance: str, unit: UnitOfWork | None) -> int:
-        # Save first: nearly every choice is new, so the read is needed only when the save collides.
-        record_id = rotation_slot_id(tenant, process, step, instance)
-        rotation = (tenant, process, step)
-        slot = self.positions[rotation]
-        if unit is not None:
-            # Stored with the batch's commands, so a choice is stored if and only if what it chose is.
+    def _take_in(self, unit: UnitOfWork, tenant: str, process: str, step: str, instance: str, fresh: bool) -> int:
+        # Stored with the batch's commands and instance states: a choice is stored if and only if what
+        # it chose is. A turn another copy took meanwhile makes the commit collide; the batch is then
+        # handled again on a fresh look at the rotation.
+        if not fresh and (earlier := self._stored_slot(tenant, process, step, instance)) is not None:
+            return earlier  # given on the one-by-one path before a crash
+        turn = self._free_turn(tenant, process, step)
+        unit.add(RotationTurn(tenant_id=tenant, process=process, step=step, turn=turn, instance=instance))
+        self.positions[(tenant, process, step)] = turn + 1
+        return turn
+
+    def _take_alone(self, tenant: str, process: str, step: str, instance: str) -> int:
+        # The one-by-one path stores each command on its own: the instance's slot is stored first,
+        # with the turn, so a worker replaying the step after a crash chooses the same item.
+        while True:
+            turn = self._free_turn(tenant, process, step)
             try:
-                return int(self.app.repository.get(record_id).slot)
-            except StoreNotFound:
-                unit.add(RotationSlot.construct(record_id, tenant_id=tenant, process=process, step=step,
-                                                        instance=instance, slot=slot))  # fmt: skip
-                self.positions[rotation] += 1
-                return slot
+                self.app.save(RotationSlot(tenant_id=tenant, process=process, step=step, instance=instance, slot=turn),
+                              RotationTurn(tenant_id=tenant, process=process, step=step, turn=turn,
+                                           instance=instance))  # fmt: skip
+            except IntegrityError:
+                earlier = self._stored_slot(tenant, process, step, instance)
+                if earlier is not None:
+                    return earlier  # handed out before, by a worker that died before saving the instance
+                self.found.discard((tenant, process, step))  # another copy took the turn: look again
+                continue
+            self.positions[(tenant, process, step)] = turn + 1
+            return turn
+
+    def _free_turn(self, tenant: str, process: str, step: str) -> int:
+        rotation = (tenant, process, step)
+        if rotation not in self.found:
+            recorder = self.app.recorder
+            self.positions[rotation] = first_free_turn(
+                lambda turn: bool(recorder.select_events(rotation_turn_id(tenant, process, step, turn), limit=1)),
+                self.positions[rotation],
+            )
+            self.found.add(rotation)
+        return self.positions[rotation]
+
+    def _stored_slot(self, tenant: str, process: str, step: str, instance: str) -> int | None:
         try:
-            self.app.save(RotationSlot.construct(record_id, tenant_id=tenant, process=process, step=step,
-                                                 instance=instance, slot=slot))  # fmt: skip
-        except IntegrityError:
-            # Handed out before: by a worker that died before saving the instance, or by another just now.
-            return int(self.app.repository.get(record_id).slot)
-        self.positions[rotation] += 1
-        return slot
+            return int(self.app.repository.get(rotation_slot_id(tenant, process, step, instance)).slot)
+        except StoreNotFound:
+            return None
 
 
 class RotationsInUnit(Rotations):
     """StoredRotations seen from one batch: what it hands out is stored with that batch's unit of work."""
 
-    def __init__(self, rotations: StoredRotations, unit: UnitOfWork | None) -> None:
+    def __init__(self, rotations: StoredRotations, unit: UnitOfWork | None, fresh: Callable[[str], bool]) -> None:
         self.rotations = rotations
         self.unit = unit
+        self.fresh = fresh
 
     def slot(self, tenant: str, process: str, step: str, instance: str, size: int) -> int:
-        return self.rotations.slot(tenant, process, step, instance, size, self.unit)
+        return self.rotations.slot(tenant, process, step, instance, size, self.unit, self.fresh(instance))
 
 
 @dataclass(frozen=True)
@@ -252,6 +312,11 @@ class ProcessRuntime:
         self.timed = timed
         self.command_port = command_port
         self.rotations = StoredRotations(app)
+        # Ids that are new by construction (a new instance, its commands' idempotency records, the
+        # turns it takes) are not looked up: they are simply stored, and a collision on commit means
+        # something was there after all (another copy, or a crash of the one-by-one path). The batch is
+        # then handled again, carefully, looking everything up, until one saves.
+        self.careful = False
         # Holds the deployed processes; each batch works on a copy bound to its own ports (``_batch``).
         self.engine = Engine([], self.instances, command_port(app, timed), self.emits, self.rotations)
         self.revision = -1
@@ -296,8 +361,23 @@ class ProcessRuntime:
         return self._in_batch(self._fire_due)
 
     def _in_batch(self, work: Callable[[Batch], Any]) -> Any:
-        """``work`` with its commands in one unit of work, saved in one transaction; one by one if spoiled."""
+        """``work`` with its commands in one unit of work, saved in one transaction; one by one if spoiled.
+
+        A collision with something taken for new (``careful``) is handled again at once, looking
+        everything up; a conflict of a careful batch is the caller's to handle.
+        """
         now = self.clock()
+        took_for_new = not self.careful
+        try:
+            return self._in_unit(work, now)
+        except InstanceConflictError:
+            if not took_for_new:
+                raise
+            log.info("process_batch_careful")
+            self.refresh()
+            return self._in_unit(work, now)
+
+    def _in_unit(self, work: Callable[[Batch], Any], now: datetime) -> Any:
         try:
             return work(self._batch(UnitOfWork(self.app, now, rollback_refused=True), now))
         except UnitSpoiledError as error:
@@ -307,11 +387,18 @@ class ProcessRuntime:
             return work(self._batch(None, now))
 
     def _batch(self, unit: UnitOfWork | None, now: datetime) -> Batch:
+        fresh = self._fresh
+        if unit is not None:
+            unit.fresh = lambda request: fresh(str((request.cause or {}).get("instance", "")))
         ports = {
             "commands": self.command_port(self.app, self.timed, unit),
-            "rotations": self.rotations.in_unit(unit),
+            "rotations": self.rotations.in_unit(unit, fresh),
         }
         return Batch(self.engine.with_ports(**ports), unit, now)
+
+    def _fresh(self, instance_id: str) -> bool:
+        """Nothing of this instance can be in the store yet (unless a collision made us careful)."""
+        return not self.careful and bool(instance_id) and self.instances.is_new(instance_id)
 
     def forget(self) -> None:
         """After a batch failed for an outage: drop what it may not have stored (for the worker's retry)."""
@@ -367,15 +454,18 @@ class ProcessRuntime:
                 self.app.save(*records)
         except (IntegrityError, InstanceConflictError):
             # Another worker saved one of these instances (or another writer one of
-            # the commands' aggregates) first. Forget what we believed and read the
-            # store again; the caller handles the batch anew.
+            # the commands' aggregates, or a turn of a rotation) first. Forget what we
+            # believed and read the store again; the caller handles the batch anew,
+            # looking up what it took for new.
             self._forget()
+            self.careful = True
             raise InstanceConflictError("an instance changed under this batch") from None
         finally:
             self.emits.documents.clear()
         for record in records:
-            self.instances.versions[str(record.id)] = record.version
+            self.instances.keep(record)
         self.instances.dirty.clear()
+        self.careful = False
 
     def _records(self, effects: list[Effect]) -> list[ProcessInstanceRecord]:
         by_instance: dict[str, list[Effect]] = defaultdict(list)
@@ -404,10 +494,16 @@ class ProcessRuntime:
     def _record(self, instance: Instance, effects: list[Effect]) -> ProcessInstanceRecord:
         """The instance's record, at the version its state was read at (else a conflict)."""
         expected = self.instances.versions.get(instance.id)
-        try:
-            record = self.app.repository.get(UUID(instance.id))
-        except StoreNotFound:
-            record = None
+        kept = self.instances.records.get(instance.id)
+        if kept is not None and kept.version == expected:
+            record: ProcessInstanceRecord | None = kept
+        elif self._fresh(instance.id):
+            record = None  # new by construction: stored as new, and a collision says otherwise
+        else:
+            try:
+                record = self.app.repository.get(UUID(instance.id))
+            except StoreNotFound:
+                record = None
         if (record.version if record is not None else None) != expected:
             raise InstanceConflictError(f"instance {instance.id} moved on since it was read")
         if record is None:
