@@ -19,7 +19,8 @@ PRIORITIES = ("low", "medium", "high", "urgent")
 CHANNELS = ("email", "phone", "web", "chat", "social", "other")
 
 # Default SLA in calendar hours: (first response, resolution). A process
-# definition can replace these with business-time due dates (case.set_sla).
+# definition can replace these with business-time due dates (case.set_sla);
+# the shipped case-sla instead announces verdicts, which the sla report prefers (projections.sla).
 DEFAULT_SLA_HOURS = {
     "urgent": (1, 8),
     "high": (4, 24),

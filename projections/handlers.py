@@ -15,18 +15,24 @@ from typing import Any
 
 from crmflow.projections.db import Cursor
 
-Handler = Callable[[Cursor, str, dict[str, Any]], None]
+# A handler returns None, or (an idempotent one, see IDEMPOTENT) whether it changed a row.
+Handler = Callable[[Cursor, str, dict[str, Any]], "bool | None"]
 HANDLERS: dict[str, Handler] = {}
+# Types whose handler gives the same rows however often and in whatever order it runs: the projector
+# does not record them in ``seen`` (projections.projector), so that ``seen`` keeps counting only the
+# stored domain events the read-model lag compares it with (workers.read_model_lag).
+IDEMPOTENT: set[str] = set()
 
 
 # Events of these records count as activity on the record's account (accounts.last_activity_at).
 ACTIVITY_OF = {"Opportunity": ("opportunities", "opportunity_id"), "Case": ("cases", "case_id")}
 
 
-def on(*types: str) -> Callable[[Handler], Handler]:
+def on(*types: str, activity: bool = True) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         for event_type in types:
             kind = next((prefix for prefix in ACTIVITY_OF if event_type.startswith(prefix)), None)
+            kind = kind if activity else None
             HANDLERS[event_type] = _with_activity(handler, *ACTIVITY_OF[kind]) if kind else handler
         return handler
 
@@ -268,6 +274,35 @@ def case_resolved(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     d = e["data"]
     _set(cur, p, "cases", "case_id", e, status="resolved", resolved_at=d["resolved_at"],
          resolution_within_sla=int(bool(d["within_sla"])), article_id=d.get("article_id"))  # fmt: skip
+
+
+# SLA verdicts: events a process emits (the shipped case-sla), not the Case aggregate's. Their subject is
+# the instance's key; the case is the one named in data.case_id. The verdict columns are the verdicts'
+# alone: no handler of a case's own events writes them, so a CaseResponded, CaseResolved or CaseReopened
+# stored after the verdict (the process acts after the event it waited for) leaves it as it is. A reopen
+# keeps the resolution verdict too: the definition judges a case's first resolution only and escalates
+# only then, and keeping its verdict keeps the report in step with the escalations. Once breached, always
+# breached: a met verdict never overwrites a breach, so the outcome is the same in any order, and applying
+# one again changes nothing (IDEMPOTENT). Verdicts are not activity on the account: a breach is the timer's.
+VERDICT_COLUMNS = {"first_response": "first_response_verdict", "resolution": "resolution_verdict"}
+VERDICTS = {"CaseSlaMet": "met", "CaseSlaBreached": "breached"}
+
+
+@on(*VERDICTS, activity=False)
+def case_sla_verdict(cur: Cursor, p: str, e: dict[str, Any]) -> bool:
+    d = e.get("data") or {}
+    column = VERDICT_COLUMNS.get(str(d.get("sla")))
+    if column is None or not d.get("case_id"):
+        return False  # an SLA the report does not know, or no case named
+    verdict = VERDICTS[e["type"]]
+    replaces = f"{column} IS NULL OR {column} = 'met'" if verdict == "breached" else f"{column} IS NULL"
+    changed = cur.execute(f"UPDATE {p}cases SET {column} = %(verdict)s "
+                          f"WHERE case_id = %(id)s AND tenant = %(tenant)s AND ({replaces})",
+                          {"verdict": verdict, "id": str(d["case_id"]), "tenant": e["tenantid"]})  # fmt: skip
+    return changed > 0
+
+
+IDEMPOTENT.update(VERDICTS)
 
 
 # Knowledge articles.

@@ -3,7 +3,9 @@
 ``apply`` runs inside a transaction: an event whose CloudEvent ``id`` is in
 the ``seen`` table changes nothing (duplicates, re-deliveries, a rebuild
 overlapping the live stream), otherwise its handler runs and its id is
-recorded, in the same transaction as the rows it changed.
+recorded, in the same transaction as the rows it changed. Events of an
+idempotent handler (projections.handlers.IDEMPOTENT: the SLA verdicts a
+process emits) need no such record: applying one twice changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from crmflow.projections.db import Cursor, Database
-from crmflow.projections.handlers import HANDLERS
+from crmflow.projections.handlers import HANDLERS, IDEMPOTENT
 from crmflow.projections.tables import MODEL_TABLES, SCHEMA_VERSION, create_statements
 
 # One row: the schema version the rm_ tables were built with (projections.tables.SCHEMA_VERSION).
@@ -66,6 +68,9 @@ def apply(cur: Cursor, event: dict[str, Any], prefix: str = "rm_", *, check_seen
     handler = HANDLERS.get(event.get("type", ""))
     if handler is None or not event.get("tenantid"):
         return False
+    if event["type"] in IDEMPOTENT:
+        # Same rows however often it runs (projections.handlers): nothing to dedupe, nothing to record.
+        return bool(handler(cur, prefix, event))
     if check_seen and cur.execute(
         f"INSERT INTO {prefix}seen (event_id) VALUES (%(id)s) ON CONFLICT DO NOTHING", {"id": str(event["id"])}
     ) == 0:
@@ -97,7 +102,7 @@ def _apply_fresh(db: Database, events: list[dict[str, Any]]) -> int:
     with db.transaction() as cur:
         applied = [e for e in events if apply(cur, e, "rmb_", check_seen=False)]
         cur.executemany("INSERT INTO rmb_seen (event_id) VALUES (%(id)s) ON CONFLICT DO NOTHING",
-                        [{"id": str(e["id"])} for e in applied])  # fmt: skip
+                        [{"id": str(e["id"])} for e in applied if e["type"] not in IDEMPOTENT])  # fmt: skip
     return len(applied)
 
 

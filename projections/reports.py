@@ -20,14 +20,14 @@ from decimal import Decimal
 from typing import Any
 
 from crmflow.projections.db import Database
-from crmflow.projections.figures import CENT, TENTH, hours, iso, mean, money, percentile, ratio, weighted
+from crmflow.projections.figures import CENT, TENTH, hours, iso, mean, money, ratio, weighted
+from crmflow.projections.sla import sla_figures
 
 STAGE_ORDER = (
     "CASE stage WHEN 'prospecting' THEN 1 WHEN 'qualification' THEN 2 WHEN 'proposal' THEN 3 "
     "WHEN 'negotiation' THEN 4 ELSE 5 END"
 )
 OPEN = "stage NOT IN ('closed_won', 'closed_lost')"
-MEDIAN, P90 = Decimal("0.5"), Decimal("0.9")  # nearest-rank percentiles (projections.figures)
 
 
 @dataclass(frozen=True)
@@ -239,8 +239,8 @@ def campaigns(
 
 @report(
     "sla",
-    "cases by priority: open, first-response and resolution hours (median, p90), share within SLA, "
-    "escalations, oldest open case",
+    "cases by priority: open, first-response and resolution hours (median, p90), share within SLA "
+    "(the SLA process's verdicts, else calendar-hour defaults), breaches, escalations, oldest open case",
     (
         "priority",
         "cases",
@@ -251,6 +251,7 @@ def campaigns(
         "resolution_median_h",
         "resolution_p90_h",
         "resolution_within_sla",
+        "breaches",
         "escalations",
         "backlog_max_age_h",
     ),
@@ -262,38 +263,7 @@ def sla(
         f"SELECT * FROM rm_cases WHERE tenant = %(tenant)s{_between('opened_at', since, until)}",
         {"tenant": tenant, "since": since, "until": until},
     )
-    moment = now or datetime.now(timezone.utc)
-    out = []
-    for priority in ("urgent", "high", "medium", "low"):
-        cases = [c for c in rows if c["priority"] == priority]
-        if not cases:
-            continue
-        responded = [c for c in cases if c["first_responded_at"]]
-        resolved = [c for c in cases if c["resolved_at"]]
-        open_cases = [c for c in cases if c["status"] not in ("resolved", "closed")]
-        first = [hours(c["opened_at"], c["first_responded_at"]) for c in responded]
-        resolution = [hours(c["opened_at"], c["resolved_at"]) for c in resolved]
-        ages = [hours(c["opened_at"], moment) for c in open_cases]
-        out.append(
-            {
-                "priority": priority,
-                "cases": len(cases),
-                "open": len(open_cases),
-                "first_response_median_h": percentile(first, MEDIAN),  # type: ignore[arg-type]
-                "first_response_p90_h": percentile(first, P90),  # type: ignore[arg-type]
-                "first_response_within_sla": ratio(
-                    sum(c["first_response_within_sla"] or 0 for c in responded), len(responded)
-                ),
-                "resolution_median_h": percentile(resolution, MEDIAN),  # type: ignore[arg-type]
-                "resolution_p90_h": percentile(resolution, P90),  # type: ignore[arg-type]
-                "resolution_within_sla": ratio(
-                    sum(c["resolution_within_sla"] or 0 for c in resolved), len(resolved)
-                ),
-                "escalations": sum(c["escalations"] or 0 for c in cases),
-                "backlog_max_age_h": money(max(ages)) if ages else None,  # type: ignore[type-var]
-            }
-        )
-    return out
+    return sla_figures(rows, now or datetime.now(timezone.utc))
 
 
 @report(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 # Raised whenever a column's type or meaning changes: read models of an older
 # schema are rebuilt from the event store when a worker opens them (workers.bootstrap).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: rm_cases.first_response_verdict and resolution_verdict
 
 TABLES: dict[str, str] = {
     "positions": "consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, "
@@ -37,7 +37,9 @@ TABLES: dict[str, str] = {
     "cases": "tenant TEXT NOT NULL, case_id TEXT PRIMARY KEY, account_id TEXT, subject TEXT, category TEXT, "
              "priority TEXT, channel TEXT, owner TEXT, status TEXT, opened_at {time}, first_response_due {time}, "
              "resolution_due {time}, first_responded_at {time}, first_response_within_sla INTEGER, resolved_at {time}, "
-             "resolution_within_sla INTEGER, escalations INTEGER, article_id TEXT",
+             "resolution_within_sla INTEGER, escalations INTEGER, article_id TEXT, "
+             # 'met' / 'breached' from the SLA process's CaseSlaMet / CaseSlaBreached; NULL without a verdict.
+             "first_response_verdict TEXT, resolution_verdict TEXT",
     "articles": "tenant TEXT NOT NULL, article_id TEXT PRIMARY KEY, title TEXT, category TEXT, status TEXT",
     "instances": "tenant TEXT NOT NULL, instance_id TEXT PRIMARY KEY, definition TEXT, version INTEGER, key TEXT, "
                  "status TEXT, step TEXT, waiting_on TEXT, due_at {time}, error TEXT, started_at {time}, "

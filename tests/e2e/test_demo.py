@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from crmflow.aggregates.application import CrmApplication
 from crmflow.projections.db import Database
-from crmflow.projections.reports import REPORTS
+from crmflow.projections.reports import REPORTS, sla
+from crmflow.workers.history import stored_history
 from tests.conftest import Broker
 from tests.e2e.conftest import Crmflow
 
@@ -73,6 +75,42 @@ def test_the_demos_reports_equal_a_rebuild_from_the_event_store(demo_run: tuple[
         live, from_store = reports_of(data / "reports.db", tenant), reports_of(rebuilt, tenant)
         for name in REPORTS:
             assert live[name] == from_store[name], f"{name} of {tenant} differs from the rebuild"
+
+
+def test_the_demos_sla_report_agrees_with_the_breaches_the_sla_process_announced(demo_run: tuple[Path, str]) -> None:
+    data, _ = demo_run
+    store = CrmApplication(str(data / "crmflow.db"))
+    try:
+        history = list(stored_history(store))
+    finally:
+        store.close()
+    answered = {e["subject"] for e in history if e["type"] == "CaseResponded" and e["data"]["first_response"]}
+    # An escalation the case refused: its resolution breach fell due in the hour it was resolved.
+    sla_of_step = {"escalate-response": "first_response", "escalate-resolution": "resolution"}
+    refused = {(e["data"]["detail"]["args"]["case_id"], sla_of_step[e["data"]["step"]]) for e in history
+               if e["type"] == "ProcessCommandRefused" and e["data"]["detail"]["command"] == "case.escalate"}  # fmt: skip
+    reports = Database(str(data / "reports.db"))
+    try:
+        for tenant in ("acme", "globex"):
+            announced = [e["data"] for e in history if e["type"] == "CaseSlaBreached" and e["tenantid"] == tenant]
+            answered_per_priority = {r["priority"]: r["n"] for r in reports.query(
+                "SELECT priority, COUNT(*) AS n FROM rm_cases WHERE tenant = %(t)s AND first_responded_at IS NOT NULL "
+                "GROUP BY priority", {"t": tenant})}  # fmt: skip
+            for row in sla(reports, tenant):
+                breaches = [d for d in announced if d["priority"] == row["priority"]]
+                # Every breach the process announced is one the report counts, and one escalation (the demo's
+                # only escalations are the process's) unless the case refused it.
+                assert row["breaches"] == len(breaches), (tenant, row)
+                unescalated = [d for d in breaches if (d["case_id"], d["sla"]) in refused]
+                assert row["escalations"] == len(breaches) - len(unescalated), (tenant, row)
+                # Answered cases not within SLA: exactly those the process announced a first-response breach for.
+                n = answered_per_priority.get(row["priority"], 0)
+                late = {d["case_id"] for d in breaches if d["sla"] == "first_response" and d["case_id"] in answered}
+                if n:
+                    assert n - round(row["first_response_within_sla"] * n) == len(late), (tenant, row)
+            assert announced or tenant != "acme", "the demo breaches some SLA: the check above compared something"
+    finally:
+        reports.close()
 
 
 def test_a_kept_demo_can_be_queried_afterwards(demo_run: tuple[Path, str], crmflow: Crmflow) -> None:

@@ -114,7 +114,7 @@ def test_sla_report_gives_response_and_resolution_times_per_priority_across_a_we
         # escalated 11:00... twice → 2; resolved Mon 18:00 → 9 h, due 17:00 → breached (0/1 = 0.0).
         {"priority": "urgent", "cases": 1, "open": 0, "first_response_median_h": D("0.33"), "first_response_p90_h": D("0.33"),
          "first_response_within_sla": D("1.0"), "resolution_median_h": D("9.0"), "resolution_p90_h": D("9.0"),
-         "resolution_within_sla": D("0.0"), "escalations": 2, "backlog_max_age_h": None},
+         "resolution_within_sla": D("0.0"), "breaches": 0, "escalations": 2, "backlog_max_age_h": None},
         # high h1: Mon 09:00 → answered 13:00 = 4 h (due 13:00, on the dot: within),
         #          resolved Tue 08:00 = 23 h (due Tue 09:00: within).
         # high h2: Mon 10:00 → answered 15:00 = 5 h (due 14:00: late), resolved Tue 12:00 = 26 h (due Tue 10:00: late).
@@ -124,22 +124,22 @@ def test_sla_report_gives_response_and_resolution_times_per_priority_across_a_we
         # Resolution [23, 26, 67.5]: median 26; p90 = 3rd = 67.5; within 1/3 = 0.3333.
         {"priority": "high", "cases": 3, "open": 0, "first_response_median_h": D("5.0"), "first_response_p90_h": D("64.0"),
          "first_response_within_sla": D("0.3333"), "resolution_median_h": D("26.0"), "resolution_p90_h": D("67.5"),
-         "resolution_within_sla": D("0.3333"), "escalations": 0, "backlog_max_age_h": None},
+         "resolution_within_sla": D("0.3333"), "breaches": 0, "escalations": 0, "backlog_max_age_h": None},
         # medium m: Thu 12:00 → answered 14:00 = 2 h (within 8), still open: age at Mon 12:30 = 4 × 24 + 0.5 = 96.5 h.
         {"priority": "medium", "cases": 1, "open": 1, "first_response_median_h": D("2.0"), "first_response_p90_h": D("2.0"),
          "first_response_within_sla": D("1.0"), "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("96.5")},
+         "resolution_within_sla": None, "breaches": 0, "escalations": 0, "backlog_max_age_h": D("96.5")},
         # low: opened Mon 10:00, never answered: no times, no shares (0 answered), age 2.5 h.
         {"priority": "low", "cases": 1, "open": 1, "first_response_median_h": None, "first_response_p90_h": None,
          "first_response_within_sla": None, "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("2.5")},
+         "resolution_within_sla": None, "breaches": 0, "escalations": 0, "backlog_max_age_h": D("2.5")},
     ]  # fmt: skip
     # globex's urgent case (Mon 09:00, answered 13:00 = 4 h, due 10:00: late; open at Mon 03-09 12:30 =
     # 7 × 24 + 3.5 = 171.5 h) is in none of acme's figures above, and is all that globex sees.
     assert sla(db, "globex", now=clock.now) == [
         {"priority": "urgent", "cases": 1, "open": 1, "first_response_median_h": D("4.0"), "first_response_p90_h": D("4.0"),
          "first_response_within_sla": D("0.0"), "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("171.5")}]  # fmt: skip
+         "resolution_within_sla": None, "breaches": 0, "escalations": 0, "backlog_max_age_h": D("171.5")}]  # fmt: skip
     check_rebuild_gives_the_same_rows(db, app, lambda: [sla(db, t, now=clock.now) for t in ("acme", "globex")])
 
 
@@ -320,7 +320,7 @@ def test_a_reopened_case_counts_as_open_not_resolved_in_the_sla_and_faq_reports(
     assert sla(db, "acme", now=clock.now) == [
         {"priority": "medium", "cases": 1, "open": 1, "first_response_median_h": D("1.0"), "first_response_p90_h": D("1.0"),
          "first_response_within_sla": D("1.0"), "resolution_median_h": None, "resolution_p90_h": None,
-         "resolution_within_sla": None, "escalations": 0, "backlog_max_age_h": D("4.0")}]  # fmt: skip
+         "resolution_within_sla": None, "breaches": 0, "escalations": 0, "backlog_max_age_h": D("4.0")}]  # fmt: skip
     # 1 login case, 0 resolved: the article did not (yet) resolve it.
     assert faq(db, "acme") == [
         {"topic": "login", "cases": 1, "resolved": 0, "resolved_with_article": 0, "top_article": None}]
