@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
@@ -33,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                      f"~{s.cases_per_day:g} cases" for name, s in SIZES.items()),
     )  # fmt: skip
     demo.add_argument("--size", choices=sorted(SIZES), default="medium", help="how much happens (default medium)")
-    demo.add_argument("--seed", type=int, default=7, help="seed of the generated workload (default 7)")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the generated workload (default 7): "
+                      "the same seed and start do the same work and print the same reports")  # fmt: skip
+    demo.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                      help="first simulated day (UTC); default: the Monday that lets the simulated days "
+                      "end before today")  # fmt: skip
     demo.add_argument("--data-dir", type=Path, help="keep the store and read models here (a new or empty "
                       "directory) for `crmflow query` afterwards; default: a temporary directory, removed")  # fmt: skip
     demo.add_argument("--days", type=int, help="simulated days (overrides the size)")
@@ -53,9 +59,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.days is not None and args.days < 1:
         return fail("--days must be at least 1")
     err = Console(stderr=True, highlight=False)
-    log_path = args.data_dir / LOG_FILE if args.data_dir else Path(tempfile.gettempdir()) / "crmflow-demo.log"
+    log_path = args.data_dir / LOG_FILE if args.data_dir else new_log_file()
     options = DemoOptions(size=args.size, seed=args.seed, data_dir=args.data_dir, days=args.days, tenants=args.tenants,
-                          bootstrap_servers=args.bootstrap_servers)  # fmt: skip
+                          start=args.start, bootstrap_servers=args.bootstrap_servers)  # fmt: skip
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("hours"),
                         TimeElapsedColumn(), console=err, transient=False)  # fmt: skip
     task = progress.add_task("starting", total=None)
@@ -69,10 +75,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             result = run_demo(options, on_hour=on_hour, on_status=lambda m: progress.update(task, description=m))
         except DemoError as error:
             progress.stop()
-            return fail(str(error))
+            return fail(f"{error} (logs: {log_path})")
     _print_result(result, wanted, err)
     err.print(f"Logs (structlog JSON): {log_path}")
     return 0
+
+
+def new_log_file() -> Path:
+    """A log file of this run's own in the temp directory, kept after the run (the temporary data directory
+    is removed): two demos at once never write into one file, and a failed run's log is still there."""
+    descriptor, name = tempfile.mkstemp(prefix="crmflow-demo-", suffix=".log")
+    os.close(descriptor)
+    return Path(name)
 
 
 class _log_file:

@@ -1,16 +1,26 @@
 """Running the demo: the bundled broker, SQLite, every worker on a thread, a simulated clock, the workload.
 
 The clock moves an hour at a time through the working day (and through the
-weekend, so that timers come due). After each move the demo waits until the
-service has settled: the intake has taken every inbound event sent, the relay
-has published everything stored, the process and projection workers have
-handled everything published, and the timer worker has looked at the new
-time. Only then do the users act again, so every process sees the time its
+weekend, so that timers come due). After each move, and again after the
+users' hour, the demo waits until the service has settled: the intake has
+taken every inbound event sent, the relay has published everything stored,
+the process and projection workers have handled everything published, and
+the timer worker has looked at the new time. Only then do the users act, so every process sees the time its
 event happened at, and days of SLA timers pass in seconds.
+
+The same seed does the same work and prints the same reports: the users act
+on what they saw when the hour began and the other services' events go out
+after the users' commands (workers.demo.workload); the topics have one
+partition, so the process worker takes events in the order they were stored
+and round_robin hands out owners in the same order every run; the simulated
+weeks start on the same day (``start``, by default the Monday that lets them
+end before today: runs in the same week share it); and the printed reports
+measure ages at the simulated clock's last hour, not at the wall clock.
 """
 
 from __future__ import annotations
 
+import inspect
 import random
 import shutil
 import tempfile
@@ -18,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +66,7 @@ class DemoOptions:
     data_dir: Path | None = None  # kept afterwards; None: a temporary directory, removed at the end
     days: int | None = None  # override the size's simulated days
     tenants: int | None = None  # override the size's number of tenants
+    start: date | None = None  # the first simulated day; None: the Monday that lets the days end before today
     settle_timeout_s: float = 120.0
     # An existing Kafka cluster (host:port[,host:port]) instead of the bundled broker; the demo's topics get a
     # prefix of their own there, so it never reads another run's events.
@@ -85,6 +96,14 @@ class DemoResult:
         return str(self.directory / "crmflow.db")
 
 
+def run_report(report: Any, reports: Any, tenant: str, end: datetime) -> list[dict[str, Any]]:
+    """A report as of the simulated clock's last hour: ages (the SLA backlog's) then do not depend on when
+    the demo ran, and two runs with the same seed print the same figures."""
+    if "now" in inspect.signature(report.run).parameters:
+        return report.run(reports, tenant, now=end)
+    return report.run(reports, tenant)
+
+
 def shipped_definition_files() -> list[Path]:
     files = sorted(p for p in SHIPPED_DEFINITIONS.glob("*.yaml") if not p.name.endswith(".test.yaml"))
     if not files:
@@ -93,8 +112,8 @@ def shipped_definition_files() -> list[Path]:
 
 
 def first_day(days: int, today: datetime) -> datetime:
-    """The Monday that lets ``days`` simulated days end before ``today``: reports that measure
-    ages against the wall clock (backlog age) then read as they would in a live service."""
+    """The Monday that lets ``days`` simulated days end before ``today``: reports of a kept demo that
+    measure ages against the wall clock (backlog age) then read as they would in a live service."""
     start = (today - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     return start - timedelta(days=start.weekday())
 
@@ -108,6 +127,19 @@ def simulated_hours(days: int, start: datetime) -> list[tuple[datetime, bool]]:
         for hour in WORKING_HOURS_UTC if working else WEEKEND_HOURS_UTC:
             hours.append((date.replace(hour=hour), working))
     return hours
+
+
+def start_of(options: DemoOptions, days: int) -> datetime:
+    if options.start is None:
+        return first_day(days, datetime.now(timezone.utc))
+    return datetime(options.start.year, options.start.month, options.start.day, tzinfo=timezone.utc)
+
+
+def demo_settings(**values: Any) -> Settings:
+    """The demo's settings: its topics have one partition, so the process worker reads events in the order
+    they were stored (across partitions the order would depend on the fetches) and round_robin hands out
+    the same owners every run."""
+    return Settings(partitions=1, **values)
 
 
 def prepare_directory(data_dir: Path | None) -> tuple[Path, bool]:
@@ -149,7 +181,7 @@ class Settler:
                 kind, error = next(iter(self.workers.errors.items()))
                 raise DemoError(f"the {kind} worker failed: {error}")
             if time.monotonic() > deadline:
-                raise DemoError(f"the workers did not catch up within {self.timeout_s:.0f}s (see crmflow.log)")
+                raise DemoError(f"the workers did not catch up within {self.timeout_s:.0f}s")
             time.sleep(0.005)
 
 
@@ -164,14 +196,16 @@ def run_demo(options: DemoOptions, on_hour: Callable[[int, int, datetime, dict[s
     try:
         if options.bootstrap_servers:
             status(f"using the Kafka cluster at {options.bootstrap_servers}")
-            settings = Settings(database_url=str(directory / "crmflow.db"), tenants=tenants,
-                                kafka_bootstrap_servers=options.bootstrap_servers,
-                                topic_prefix=f"crmflow-demo-{uuid.uuid4().hex[:8]}")  # fmt: skip
+            # The prefix only keeps this run's topics apart from others' on the cluster: it changes no work.
+            settings = demo_settings(database_url=str(directory / "crmflow.db"), tenants=tenants,
+                                     kafka_bootstrap_servers=options.bootstrap_servers,
+                                     topic_prefix=f"crmflow-demo-{uuid.uuid4().hex[:8]}")  # fmt: skip
             return _drive(options, size, settings, directory, kept, started, on_hour, status)
         status("starting the local broker")
         with LocalBroker(log_file=directory / "broker.log") as broker:
-            settings = Settings(database_url=str(directory / "crmflow.db"), tenants=tenants,
-                                kafka_bootstrap_servers=broker.bootstrap_servers).tuned_for_bundled_broker()
+            settings = demo_settings(database_url=str(directory / "crmflow.db"), tenants=tenants,
+                                     kafka_bootstrap_servers=broker.bootstrap_servers)
+            settings = settings.tuned_for_bundled_broker()
             return _drive(options, size, settings, directory, kept, started, on_hour, status)
     finally:
         if not kept:
@@ -180,7 +214,7 @@ def run_demo(options: DemoOptions, on_hour: Callable[[int, int, datetime, dict[s
 
 def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path, kept: bool, started: float,
            on_hour: Callable[..., None] | None, status: Callable[[str], None]) -> DemoResult:  # fmt: skip
-    hours = simulated_hours(size.days, first_day(size.days, datetime.now(timezone.utc)))
+    hours = simulated_hours(size.days, start_of(options, size.days))
     clock = SimulatedClock(hours[0][0] - timedelta(hours=1))
     app = build_application(settings, clock=clock)
     reports = build_reports_db(settings)
@@ -204,12 +238,16 @@ def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path
             settler.settle()
             for done, (moment, working) in enumerate(hours, 1):
                 clock.move_to(moment)
+                # The timers due at the new time fire, and what they start is handled, before anyone acts: a
+                # user resolving a case never races its SLA escalation, whichever thread is quicker.
+                settler.settle()
                 if working:
                     first_of_week = moment.weekday() == 0 and moment.hour == WORKING_HOURS_UTC[0]
                     for tenant in workload.tenants:
                         workload.hour(tenant, len(WORKING_HOURS_UTC), first_of_week)
-                kafka.producer.flush(timeout=30)
-                settler.settle()
+                    workload.send_inbound()
+                    kafka.producer.flush(timeout=30)
+                    settler.settle()
                 if on_hour:
                     on_hour(done, len(hours), moment, dict(workload.stats))
             # Deals won in the last hour reach the read models only after it, so billing would never see
@@ -220,12 +258,14 @@ def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path
             settler.settle()
             for tenant in workload.tenants:
                 workload.bill_won_deals(tenant, clock())
+            workload.send_inbound()
             kafka.producer.flush(timeout=30)
             settler.settle()
             status("stopping the workers (each finishes the work in hand)")
         stored = app.recorder.max_notification_id() or 0
         log.info("demo_finished", hours=len(hours), stored_events=stored, **workload.stats)
-        rows = {t: {name: report.run(reports, t) for name, report in REPORTS.items()} for t in workload.tenants}
+        rows = {t: {name: run_report(report, reports, t, clock()) for name, report in REPORTS.items()}
+                for t in workload.tenants}  # fmt: skip
         return DemoResult(directory, kept, workload.tenants, len(hours), stored, time.monotonic() - started,
                           dict(workload.stats), rows)  # fmt: skip
     finally:
