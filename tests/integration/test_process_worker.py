@@ -181,3 +181,42 @@ def test_two_workers_changing_one_instance_do_not_both_win(app: CrmApplication, 
     assert [i.status for i in fresh.instances.instances.values()] == ["completed"]
     instance_id = next(iter(fresh.instances.instances))
     assert [h.type for h in app.history(instance_id, "acme")].count("ProcessInstanceCompleted") == 1
+
+
+def lead_created(app: CrmApplication, lead: str) -> dict[str, Any]:
+    created = app.history(lead, "acme")[0]
+    return {"specversion": "1.0", "id": f"created-{lead}", "type": "LeadCreated", "subject": lead,
+            "tenantid": "acme", "source": "/crmflow/acme/lead", "data": created.data}  # fmt: skip
+
+
+def test_two_process_workers_share_one_round_robin_order(app: CrmApplication, clock: Clock,
+                                                          deployed: DefinitionRegistry) -> None:  # fmt: skip
+    one, two = ProcessRuntime(app, clock), ProcessRuntime(app, clock)
+    leads = [new_web_lead(app, name) for name in ("Ada", "Ben", "Cy", "Dee", "Eve")]
+
+    # The copies take the leads in turns, as two consumers of different partitions would. Turn 0
+    # goes to the first seller of ["ana", "ben", "chen"], turn 1 to the second, and so on.
+    two.handle([lead_created(app, leads[0])])  # turn 0: ana
+    one.handle([lead_created(app, leads[1])])  # turn 1: ben (one finds turn 0 taken in the store)
+    # `two` still believes turn 1 is free: its save collides with one's turn 1, it looks again and
+    # takes turn 2.
+    two.handle([lead_created(app, leads[2])])  # turn 2: chen
+    one.handle([lead_created(app, leads[3])])  # turn 3: ana again (collides on turn 2 first)
+    one.handle([lead_created(app, leads[4])])  # turn 4: ben
+
+    assert [owner(app, lead) for lead in leads] == ["ana", "ben", "chen", "ana", "ben"]
+    # Handling every event again, on either copy, changes nobody's owner and assigns nobody twice.
+    for runtime in (one, two, ProcessRuntime(app, clock)):
+        runtime.handle([lead_created(app, lead) for lead in leads])
+    assert [owner(app, lead) for lead in leads] == ["ana", "ben", "chen", "ana", "ben"]
+    assert all([h.type for h in app.history(lead, "acme")].count("LeadAssigned") == 1 for lead in leads)
+
+
+def test_a_restarted_process_worker_continues_the_rotation_where_it_stood(
+    app: CrmApplication, clock: Clock, deployed: DefinitionRegistry
+) -> None:
+    leads = [new_web_lead(app, name) for name in ("Ada", "Ben", "Cy", "Dee")]
+    ProcessRuntime(app, clock).handle([lead_created(app, lead) for lead in leads[:2]])  # ana, ben
+    ProcessRuntime(app, clock).handle([lead_created(app, lead) for lead in leads[2:]])  # chen, ana
+    # Before turns were stored, a restarted worker began the rotation again at ana.
+    assert [owner(app, lead) for lead in leads] == ["ana", "ben", "chen", "ana"]
