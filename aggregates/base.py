@@ -40,6 +40,8 @@ class TenantAggregate(Aggregate):
         """
 
         published = True
+        # Data fields kept in the store but left off the wire (a process run's engine state, say).
+        wire_omits: ClassVar[tuple[str, ...]] = ()
         # Who or what caused it; the metadata set while it is created (crmflow.aggregates.metadata).
         meta: dict[str, Any] = field(default_factory=current_metadata, kw_only=True)
 

@@ -46,17 +46,28 @@ def _uses_standard_envelope(topic: str) -> bool:
 
 def wire_document(app: Application, notification: Any) -> dict[str, Any]:
     """The CloudEvent document of a published notification (``is_published(notification.topic)``)."""
+    omits = _event_class(notification.topic).wire_omits
     mapper = app.mapper
     if _uses_standard_envelope(notification.topic) and mapper.cipher is None and mapper.compressor is None:
         try:
-            return stored_to_cloudevent_dict(notification.topic, notification.originator_id,
-                                             notification.originator_version, notification.state)  # fmt: skip
+            document = stored_to_cloudevent_dict(notification.topic, notification.originator_id,
+                                                 notification.originator_version, notification.state)  # fmt: skip
+            return _omitting(document, omits) if omits else document
         except NotPlainJson:
             pass
     document = mapper.to_domain_event(notification).to_wire()
+    if omits:
+        document = _omitting(document, omits)
     # Whatever a class's to_wire() gives (a process's emit, an inbound event stored before absent attributes
     # were left out), no attribute goes out as null: the CloudEvents SDKs refuse one.
     return {k: v for k, v in document.items() if v is not None} if None in document.values() else document
+
+
+def _omitting(document: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    data = document.get("data")
+    if isinstance(data, dict):
+        document["data"] = {k: v for k, v in data.items() if k not in fields}
+    return document
 
 
 def published_documents(app: Application, notifications: Any) -> list[tuple[int, dict[str, Any]]]:

@@ -44,7 +44,7 @@ from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Effect, Engine, MemoryInstances, Rotations
 from crmflow.processes.expressions import ExpressionError
 from crmflow.processes.instance import Instance
-from crmflow.processes.instance_record import STATE_TOPICS, ProcessInstanceRecord
+from crmflow.processes.instance_record import EMITTED_TOPIC, RECORD_TOPICS, ProcessInstanceRecord
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.rotation_record import (
     RotationSlot,
@@ -124,13 +124,21 @@ class StoredInstances(MemoryInstances):
         newest = self.app.recorder.max_notification_id() or 0
         while True:
             notifications = self.app.recorder.select_notifications(
-                start=self.position + 1, limit=1000, stop=newest, topics=STATE_TOPICS
+                start=self.position + 1, limit=1000, stop=newest, topics=RECORD_TOPICS
             )
             if not notifications:
                 self.position = max(self.position, newest)
                 return read
             for notification in notifications:
+                if notification.topic == EMITTED_TOPIC:
+                    # Stored after its run's state, in the same record: the next run builds on it.
+                    instance = str(notification.originator_id)
+                    if instance in self.versions and instance not in self.dirty:
+                        self.versions[instance] = notification.originator_version
+                    continue
                 state = self.app.mapper.to_domain_event(notification).state
+                if state is None:
+                    continue  # a start stored before one record per run: its state came in a later event
                 if state["id"] not in self.dirty:
                     super().save(Instance.from_dict(state))
                     self.versions[state["id"]] = notification.originator_version
@@ -468,31 +476,26 @@ class ProcessRuntime:
         self.careful = False
 
     def _records(self, effects: list[Effect]) -> list[ProcessInstanceRecord]:
+        """One event per changed instance for this run (its effects and new state), then what it emitted."""
         by_instance: dict[str, list[Effect]] = defaultdict(list)
         for effect in effects:
             by_instance[effect.instance].append(effect)
         records = []
         with pinned_event_time(self.clock()):
             for instance in self.instances.dirty.values():
+                done = by_instance.get(instance.id, [])
                 with event_metadata(caused_by(instance, None)):
-                    record = self._record(instance, by_instance.get(instance.id, []))
-                for effect in by_instance.get(instance.id, []):
-                    if effect.kind == "started":
-                        continue
-                    document = (
-                        self.emits.documents.get(effect.detail.get("id", ""))
-                        if effect.kind == "emitted"
-                        else None
-                    )
-                    with event_metadata(caused_by(instance, effect.step)):
-                        record.record(effect, document)
-                with event_metadata(caused_by(instance, None)):
-                    record.save_state(instance.to_dict())
+                    record = self._record(instance, done)
+                for effect in done:
+                    document = self.emits.documents.get(effect.detail.get("id", "")) if effect.kind == "emitted" else None
+                    if document is not None:
+                        with event_metadata(caused_by(instance, effect.step)):
+                            record.emitted(effect.step, effect.detail, document)
                 records.append(record)
         return records
 
     def _record(self, instance: Instance, effects: list[Effect]) -> ProcessInstanceRecord:
-        """The instance's record, at the version its state was read at (else a conflict)."""
+        """The instance's record with this run on it, built on the version its state was read at (else a conflict)."""
         expected = self.instances.versions.get(instance.id)
         kept = self.instances.records.get(instance.id)
         if kept is not None and kept.version == expected:
@@ -506,10 +509,13 @@ class ProcessRuntime:
                 record = None
         if (record.version if record is not None else None) != expected:
             raise InstanceConflictError(f"instance {instance.id} moved on since it was read")
+        state = instance.to_dict()
         if record is None:
             started = next((e for e in effects if e.kind == "started"), None)
-            record = ProcessInstanceRecord(
+            return ProcessInstanceRecord.first_run(
                 tenant_id=instance.tenant, instance_id=instance.id, definition=instance.definition,
                 version=instance.version, key=instance.key, detail=dict(started.detail) if started else {},
+                effects=effects, state=state,
             )  # fmt: skip
+        record.ran(effects, state)
         return record

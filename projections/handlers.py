@@ -332,6 +332,37 @@ def instance_started(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _insert(cur, p, "instances", {"tenant": e["tenantid"], "instance_id": e["subject"], "definition": d["definition"],
                                   "version": d["version"], "key": d["key"], "status": "running",
                                   "started_at": e["time"], "updated_at": e["time"]})  # fmt: skip
+    if d.get("effects"):  # one record per run: the first run's effects come with the start
+        _set(cur, p, "instances", "instance_id", e, **run_outcome(d["effects"]), updated_at=e["time"])
+
+
+@on("ProcessInstanceRan")
+def instance_ran(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "instances", "instance_id", e, **run_outcome(e["data"]["effects"]), updated_at=e["time"])
+
+
+def run_outcome(effects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The instance's row after a run: its effects applied in order, as the one-per-effect handlers below do."""
+    row: dict[str, Any] = {}
+    for effect in effects:
+        kind, step, detail = effect["kind"], effect.get("step"), effect.get("detail") or {}
+        if kind == "entered":
+            row.update(status="running", step=step, waiting_on=None, due_at=None)
+        elif kind == "waiting":
+            row.update(status="waiting", step=step, waiting_on=",".join(detail.get("on", [])) or None,
+                       due_at=detail.get("due"))  # fmt: skip
+        elif kind == "paused":
+            row.update(due_at=None)
+        elif kind == "resumed":
+            row.update(due_at=detail.get("due"))
+        elif kind == "completed":
+            row.update(status="completed", step=None, waiting_on=None, due_at=None)
+        elif kind == "failed":
+            row.update(status="failed", step=step, waiting_on=None, due_at=None, error=detail.get("error"))
+    return row
+
+
+# Stores written before one record per run hold one event per effect.
 
 
 @on("ProcessStepEntered")

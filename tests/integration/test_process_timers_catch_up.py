@@ -109,9 +109,10 @@ def test_cases_seen_an_hour_late_are_escalated_when_simulate_says(
     assert timers.tick() == 0, "nothing fires twice"
     assert TimerWorker(app, ProcessRuntime(app, clock)).tick() == 0, "not even for a restarted timer worker"
 
-    fired = sorted((instance_id("acme", "case-sla", case), h.data["step"], h.data["detail"]["due"])
+    fired = sorted((instance_id("acme", "case-sla", case), effect["step"], effect["detail"]["due"])
                    for case in (a, b, c, d)
-                   for h in instance_history(app, case) if h.type == "ProcessTimerFired")  # fmt: skip
+                   for run in instance_history(app, case)
+                   for effect in run.data.get("effects") or [] if effect["kind"] == "timeout")  # fmt: skip
     # One business hour for urgent, four for high, from when each case was opened (Berlin = Z + 1):
     # A 10:00 Berlin → 11:00 Berlin = 10:00Z; B 10:10 → 10:10Z; C 10:20 + 4h → 14:20 Berlin = 13:20Z.
     # D was answered at 09:40Z, in time. (From when the worker saw them, 10:10Z, B would be due 11:10Z

@@ -136,13 +136,17 @@ def test_an_instances_own_history_says_which_process_and_step_did_what(app: CrmA
     runtime.handle([event])
     (instance,) = runtime.instances.instances.values()
 
-    history = app.history(instance.id, "acme")
-    assert [h.type for h in history] == [
-        "ProcessInstanceStarted", "ProcessStepEntered", "ProcessStepEntered", "ProcessCommandIssued",
-        "ProcessStepEntered", "ProcessInstanceWaiting", "ProcessStateSaved"]  # fmt: skip
-    cause = history[3].meta["cause"]
-    assert (cause["process"], cause["version"], cause["step"]) == ("web-lead-follow-up", 3, "assign")
-    assert history[5].data["detail"]["on"] == ["LeadStatusChanged"]
+    # One record for the run: what it did, step by step, and where it left the instance.
+    (run,) = app.history(instance.id, "acme")
+    assert run.type == "ProcessInstanceStarted"
+    assert (run.data["definition"], run.data["version"], run.data["status"], run.data["step"]) == (
+        "web-lead-follow-up", 3, "waiting", "wait-contact")  # fmt: skip
+    assert [(e["kind"], e["step"]) for e in run.data["effects"]] == [
+        ("entered", "pick-owner"), ("entered", "assign"), ("command", "assign"), ("entered", "wait-contact"),
+        ("waiting", "wait-contact")]  # fmt: skip
+    assert run.data["effects"][2]["detail"]["args"] == {"lead_id": lead, "owner": "ana"}
+    assert run.data["effects"][4]["detail"]["on"] == ["LeadStatusChanged"]
+    assert (run.meta["caller"], run.meta["cause"]["process"]) == ("process:web-lead-follow-up@3", "web-lead-follow-up")
     assert app.history(instance.id, "globex") == []
 
 
@@ -180,7 +184,9 @@ def test_two_workers_changing_one_instance_do_not_both_win(app: CrmApplication, 
     fresh.refresh()
     assert [i.status for i in fresh.instances.instances.values()] == ["completed"]
     instance_id = next(iter(fresh.instances.instances))
-    assert [h.type for h in app.history(instance_id, "acme")].count("ProcessInstanceCompleted") == 1
+    runs = app.history(instance_id, "acme")
+    assert [h.type for h in runs] == ["ProcessInstanceStarted", "ProcessInstanceRan"], "one run each, not two"
+    assert [e["kind"] for e in runs[1].data["effects"]].count("completed") == 1
 
 
 def lead_created(app: CrmApplication, lead: str) -> dict[str, Any]:

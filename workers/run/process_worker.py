@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from crmflow.aggregates.application import CrmApplication
+from crmflow.processes.instance_record import RUN_TYPES
 from crmflow.processes.runtime import InstanceConflictError, ProcessRuntime
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, decoded_events
 from crmflow.workers.metrics import EVENTS_HANDLED, record_instances, timed_command
@@ -69,7 +70,9 @@ class ProcessWorker(GroupMember):
 
     def _handle(self, batches: dict[Any, list[Any]]) -> int:
         records = [r for batch in batches.values() for r in batch]
-        events = [event for event in decoded_events(records) if "type" in event]
+        # The engine's own run records come back from the relay for the read models; the worker knows
+        # what it saved, so they are dropped before any engine work.
+        events = [event for event in decoded_events(records) if "type" in event and event["type"] not in RUN_TYPES]
         # Held events go first (they arrived earlier), but only when instances
         # changed since: otherwise nothing new could match them. Each keeps its first deadline.
         now = time.monotonic()
