@@ -44,6 +44,10 @@ RELAY_BROKER_DATA_LOST = Counter(
 RELAY_DELIVERY_FAILURES = Counter(
     "crmflow_relay_delivery_failures_total", "Relay batches that failed and were retried", ["cause"]
 )
+STORE_LOCK_WAITS = Counter(
+    "crmflow_store_lock_waits_total",
+    "Worker steps that waited past SQLite's busy timeout for the write lock and were retried", ["worker"],
+)  # fmt: skip
 PROCESS_INSTANCES = Gauge("crmflow_process_instances", "Process instances by state", ["state"])
 TIMERS_DUE = Gauge("crmflow_timers_due", "Process timers due now and not yet fired")
 DEAD_LETTERS = Counter("crmflow_dead_letters_total", "Messages sent to the dead-letter topic", ["error"])
