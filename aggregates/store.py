@@ -11,6 +11,16 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_SQLITE_PATH = Path(".crmflow") / "crmflow.db"
+# How long a SQLite write waits for another connection's write lock before it fails with "database is
+# locked" (eventsourcing's SQLITE_LOCK_TIMEOUT, whole seconds; its own default is 5). Every worker copy,
+# the relay and the API write through one lock, and under a burst 5 s of queueing was seen to run out. A
+# wait past this is not fatal (the workers retry it: crmflow.workers.run.lock_waits), so it only sets how
+# long one statement waits before its worker backs off and handles the batch again. 10 s: well past the
+# bursts seen, and with the retry loop's longest back-off (10 s) still far inside the consumer group's
+# max poll interval (60 s), so a worker waiting for the lock is not put out of its group. Set here, not in
+# the environment: eventsourcing would also read a SQLITE_LOCK_TIMEOUT from the process's environment, and
+# the store's behaviour should not depend on a variable crmflow does not document.
+SQLITE_BUSY_TIMEOUT_S = 10
 
 
 class DatabaseUrlError(ValueError):
@@ -40,7 +50,8 @@ def persistence_env(database_url: str | None, *, make_folder: bool = True) -> di
     path = Path(url) if url else DEFAULT_SQLITE_PATH
     if make_folder:
         path.parent.mkdir(parents=True, exist_ok=True)
-    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT_S)}  # fmt: skip
 
 
 def _postgres_env(url: str) -> dict[str, str]:

@@ -44,6 +44,16 @@ RELAY_BROKER_DATA_LOST = Counter(
 RELAY_DELIVERY_FAILURES = Counter(
     "crmflow_relay_delivery_failures_total", "Relay batches that failed and were retried", ["cause"]
 )
+STORE_LOCK_WAITS = Counter(
+    "crmflow_store_lock_waits_total",
+    "Worker steps that waited past SQLite's busy timeout for the write lock and were retried", ["worker"],
+)  # fmt: skip
+HELD_EVENTS = Gauge(
+    "crmflow_process_held_events", "Early events the process worker holds for an instance not saved yet"
+)
+HELD_EVENTS_GIVEN_UP = Counter(
+    "crmflow_process_held_events_given_up_total", "Held events the process worker gave up on", ["reason"]
+)
 PROCESS_INSTANCES = Gauge("crmflow_process_instances", "Process instances by state", ["state"])
 TIMERS_DUE = Gauge("crmflow_timers_due", "Process timers due now and not yet fired")
 DEAD_LETTERS = Counter("crmflow_dead_letters_total", "Messages sent to the dead-letter topic", ["error"])

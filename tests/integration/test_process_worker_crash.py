@@ -1,4 +1,5 @@
-"""kill -9 the process worker while leads keep coming: every lead is assigned exactly once."""
+"""kill -9 the process worker while leads keep coming: every lead is assigned exactly once; and while it holds
+an early event: the restarted worker handles that event, once."""
 
 from __future__ import annotations
 
@@ -7,18 +8,24 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import TopicPartition
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
-from crmflow.processes.instance import instance_id
+from crmflow.aggregates.clock import system_clock
+from crmflow.processes.instance import Instance, instance_id
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
-from crmflow.processes.runtime import StoredInstances
+from crmflow.processes.runtime import ProcessRuntime, StoredInstances
 from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 from crmflow.workers.kafka.relay import Relay
 from crmflow.workers.shutdown import StopSignal
 from tests.waiting import wait_until
-from tests.worker_processes import worker_env
+from tests.worker_processes import WorkerProcess, worker_env
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
 
@@ -88,3 +95,76 @@ def test_killing_the_process_worker_repeatedly_assigns_every_lead_exactly_once(
     instances.refresh()
     states = [instances.get(instance_id("acme", "web-lead-follow-up", str(lead))) for lead in leads]
     assert [(i.status, i.step) if i else None for i in states] == [("waiting", "wait-contact")] * len(leads)
+
+
+def lead_event(lead: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A CloudEvent about a lead as the relay publishes it, stamped now (the workers time waits from it)."""
+    return {"specversion": "1.0", "id": f"{event_type}-{uuid.uuid4()}", "type": event_type, "subject": lead,
+            "tenantid": "acme", "source": "/crmflow/acme/lead", "time": system_clock().isoformat(),
+            "data": data}  # fmt: skip
+
+
+def publish(kafka: KafkaClients, event: dict[str, Any], partition: int) -> int:
+    """Onto the events topic, at this partition; the offset it was written at."""
+    sent = kafka.producer.send(kafka.topics.events, key=event["subject"].encode(), value=orjson.dumps(event),
+                               partition=partition)  # fmt: skip
+    return int(sent.get(timeout=30).offset)
+
+
+def follow_up(app: CrmApplication, lead: str) -> Instance | None:
+    instances = StoredInstances(app)
+    instances.refresh()
+    return instances.get(instance_id("acme", "web-lead-follow-up", lead))
+
+
+def test_an_early_event_held_when_the_worker_is_killed_is_handled_after_restart(
+    app: CrmApplication, database_url: str, kafka: KafkaClients, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    DefinitionRegistry(app).deploy(load_files(sorted(DEFINITIONS.glob("*.yaml"))), "ada")
+    early_lead, later_lead = (
+        str(app.execute(CommandRequest("lead.create", "acme", {"name": name, "source": "web"})).aggregate_id)
+        for name in ("Early", "Later")
+    )
+    # The lead was worked before its follow-up instance was saved (its LeadCreated is handled elsewhere, later):
+    # the status change is early. Another lead's LeadCreated follows it on the same partition.
+    worked = lead_event(early_lead, "LeadStatusChanged", {"status": "working"})
+    events, partition = TopicPartition(kafka.topics.events, 0), 0
+    worked_at = publish(kafka, worked, partition)
+    later_at = publish(kafka, lead_event(later_lead, "LeadCreated", {"source": "web", "name": "Later"}), partition)
+    group = kafka.consumer(group_id=f"{kafka_settings.topic_prefix}.process")
+    env = worker_env(database_url, kafka_settings)
+
+    first = WorkerProcess("process", env, tmp_path / "first.log")
+    try:
+        wait_until(lambda: app.state(later_lead, "acme")["owner"], 90, interval_s=0.1,
+                   what=f"the later lead assigned by the first worker: {first.describe()}")  # fmt: skip
+        # It handled the later lead and committed, but not past the event it holds.
+        wait_until(lambda: group.committed(events) == worked_at, 30, interval_s=0.1,
+                   what=f"the commit to stop at the held event's offset {worked_at}")  # fmt: skip
+        first.kill()
+    finally:
+        first.ensure_gone()
+    assert follow_up(app, early_lead) is None, "the held event had nothing to wake before the kill"
+
+    # Meanwhile another copy handles the early lead's LeadCreated: its instance is saved, waiting.
+    ProcessRuntime(app, system_clock).handle([lead_event(early_lead, "LeadCreated", {"source": "web", "name": "Early"})])
+    waiting = follow_up(app, early_lead)
+    assert waiting is not None and (waiting.status, waiting.step) == ("waiting", "wait-contact")
+
+    restarted = WorkerProcess("process", env, tmp_path / "restarted.log")
+    try:
+        wait_until(lambda: (follow_up(app, early_lead) or waiting).status == "completed", 90, interval_s=0.2,
+                   what=f"the held event handled after the restart: {restarted.describe()}")  # fmt: skip
+        wait_until(lambda: group.committed(events) == later_at + 1, 30, interval_s=0.1,
+                   what="the commit to move on once nothing is held")  # fmt: skip
+        wait_until(lambda: restarted.records("process_worker_started"), 30, interval_s=0.1, what="started")
+        assert restarted.stop() == 0
+    finally:
+        restarted.ensure_gone()
+
+    completed = follow_up(app, early_lead)
+    assert completed is not None and worked["id"] in completed.seen
+    instance_history = [h.type for h in app.history(completed.id, "acme")]
+    assert instance_history.count("ProcessInstanceCompleted") == 1, "the status change woke the instance once"
+    for lead in (early_lead, later_lead):
+        assert [h.type for h in app.history(lead, "acme")].count("LeadAssigned") == 1, "the replay repeated nothing"

@@ -430,6 +430,9 @@ class GroupMember:
     def on_replay(self, tp: TopicPartition, offset: int) -> None:
         """A partition out of range is replayed from ``offset`` (its earliest)."""
 
+    def on_revoked(self, partitions: list[Any]) -> None:
+        """Called with the partitions taken from this member (revoked, or lost with its membership)."""
+
     @property
     def consumer(self) -> Any:
         if self._consumer is None:
@@ -495,8 +498,9 @@ class GroupMember:
             self.consumer.seek(tp, begins[tp])
             self.on_replay(tp, begins[tp])
 
-    def commit(self, records: int) -> None:
-        """Commit what was polled; if the group rebalanced meanwhile, say so and carry on.
+    def commit(self, records: int, offsets: dict[TopicPartition, int] | None = None) -> bool:
+        """Commit what was polled (or ``offsets``: partition -> the next offset to read); True if the broker
+        took it. If the group rebalanced meanwhile, say so and carry on.
 
         The batch's work is already durable, and whoever gets its partitions now
         handles the records again harmlessly (every worker drops what it has
@@ -505,12 +509,18 @@ class GroupMember:
         and until then a restart only reads the batch again.
         """
         try:
-            self.consumer.commit()
+            if offsets is None:
+                self.consumer.commit()
+            else:
+                self.consumer.commit(committable({(tp.topic, tp.partition): o for tp, o in offsets.items()}))
         except (CommitFailedError, RebalanceInProgressError) as error:
             log.warning("commit_skipped_after_rebalance", group=self.group_kind, records=records,
                         reason=repr(error))
+            return False
         except KafkaError as error:
             log.warning("commit_failed", group=self.group_kind, records=records, reason=repr(error))
+            return False
+        return True
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -527,6 +537,7 @@ class _AssignmentListener(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:  # every batch is durable before the next poll: nothing to flush
+            self.member.on_revoked(list(revoked))
             log.info("partitions_revoked", group=self.member.group_kind, revoked=sorted(tp.partition for tp in revoked),
                      partitions=self._held())  # fmt: skip
 

@@ -2,7 +2,8 @@
 
 What counts as an outage (``TRANSIENT``) is an error of the connection, not of the work: Kafka errors,
 lost or refused connections to PostgreSQL (psycopg's own errors and eventsourcing's wrappers of them),
-SQLite's busy database, sockets. Anything else is a fault in the work and still stops the worker, so that
+SQLite's busy database (``database is locked``, after the busy timeout: logged ``store_locked`` instead,
+``lock_waits``), sockets. Anything else is a fault in the work and still stops the worker, so that
 it is seen. Each retry is logged as ``worker_retrying`` with the worker, what it was doing, the attempt,
 the delay and the error; the delay doubles from ``first_s`` up to ``cap_s`` and starts again after a step
 succeeds.
@@ -20,6 +21,8 @@ import psycopg
 import structlog
 
 from crmflow.workers.kafka.clients import KafkaError
+from crmflow.workers.metrics import STORE_LOCK_WAITS
+from crmflow.workers.run.lock_waits import is_lock_wait
 from crmflow.workers.shutdown import StopSignal
 
 log = structlog.get_logger("crmflow.workers")
@@ -32,6 +35,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     store_errors.OperationalError,
     store_errors.InterfaceError,
     store_errors.ConnectionUnavailableError,
+    # "database is locked": sqlite3's own, and eventsourcing's OperationalError above wrapping it.
     sqlite3.OperationalError,
     ConnectionError,
     TimeoutError,
@@ -55,10 +59,19 @@ class Backoff:
 
 
 def wait_after(error: BaseException, backoff: Backoff, stop: StopSignal, *, worker: str, doing: str) -> None:
-    """Log one retry and wait for it (a stop request ends the wait at once)."""
+    """Log one retry and wait for it (a stop request ends the wait at once).
+
+    A SQLite lock wait is no outage (the store answers, another writer holds its lock): it is retried the
+    same way, but logged as ``store_locked`` and counted, so that contention is not mistaken for downtime.
+    """
     delay = backoff.next_delay()
-    log.warning("worker_retrying", worker=worker, doing=doing, attempt=backoff.attempt, delay_s=delay,
-                error=repr(error))  # fmt: skip
+    if is_lock_wait(error):
+        STORE_LOCK_WAITS.labels(worker=worker).inc()
+        log.warning("store_locked", worker=worker, doing=doing, attempt=backoff.attempt, delay_s=delay,
+                    error=repr(error))  # fmt: skip
+    else:
+        log.warning("worker_retrying", worker=worker, doing=doing, attempt=backoff.attempt, delay_s=delay,
+                    error=repr(error))  # fmt: skip
     stop.wait(delay)
 
 
