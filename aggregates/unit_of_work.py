@@ -118,6 +118,9 @@ class UnitOfWork:
         # new instance's commands). Its record is then stored without being looked up first; were one
         # there after all, the commit collides with it and nothing of the unit is stored.
         self.fresh: Callable[[CommandRequest], bool] = lambda _request: False
+        # Whether a keyed request needs no idempotency record: what else is stored with the unit (a
+        # process instance's state) already keeps a replay from running it twice.
+        self.unrecorded: Callable[[CommandRequest], bool] = lambda _request: False
         self.contexts: list[CommandContext] = []
         # Pending events each held aggregate had after the last accepted command that touched it.
         self.accepted_pending: dict[UUID, int] = {}
@@ -149,7 +152,7 @@ class UnitOfWork:
                     self._check_unspoiled(ctx, held)
                 raise
             events = [e for a in created_first(ctx.touched.values()) for e in a.pending_events if e.meta is meta]
-            if key is not None:
+            if key is not None and not self.unrecorded(request):
                 self.records.append(idempotency_record(command, primary, events))
         if self.rollback_refused:
             held.update(ctx.loaded)

@@ -495,7 +495,7 @@ class Engine:
             # The hop travels with the command's events (their processhops attribute on the wire), so a
             # definition that triggers on what its own commands record stops after MAX_PROCESS_HOPS.
             cause={"process": process.name, "version": process.version, "step": step.id,
-                   "instance": instance.id, "trigger": event.get("type"), "hops": hop},
+                   "instance": instance.id, "key": instance.key, "trigger": event.get("type"), "hops": hop},
         )  # fmt: skip
         try:
             self.commands.execute(request)

@@ -76,16 +76,22 @@ class ServiceCommands:
     workers pass their latency metric in.
     """
 
-    def __init__(self, app: CrmApplication, timed: Timed = untimed, unit: UnitOfWork | None = None) -> None:
+    def __init__(self, app: CrmApplication, timed: Timed = untimed, unit: UnitOfWork | None = None,
+                 alone: Callable[[CommandRequest], None] | None = None) -> None:  # fmt: skip
         self.app = app
         self.timed = timed
         self.unit = unit
+        # Called before a command is stored on its own (no unit): the runtime stores the start of a new
+        # instance first, so a worker that replays the event after a crash looks the command up.
+        self.alone = alone
 
     def execute(self, request: CommandRequest) -> None:
         with self.timed(request.name):
             if self.unit is not None:
                 self.unit.run(request)
             else:
+                if self.alone is not None:
+                    self.alone(request)
                 self.app.execute(request, conflict_retries=3)
 
 
@@ -138,7 +144,12 @@ class StoredInstances(MemoryInstances):
                     continue
                 state = self.app.mapper.to_domain_event(notification).state
                 if state is None:
-                    continue  # a start stored before one record per run: its state came in a later event
+                    # A start stored before its run (the one-by-one path), or before one record per run:
+                    # the state comes with a later event; until then the instance is known to be there.
+                    instance = str(notification.originator_id)
+                    if instance not in self.dirty:
+                        self.versions[instance] = notification.originator_version
+                    continue
                 if state["id"] not in self.dirty:
                     super().save(Instance.from_dict(state))
                     self.versions[state["id"]] = notification.originator_version
@@ -277,6 +288,11 @@ class Batch:
     now: datetime
 
 
+def _instance_of(request: CommandRequest) -> str:
+    """The process instance that issued a command ('' for a person's or a service's command)."""
+    return str((request.cause or {}).get("instance") or "")
+
+
 def caused_by(instance: Instance, step: str | None) -> dict[str, Any]:
     """Who did it, for `crmflow explain`: the process, its version, the step (as commands carry it)."""
     cause = {"process": instance.definition, "version": instance.version, "instance": instance.id,
@@ -397,12 +413,41 @@ class ProcessRuntime:
     def _batch(self, unit: UnitOfWork | None, now: datetime) -> Batch:
         fresh = self._fresh
         if unit is not None:
-            unit.fresh = lambda request: fresh(str((request.cause or {}).get("instance", "")))
+            # A process's command is stored with the state of the instance that issued it: that state
+            # (the event ids it has handled) keeps a replay from issuing it twice, so no idempotency
+            # record is written. One is looked up only where an earlier worker may have stored the
+            # command on its own (the one-by-one path, which does write them): not for a new instance.
+            unit.fresh = lambda request: fresh(_instance_of(request))
+            unit.unrecorded = lambda request: bool(_instance_of(request))
         ports = {
-            "commands": self.command_port(self.app, self.timed, unit),
+            "commands": self.command_port(self.app, self.timed, unit, self._alone),
             "rotations": self.rotations.in_unit(unit, fresh),
         }
         return Batch(self.engine.with_ports(**ports), unit, now)
+
+    def _alone(self, request: CommandRequest) -> None:
+        """Before a new instance's first command is stored on its own: store the instance's start.
+
+        A worker that handles the event again after a crash then finds the instance in the store, so
+        it looks up the commands already stored (with their idempotency records) instead of taking
+        them for new.
+        """
+        cause = request.cause or {}
+        instance = _instance_of(request)
+        if not instance or not self.instances.is_new(instance):
+            return
+        start = ProcessInstanceRecord(tenant_id=request.tenant, instance_id=instance, definition=cause["process"],
+                                      version=cause["version"], key=cause.get("key", ""), detail={},
+                                      effects=[], state=None)  # fmt: skip
+        with pinned_event_time(self.clock()), event_metadata(
+            {"tenant": request.tenant, "caller": request.caller, "cause": dict(cause)}
+        ):
+            try:
+                self.app.save(start)
+            except IntegrityError:
+                self.careful = True  # started by another worker, or before a crash: handle it again
+                raise InstanceConflictError(f"instance {instance} is in the store already") from None
+        self.instances.keep(start)
 
     def _fresh(self, instance_id: str) -> bool:
         """Nothing of this instance can be in the store yet (unless a collision made us careful)."""

@@ -89,7 +89,8 @@ class CrashAfterCommand(ServiceCommands):
     the instance is saved: a worker killed mid-instance."""
 
     def execute(self, request: CommandRequest) -> None:
-        self.app.execute(request, conflict_retries=3)
+        self.unit = None  # the one-by-one path: the instance's start first, then the command on its own
+        super().execute(request)
         raise SystemExit("killed between the command and saving the instance")
 
 
@@ -226,3 +227,21 @@ def test_a_restarted_process_worker_continues_the_rotation_where_it_stood(
     ProcessRuntime(app, clock).handle([lead_created(app, lead) for lead in leads[2:]])  # chen, ana
     # Before turns were stored, a restarted worker began the rotation again at ana.
     assert [owner(app, lead) for lead in leads] == ["ana", "ben", "chen", "ana"]
+
+
+def test_a_routed_web_lead_is_four_stored_records_and_three_published_events(
+    app: CrmApplication, clock: Clock, deployed: DefinitionRegistry
+) -> None:
+    from crmflow.aggregates.publication import is_published
+
+    before = app.recorder.max_notification_id() or 0
+    lead = new_web_lead(app)
+    ProcessRuntime(app, clock).handle([lead_created(app, lead)])
+
+    stored = app.recorder.select_notifications(start=before + 1, limit=100)
+    # The lead's LeadCreated and LeadAssigned, the instance's one record of its run, and the rotation's
+    # turn; the command's idempotency is the instance's own state, stored with it.
+    assert sorted(n.topic.rsplit(".", 1)[-1] for n in stored) == [
+        "LeadAssigned", "LeadCreated", "ProcessInstanceStarted", "RotationTurnTaken"]  # fmt: skip
+    assert sorted(n.topic.rsplit(".", 1)[-1] for n in stored if is_published(n.topic)) == [
+        "LeadAssigned", "LeadCreated", "ProcessInstanceStarted"]  # fmt: skip
