@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="examples:\n"
         "  crmflow token issue --tenant acme --role sales --subject ada --expires-in-days 30\n"
         "  crmflow token issue --tenant '*' --role admin --subject ops  # platform-wide definitions only\n"
+        "  crmflow token issue --tenant acme --role analyst --subject grace --console  # a sign-in link\n"
         "\nroles:\n" + "\n".join(f"  {r.name:10} {r.summary}" for r in ROLES.values()),
     )
     issue.add_argument(
@@ -67,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     issue.add_argument(
         "--expires-in-days", type=float, help="the token expires after this many days (default: never)"
     )
+    issue.add_argument(
+        "--console", action="store_true",
+        help="print a one-time sign-in link for the web console instead (valid 15 minutes, once)",
+    )
+    issue.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the console's address, for --console (default %(default)s)"
+    )
     issue.set_defaults(run=run_issue)
 
 
@@ -76,9 +84,16 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
     if args.expires_in_days is not None and args.expires_in_days <= 0:
         return fail(f"--expires-in-days must be more than 0 (got {args.expires_in_days})")
     expires = timedelta(days=args.expires_in_days) if args.expires_in_days is not None else None
+    secret = settings.api_secret.get_secret_value()
+    if args.console:
+        from crmflow.workers.console.links import issue_link_token, sign_in_link
+
+        token = issue_link_token(secret, tenant=args.tenant, role=args.role, subject=args.subject)
+        print(sign_in_link(args.url, token))
+        return 0
     print(
         issue_token(
-            settings.api_secret.get_secret_value(),
+            secret,
             tenant=args.tenant,
             role=args.role,
             subject=args.subject,
@@ -103,7 +118,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if stop.is_set():
         return 0
     log.info(
-        "api_serving", host=args.host, port=args.port, openapi=f"http://{args.host}:{args.port}/openapi.json"
+        "api_serving", host=args.host, port=args.port, openapi=f"http://{args.host}:{args.port}/openapi.json",
+        console=f"http://{args.host}:{args.port}/console",
     )
     # Our request log replaces uvicorn's access log; log_config=None keeps stderr to JSON lines.
     uvicorn.run(

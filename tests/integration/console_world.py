@@ -1,0 +1,199 @@
+"""The console's browser tests' world: a real `crmflow serve` on a store of two tenants, and Chromium.
+
+One server and one browser per test module (each test gets its own browser context, so its own cookies):
+starting either is the slow part. The store is seeded before the server starts, with the read models
+projected, so the pages and the API read the same rows. Screenshots go to $CRMFLOW_CONSOLE_SCREENSHOTS,
+or to the module's temporary directory; they are test artifacts, never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.projections.db import Database
+from crmflow.projections.projector import apply_all, create_tables
+from crmflow.workers.api.tokens import issue_token
+from crmflow.workers.history import stored_history
+from tests.conftest import required_service_missing
+from tests.waiting import wait_until
+
+SECRET = "console-secret-that-is-long-enough-for-hs256"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Seeded:
+    """Ids the stories refer to, by tenant."""
+
+    ids: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def seed(store: str, reports_url: str) -> Seeded:
+    """Two tenants with opportunities over three months and owners, leads and cases; read models projected."""
+    app = CrmApplication(store)
+    seeded = Seeded()
+
+    def run(tenant: str, command: str, caller: str = "sales:maria", **data: Any) -> str:
+        result = app.execute(CommandRequest(command, tenant, data, caller=caller))
+        return str(result.aggregate_id)
+
+    try:
+        for tenant, owners, scale in (("acme", ("ana", "ben"), 1), ("globex", ("gus", "gil"), 7)):
+            ids = seeded.ids.setdefault(tenant, {})
+            account = ids["account"] = run(tenant, "account.create", name=f"{tenant.title()} Industries")
+            for n, (month, owner, stage) in enumerate(
+                [
+                    ("2027-02-14", owners[0], None),
+                    ("2027-03-10", owners[0], "proposal"),
+                    ("2027-03-20", owners[1], "negotiation"),
+                    ("2027-04-05", owners[1], None),
+                    ("2027-03-28", owners[1], "won"),
+                    ("2027-02-02", owners[0], "lost"),
+                ]
+            ):
+                opportunity = run(
+                    tenant,
+                    "opportunity.create",
+                    account_id=account,
+                    name=f"Deal {n}",
+                    owner=owner,
+                    amount=f"{(n + 1) * 1250 * scale}.25",
+                    close_date=month,
+                )
+                ids[f"opportunity{n}"] = opportunity
+                if stage == "won":
+                    run(tenant, "opportunity.win", opportunity_id=opportunity)
+                elif stage == "lost":
+                    run(tenant, "opportunity.lose", opportunity_id=opportunity, reason="budget")
+                elif stage:
+                    run(tenant, "opportunity.advance", opportunity_id=opportunity, stage=stage)
+            lead = ids["lead"] = run(tenant, "lead.create", name=f"Ada of {tenant}", source="web")
+            run(tenant, "lead.assign", caller=f"sales:{owners[0]}", lead_id=lead, owner=owners[1])
+            ids["case"] = run(
+                tenant, "case.open", caller="service:sam", subject="Cannot log in", priority="high"
+            )
+        reports = Database(reports_url)
+        create_tables(reports)
+        apply_all(reports, stored_history(app))
+        reports.close()
+    finally:
+        app.close()
+    return seeded
+
+
+@dataclass
+class Console:
+    base: str
+    seeded: Seeded
+    shots: Path
+    log: Path
+
+    def token(self, tenant: str, role: str, subject: str = "ada") -> str:
+        return issue_token(SECRET, tenant=tenant, role=role, subject=subject)
+
+    def api(self, token: str, path: str, **params: str) -> httpx.Response:
+        return httpx.get(
+            self.base + path, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    where = tmp_path_factory.mktemp("console")
+    store, reports = str(where / "crm.db"), str(where / "reports.db")
+    seeded = seed(store, reports)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CRMFLOW_DATABASE_URL": store,
+        "CRMFLOW_REPORTS_DATABASE_URL": reports,
+        "CRMFLOW_API_SECRET": SECRET,
+        "CRMFLOW_TENANTS": "acme,globex",
+    }
+    log_path = where / "serve.log"
+    shots = Path(os.environ.get("CRMFLOW_CONSOLE_SCREENSHOTS") or where / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crmflow", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(
+                lambda: _answers(f"{base}/healthz") or process.poll() is not None,
+                60,
+                interval_s=0.1,
+                what="crmflow serve to answer /healthz",
+            )
+            assert process.poll() is None, log_path.read_text()
+            yield Console(base, seeded, shots, log_path)
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Debian's Chromium under Playwright; skipped with the reason where it is missing (failed under CI)."""
+    executable = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        required_service_missing(request, "playwright is not installed: pip install -e '.[test]'")
+    if executable is None:
+        required_service_missing(
+            request, "Chromium is not on PATH: run bash .ci/services (apt-get install chromium)"
+        )
+    with sync_playwright() as playwright:
+        # As root (CI containers) Chromium needs --no-sandbox; /dev/shm is small in containers.
+        launched = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and a page in it."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(tab: Any, console: Console, token: str, then: str = "/console") -> None:
+    tab.goto(f"{console.base}/console/sign-in?next={then}")
+    tab.fill("textarea[name=token]", token)
+    tab.click("button[type=submit]")
+    tab.wait_for_load_state()

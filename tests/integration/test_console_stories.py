@@ -1,0 +1,182 @@
+"""People use the web console in a real browser against a real `crmflow serve`, and see what the API says."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+
+from tests.integration.console_world import Console, sign_in
+
+CHART_SERIES = """(name) => {
+  const chart = echarts.getInstanceByDom(document.querySelector(`[data-testid=chart-${name}]`));
+  const option = chart.getOption();
+  const series = option.series.map(s => ({name: s.name, data: s.data}));
+  return {x: option.xAxis ? option.xAxis[0].data : null, series};
+}"""
+
+
+def _drawn(chart: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(series, category, value) of every bar the chart draws."""
+    return {
+        (s["name"], x, v) for s in chart["series"] for x, v in zip(chart["x"], s["data"]) if v is not None
+    }
+
+
+def _pipeline_bars(rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {(f"{r['owner']} ({r['currency']})", r["stage"], r["amount"]) for r in rows}
+
+
+def _as_csv_rows(body: dict[str, Any]) -> list[dict[str, str]]:
+    return [{c: "" if r[c] is None else str(r[c]) for c in body["columns"]} for r in body["rows"]]
+
+
+def test_an_analyst_signs_in_sees_the_pipeline_the_api_reports_filters_a_month_and_downloads_the_csv(
+    console: Console,
+    tab: Any,
+) -> None:
+    token = console.token("acme", "analyst", "grace")
+    api = console.api(token, "/v1/reports/pipeline").json()
+    assert api["rows"], "the seeded tenant has an open pipeline"
+
+    sign_in(tab, console, token, then="/console/reports")
+    tab.wait_for_selector("body[data-charts=drawn]")
+    assert tab.url.endswith("/console/reports")
+    assert "grace · analyst · tenant acme" in tab.inner_text("[data-testid=who]")
+    assert _drawn(tab.evaluate(CHART_SERIES, "pipeline")) == _pipeline_bars(api["rows"])
+    table = tab.inner_text("[data-testid=table-pipeline]")
+    assert all(r["amount"] in table and r["owner"] in table for r in api["rows"])
+    tab.screenshot(path=console.shots / "dashboard.png", full_page=True)
+
+    tab.fill("input[name=since]", "2027-03-01")
+    tab.fill("input[name=until]", "2027-04-01")
+    tab.click("form.filters button")
+    tab.wait_for_selector("body[data-charts=drawn]")
+    march = console.api(token, "/v1/reports/pipeline", since="2027-03-01", until="2027-04-01").json()
+    assert march["rows"] and len(march["rows"]) < len(api["rows"]), "the month filter leaves some deals out"
+    assert _drawn(tab.evaluate(CHART_SERIES, "pipeline")) == _pipeline_bars(march["rows"])
+
+    with tab.expect_download() as download:
+        tab.click("[data-testid=csv-pipeline]")
+    text = open(download.value.path(), encoding="utf-8").read()
+    assert list(csv.DictReader(io.StringIO(text))) == _as_csv_rows(march)
+    assert text.splitlines()[0] == ",".join(march["columns"])
+
+
+def test_every_chart_of_the_dashboard_shows_the_rows_of_its_api_report(console: Console, tab: Any) -> None:
+    token = console.token("acme", "analyst", "grace")
+    sign_in(tab, console, token, then="/console/reports")
+    tab.wait_for_selector("body[data-charts=drawn]")
+    for name in ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts"):
+        rows = console.api(token, f"/v1/reports/{name}").json()["rows"]
+        table = tab.inner_text(f"[data-testid=table-{name}]")
+        assert len(tab.query_selector_all(f"[data-testid=table-{name}] tbody tr")) == max(len(rows), 1), name
+        for row in rows:
+            assert all(str(v) in table for v in row.values() if v is not None), (name, row)
+    forecast = tab.evaluate(CHART_SERIES, "forecast")
+    api = console.api(token, "/v1/reports/forecast").json()["rows"]
+    assert _drawn(forecast) == {
+        (f"weighted ({r['currency']})", r["month"], r["weighted_amount"]) for r in api
+    } | {(f"best case ({r['currency']})", r["month"], r["best_case_amount"]) for r in api}
+
+
+def test_a_malformed_date_gets_the_apis_message_on_the_page(console: Console, tab: Any) -> None:
+    token = console.token("acme", "analyst", "grace")
+    api = console.api(token, "/v1/reports/pipeline", since="2027-13-01")
+    sign_in(tab, console, token)
+    response = tab.goto(f"{console.base}/console/reports?since=2027-13-01")
+    assert response.status == api.status_code == 422
+    assert tab.inner_text("[data-testid=filter-error]") == api.json()["message"]
+
+
+def test_a_sales_user_sees_only_the_reports_of_sales_and_is_told_so_for_the_others(
+    console: Console,
+    tab: Any,
+) -> None:
+    token = console.token("acme", "sales", "ada")
+    sign_in(tab, console, token, then="/console/reports")
+    shown = {e.get_attribute("data-report") for e in tab.query_selector_all("section.report")}
+    api_allowed = {
+        n
+        for n in ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts")
+        if console.api(token, f"/v1/reports/{n}").status_code == 200
+    }
+    assert shown == api_allowed == {"pipeline", "forecast", "win-rate", "funnel", "accounts"}
+    response = tab.goto(f"{console.base}/console/reports/sla")
+    assert response.status == 403
+    assert (
+        tab.inner_text("[data-testid=refusal] .message")
+        == console.api(token, "/v1/reports/sla").json()["message"]
+    )
+
+
+def test_a_one_time_sign_in_link_signs_in_once_and_the_session_cookie_is_httponly_and_strict(
+    console: Console,
+    tab: Any,
+    browser: Any,
+) -> None:
+    from tests.integration.console_world import SECRET
+
+    issued = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crmflow",
+            "token",
+            "issue",
+            "--tenant",
+            "acme",
+            "--role",
+            "analyst",
+            "--subject",
+            "lin",
+            "--console",
+            "--url",
+            console.base,
+        ],
+        env={**os.environ, "CRMFLOW_API_SECRET": SECRET},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    link = issued.stdout.strip()
+    assert link.startswith(f"{console.base}/console/sign-in?token=")
+    assert console.api(link.split("token=")[1], "/v1/reports/pipeline").status_code == 401, "not an API token"
+    tab.goto(link)
+    tab.click("button[type=submit]")
+    assert "lin · analyst · tenant acme" in tab.inner_text("[data-testid=who]")
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "crmflow_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"], "plain HTTP here"
+    assert cookie["path"] == "/console"
+
+    other = browser.new_context()
+    again = other.new_page()
+    again.goto(link)
+    again.click("button[type=submit]")
+    assert "used already" in again.inner_text("[data-testid=why]")
+    other.close()
+
+    tab.click("header form button")  # sign out
+    assert "signed out" in tab.inner_text("[data-testid=why]")
+    assert tab.goto(f"{console.base}/console/reports").url.startswith(f"{console.base}/console/sign-in")
+
+
+def test_a_state_changing_form_without_its_csrf_token_is_refused(console: Console, tab: Any) -> None:
+    sign_in(tab, console, console.token("acme", "analyst", "grace"))
+    # The browser sends the session cookie (same site), but the form lacks the hidden field.
+    tab.evaluate("() => document.querySelector('header form input[name=csrf_token]').remove()")
+    tab.click("header form button")
+    assert "CSRF token is missing or does not match" in tab.inner_text("[data-testid=refusal] .message")
+    assert tab.goto(f"{console.base}/console").status == 200, "still signed in: the sign-out was refused"
+    forged = httpx.post(
+        f"{console.base}/console/sign-out",
+        data={"csrf_token": "guessed"},
+        cookies={c["name"]: c["value"] for c in tab.context.cookies()},
+    )
+    assert forged.status_code == 403 and "CSRF" in forged.text
