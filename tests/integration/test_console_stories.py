@@ -180,3 +180,53 @@ def test_a_state_changing_form_without_its_csrf_token_is_refused(console: Consol
         cookies={c["name"]: c["value"] for c in tab.context.cookies()},
     )
     assert forged.status_code == 403 and "CSRF" in forged.text
+
+
+def test_a_sales_user_cannot_open_dead_letters_and_the_page_says_so(console: Console, tab: Any) -> None:
+    sign_in(tab, console, console.token("acme", "sales", "ada"))
+    assert "Dead letters" not in tab.inner_text("header nav")
+    response = tab.goto(f"{console.base}/console/dead-letters")
+    assert response.status == 403
+    refusal = tab.inner_text("[data-testid=refusal] .message")
+    assert refusal == "role sales may not see or redrive dead letters"
+    tab.screenshot(path=console.shots / "dead-letters-refused.png")
+
+
+def test_an_operator_opens_a_records_history_and_reads_why_it_was_assigned(
+    console: Console, tab: Any
+) -> None:
+    token = console.token("acme", "admin", "olga")
+    lead = console.seeded.ids["acme"]["lead"]
+    api = console.api(token, f"/v1/aggregates/{lead}").json()
+    assigned = next(e for e in api["history"] if e["type"] == "LeadAssigned")
+    assert assigned["why"] == "command lead.assign by sales:ana"
+
+    sign_in(tab, console, token, then="/console/records")
+    tab.fill("input[name=id]", lead)
+    tab.click("form.filters button")
+    row = tab.locator("[data-testid=history] tr[data-type=LeadAssigned]")
+    assert row.locator(".why").inner_text() == assigned["why"]
+    assert "caller sales:ana" in row.locator(".cause").inner_text()
+    assert len(tab.query_selector_all("[data-testid=history] tbody tr")) == len(api["history"])
+    tab.screenshot(path=console.shots / "record.png", full_page=True)
+
+    tab.goto(f"{console.base}/console/instances")
+    assert tab.query_selector("[data-testid=instances]") is not None
+    tab.screenshot(path=console.shots / "instances.png", full_page=True)
+
+
+def test_a_token_of_one_tenant_never_shows_a_row_of_another_even_asked_for_its_ids(
+    console: Console, tab: Any
+) -> None:
+    acme = console.token("acme", "admin", "root")
+    globex_rows = console.api(console.token("globex", "admin", "root"), "/v1/reports/pipeline").json()["rows"]
+    sign_in(tab, console, acme, then="/console/reports")
+    dashboard = tab.inner_text("main")
+    assert globex_rows and not any(r["amount"] in dashboard for r in globex_rows)
+    assert "gus" not in dashboard and "gil" not in dashboard, "globex's owners"
+    for name, record in console.seeded.ids["globex"].items():
+        response = tab.goto(f"{console.base}/console/records/{record}")
+        api = console.api(acme, f"/v1/aggregates/{record}")
+        assert response.status == api.status_code == 404, name
+        assert tab.inner_text("[data-testid=refusal] .message") == api.json()["message"]
+        assert "Globex" not in tab.inner_text("main")

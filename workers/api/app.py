@@ -86,7 +86,7 @@ def create_app(
         )
     api.include_router(health.router)  # liveness, readiness and metrics are never rate-limited
     # The web console: server-rendered pages on the same services, tokens and role checks (workers/console).
-    install_console(api)
+    install_console(api, settings)
     install_openapi(api)
     return api
 
