@@ -24,6 +24,8 @@ import httpx
 import pytest
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.processes.loader import load_files
+from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply_all, create_tables
 from crmflow.workers.api.tokens import issue_token
@@ -91,6 +93,10 @@ def seed(store: str, reports_url: str) -> Seeded:
             ids["case"] = run(
                 tenant, "case.open", caller="service:sam", subject="Cannot log in", priority="high"
             )
+        # The shipped definitions, as `crmflow demo` deploys them: the designers' pages draw them.
+        shipped = sorted((Path(__file__).parents[2] / "processes" / "definitions").glob("*.yaml"))
+        documents = [d for d in load_files(shipped) if d.kind in ("Process", "Calendar")]
+        DefinitionRegistry(app).deploy(documents, "admin:seed")
         reports = Database(reports_url)
         create_tables(reports)
         apply_all(reports, stored_history(app))
@@ -103,6 +109,7 @@ def seed(store: str, reports_url: str) -> Seeded:
 @dataclass
 class Console:
     base: str
+    store: Path
     seeded: Seeded
     shots: Path
     log: Path
@@ -157,7 +164,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 what="crmflow serve to answer /healthz",
             )
             assert process.poll() is None, log_path.read_text()
-            yield Console(base, seeded, shots, log_path)
+            yield Console(base, Path(store), seeded, shots, log_path)
         finally:
             process.terminate()
             process.wait(10)

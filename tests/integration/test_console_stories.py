@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -230,3 +232,75 @@ def test_a_token_of_one_tenant_never_shows_a_row_of_another_even_asked_for_its_i
         assert response.status == api.status_code == 404, name
         assert tab.inner_text("[data-testid=refusal] .message") == api.json()["message"]
         assert "Globex" not in tab.inner_text("main")
+
+
+def test_a_designer_sees_each_deployed_definition_drawn_as_a_diagram(console: Console, tab: Any) -> None:
+    sign_in(tab, console, console.token("acme", "admin", "dora"), then="/console/definitions")
+    tab.click("text=web-lead-follow-up")
+    tab.wait_for_selector("body[data-diagrams=drawn]")
+    svg = tab.locator("pre.mermaid svg")
+    assert svg.count() == 1
+    drawn = svg.text_content() or ""
+    for text in ("assign: do lead.assign", "wait-contact: wait for LeadStatusChanged", "timeout P2D",
+                 "escalate: emit LeadFollowUpOverdue"):  # fmt: skip
+        assert text in drawn, text
+    tab.screenshot(path=console.shots / "process-diagram.png", full_page=True)
+
+
+def test_a_designer_pastes_a_changed_definition_and_sees_the_whatif_table_the_cli_prints(
+    console: Console, tab: Any
+) -> None:
+    proposal = (Path(__file__).parents[2] / "examples" / "web-lead-follow-up-v4.yaml").read_text()
+    cli = subprocess.run(
+        [sys.executable, "-m", "crmflow", "process", "whatif", "examples/web-lead-follow-up-v4.yaml",
+         "--tenant", "acme", "--format", "json"],
+        env={**os.environ, "CRMFLOW_DATABASE_URL": str(console.store)}, cwd=Path(__file__).parents[2],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    expected = [
+        [str(r[c]) for c in ("measure", "deployed", "proposed", "change")]
+        for r in json.loads(cli.stdout)["rows"]
+    ]
+
+    sign_in(tab, console, console.token("acme", "admin", "dora"), then="/console/designer")
+    tab.fill("textarea[name=definition]", proposal)
+    tab.click("button[value=whatif]")
+    shown = [[td.inner_text() for td in tr.query_selector_all("td")]
+             for tr in tab.query_selector_all("[data-testid=whatif] tbody tr")]  # fmt: skip
+    assert expected and shown == expected
+    tab.screenshot(path=console.shots / "whatif.png", full_page=True)
+
+
+def test_bad_definitions_get_the_clis_messages_on_the_page_and_store_nothing(
+    console: Console, tab: Any
+) -> None:
+    admin = console.token("acme", "admin", "dora")
+    before = console.api(admin, "/v1/processes/definitions", all_versions="true").json()
+    broken = (
+        (Path(__file__).parents[2] / "examples" / "hot-lead-alert.yaml")
+        .read_text()
+        .replace("lead.assign", "lead.asign")
+    )
+    api = httpx.post(f"{console.base}/v1/processes/validate", content=broken.encode(),
+                     headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/yaml"}).json()  # fmt: skip
+
+    sign_in(tab, console, admin, then="/console/designer")
+    tab.fill("textarea[name=definition]", broken)
+    tab.click("button[value=deploy]")
+    assert tab.inner_text("[data-testid=designer-error]") == api["message"]
+    shown = [[td.inner_text() for td in tr.query_selector_all("td")]
+             for tr in tab.query_selector_all("[data-testid=issues] tbody tr")]  # fmt: skip
+    assert shown == [[str(i["line"]), i["field"], i["message"]] for i in api["details"]["issues"]]
+
+    tab.fill("textarea[name=definition]", "x" * (300 * 1024))
+    response_status = []
+    tab.on(
+        "response",
+        lambda r: response_status.append(r.status) if r.url.endswith("/console/designer") else None,
+    )
+    tab.click("button[value=deploy]")
+    assert "the limit is" in tab.inner_text("[data-testid=refusal] .message") and response_status == [413]
+    assert console.api(admin, "/v1/processes/definitions", all_versions="true").json() == before, (
+        "nothing stored"
+    )

@@ -128,9 +128,17 @@ class BodyLimits:
         await self.app(scope, _replay(bytes(body), None, receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, what: str) -> None:
+        message = f"{what}; the limit is {self.limit.describe()}"
+        if str(scope.get("path", "")).startswith("/console/"):
+            # A browser's form: the same refusal, as a page the person who sent it can read.
+            from starlette.requests import Request
+
+            from crmflow.workers.console.page import refusal
+
+            await refusal(Request(scope), 413, "oversize", message)(scope, receive, send)
+            return
         response = error_response(
-            413, "oversize", f"{what}; the limit is {self.limit.describe()}",
-            {"limit": self.limit.name, "limit_value": self.limit.value},
+            413, "oversize", message, {"limit": self.limit.name, "limit_value": self.limit.value},
         )  # fmt: skip
         await response(scope, receive, send)
 

@@ -230,8 +230,9 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
             consumer.seek(tp, committed)
     records = _read_to_end(consumer, partitions, timeout_s)
     letters = [_from_record(r) for r in records]
-    matching = [d for d in letters
-                if (error is None or d.error == error) and (tenant is None or d.tenant == tenant)]  # fmt: skip
+    matching = [
+        d for d in letters if (error is None or d.error == error) and (tenant is None or d.tenant == tenant)
+    ]
     chosen = [d for d in matching if not d.truncated]
     for letter in matching:
         if letter.truncated:
