@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                       "instead of starting the bundled broker; the demo creates topics of its own there")  # fmt: skip
     demo.add_argument("--reports", default="all", help="comma-separated reports to print for the first tenant "
                       f"(default all: {', '.join(SHOWN_REPORTS)}); 'none' for none")  # fmt: skip
+    demo.add_argument("--serve", action="store_true", help="keep the data and serve the web console on it at the "
+                      "end (crmflow serve; prints the address and sign-in links; Ctrl-C stops it)")  # fmt: skip
+    demo.add_argument("--port", type=int, default=8000, help="the console's port with --serve (default 8000)")
     demo.set_defaults(run=run)
 
 
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return fail("--days must be at least 1")
     err = Console(stderr=True, highlight=False)
     log_path = args.data_dir / LOG_FILE if args.data_dir else Path(tempfile.gettempdir()) / "crmflow-demo.log"
+    if args.serve and args.data_dir is None:  # the console needs the data after the run: keep it
+        args.data_dir = Path(tempfile.mkdtemp(prefix="crmflow-demo-"))
     options = DemoOptions(size=args.size, seed=args.seed, data_dir=args.data_dir, days=args.days, tenants=args.tenants,
                           bootstrap_servers=args.bootstrap_servers)  # fmt: skip
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("hours"),
@@ -72,6 +77,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return fail(str(error))
     _print_result(result, wanted, err)
     err.print(f"Logs (structlog JSON): {log_path}")
+    if args.serve:
+        from crmflow.workers.console.demo import serve_demo
+
+        return serve_demo(result, settings, args.port, err)
     return 0
 
 
