@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_serve_cli import free_port
+from tests.serving import free_port
 
 
 def test_the_demo_serves_the_console_on_its_data_and_its_printed_link_signs_an_analyst_in(

@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +26,9 @@ from crmflow.projections.projector import apply_all, create_tables
 from crmflow.workers.api.tokens import issue_token
 from crmflow.workers.history import stored_history
 from tests.conftest import required_service_missing
-from tests.waiting import wait_until
+from tests.serving import serving
 
 SECRET = "console-secret-that-is-long-enough-for-hs256"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -123,20 +112,11 @@ class Console:
         )
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     where = tmp_path_factory.mktemp("console")
     store, reports = str(where / "crm.db"), str(where / "reports.db")
     seeded = seed(store, reports)
-    port = free_port()
     env = {
         **os.environ,
         "CRMFLOW_DATABASE_URL": store,
@@ -147,27 +127,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     log_path = where / "serve.log"
     shots = Path(os.environ.get("CRMFLOW_CONSOLE_SCREENSHOTS") or where / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crmflow", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(
-                lambda: _answers(f"{base}/healthz") or process.poll() is not None,
-                60,
-                interval_s=0.1,
-                what="crmflow serve to answer /healthz",
-            )
-            assert process.poll() is None, log_path.read_text()
-            yield Console(base, Path(store), seeded, shots, log_path)
-        finally:
-            process.terminate()
-            process.wait(10)
+    with serving(env, log_path) as (_, base):
+        yield Console(base, Path(store), seeded, shots, log_path)
 
 
 @pytest.fixture(scope="module")

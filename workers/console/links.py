@@ -41,6 +41,22 @@ def sign_in_link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/console/sign-in?token={token}"
 
 
+def decode(secret: str, token: str, *, audience: str, claim: str, error: type[Exception], expired: str,
+           invalid: str) -> dict[str, Any]:  # fmt: skip
+    """The claims of one of the console's own JWTs (a link's or a session's: ``audience`` tells them apart,
+    ``claim`` is the one only it carries); ``error(expired)`` or ``error(invalid)`` when it does not hold."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], audience=audience, leeway=CLOCK_SKEW,
+            options={"require": ["sub", "tenant", "role", "exp", claim]},
+        )  # fmt: skip
+    except jwt.ExpiredSignatureError:
+        raise error(expired) from None
+    except jwt.InvalidTokenError:
+        raise error(invalid) from None
+    return claims
+
+
 class UsedLinks:
     """The jti of every link used on this server, kept until the link would have expired anyway."""
 
@@ -50,21 +66,11 @@ class UsedLinks:
 
     def claim(self, secret: str, token: str) -> tuple[Claims, datetime]:
         """The link's claims and expiry, marking it used; InvalidToken if it is not (or no longer) good."""
-        try:
-            claims = jwt.decode(
-                token,
-                secret,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                leeway=CLOCK_SKEW,
-                options={"require": ["sub", "tenant", "role", "exp", "jti"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken(
-                "the sign-in link has expired (links last 15 minutes): ask for a new one"
-            ) from None
-        except jwt.InvalidTokenError:
-            raise InvalidToken("this is not a sign-in link this server issued") from None
+        claims = decode(
+            secret, token, audience=AUDIENCE, claim="jti", error=InvalidToken,
+            expired="the sign-in link has expired (links last 15 minutes): ask for a new one",
+            invalid="this is not a sign-in link this server issued",
+        )  # fmt: skip
         now = datetime.now(timezone.utc).timestamp()
         with self._lock:
             self._used = {

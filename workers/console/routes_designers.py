@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from crmflow.processes.loader import DocumentsInvalid, parse_documents
 from crmflow.processes.whatif import compare, replayed
 from crmflow.workers.api.errors import ApiError
-from crmflow.workers.api.processes import _checked, _visible_scopes, list_definitions
+from crmflow.workers.api.processes import _checked, _visible_scopes, deploy, document_kinds, list_definitions
 from crmflow.workers.api.reads import _check_moment
 from crmflow.workers.console.forms import check_csrf, posted
 from crmflow.workers.console.mermaid import flowchart
@@ -135,10 +135,7 @@ async def designer(request: Request) -> Response:
             return "designer.html", values, 422
         values["diagrams"] = diagrams(text, "body")
         if action == "validate":
-            kinds: dict[str, int] = {}
-            for document in documents:
-                kinds[document.kind] = kinds.get(document.kind, 0) + 1
-            values["result"] = {"valid": kinds}
+            values["result"] = {"valid": document_kinds(documents)}
         elif action == "whatif":
             _check_moment("since", since)  # the API's message for a malformed date
             moment = datetime.fromisoformat(since) if since else None
@@ -155,25 +152,7 @@ async def designer(request: Request) -> Response:
                 "running_now": sorted(outcome.running_now.items()),
             }
         else:
-            outcomes = services.registry.deploy(documents, caller.caller)
-            log.info(
-                "definitions_deployed",
-                by=caller.caller,
-                via="console",
-                deployed=[f"{o.name}@{o.version}" for o in outcomes if o.deployed],
-            )
-            values["result"] = {
-                "deployed": [
-                    {
-                        "kind": o.kind,
-                        "name": o.name,
-                        "scope": o.scope,
-                        "version": o.version,
-                        "result": "deployed" if o.deployed else "unchanged",
-                    }
-                    for o in outcomes
-                ]
-            }
+            values["result"] = {"deployed": deploy(documents, services, caller)["outcomes"]}
         return "designer.html", values
 
     return await run_in_threadpool(page, request, build)

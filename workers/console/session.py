@@ -19,7 +19,8 @@ import jwt
 
 from crmflow.aggregates.errors import InvalidValueError
 from crmflow.workers.api.auth import Principal
-from crmflow.workers.api.tokens import ALGORITHM, CLOCK_SKEW, Claims, check_claims
+from crmflow.workers.api.tokens import ALGORITHM, Claims, check_claims
+from crmflow.workers.console.links import decode
 
 COOKIE = "crmflow_session"
 AUDIENCE = "crmflow-console"
@@ -61,19 +62,11 @@ def open_session(
 def read_session(secret: str, value: str | None) -> Session:
     if not value:
         raise InvalidSession("you are not signed in")
-    try:
-        claims = jwt.decode(
-            value,
-            secret,
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            leeway=CLOCK_SKEW,
-            options={"require": ["sub", "tenant", "role", "exp", "csrf"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise InvalidSession("your session has expired: sign in again") from None
-    except jwt.InvalidTokenError:
-        raise InvalidSession("your session is not valid here: sign in again") from None
+    claims = decode(
+        secret, value, audience=AUDIENCE, claim="csrf", error=InvalidSession,
+        expired="your session has expired: sign in again",
+        invalid="your session is not valid here: sign in again",
+    )  # fmt: skip
     try:
         # The API's own rule for which claims make a caller: a role that no longer exists ends the session.
         role = check_claims(claims["tenant"], claims["role"], claims["sub"])
