@@ -182,6 +182,8 @@ def test_a_state_changing_form_without_its_csrf_token_is_refused(console: Consol
         cookies={c["name"]: c["value"] for c in tab.context.cookies()},
     )
     assert forged.status_code == 403 and "CSRF" in forged.text
+    root = httpx.get(f"{console.base}/", follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/console"
 
 
 def test_a_sales_user_cannot_open_dead_letters_and_the_page_says_so(console: Console, tab: Any) -> None:

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="examples:\n  crmflow demo\n  crmflow demo --size small --seed 42\n"
                "  crmflow demo --data-dir ./demo-data   # keep it, then:\n"
                "  crmflow --database-url ./demo-data/crmflow.db query pipeline --tenant acme\n"
+               "  crmflow demo --size small --serve   # then the web console on its data, with sign-in links\n"
                "  crmflow demo --bootstrap-servers 127.0.0.1:9092   # on Apache Kafka instead of the bundled broker\n\n"
                "sizes:\n" + "\n".join(f"  {name:7} {s.tenants} tenants, {s.days} simulated days, per tenant and day "
                                      f"~{s.leads_per_day:g} leads, ~{s.forms_per_day:g} web forms, "
