@@ -306,3 +306,16 @@ def test_bad_definitions_get_the_clis_messages_on_the_page_and_store_nothing(
     assert console.api(admin, "/v1/processes/definitions", all_versions="true").json() == before, (
         "nothing stored"
     )
+
+
+def test_an_admin_deploys_a_pasted_definition_and_the_api_lists_it(console: Console, tab: Any) -> None:
+    admin = console.token("acme", "admin", "dora")
+    definition = (Path(__file__).parents[2] / "examples" / "hot-lead-alert.yaml").read_text()
+    sign_in(tab, console, admin, then="/console/designer")
+    tab.fill("textarea[name=definition]", definition)
+    tab.click("button[value=deploy]")
+    shown = [[td.inner_text() for td in tr.query_selector_all("td")]
+             for tr in tab.query_selector_all("[data-testid=deployed] tbody tr")]  # fmt: skip
+    assert shown == [["Process", "hot-lead-alert", "acme", "1", "deployed"]]
+    listed = console.api(admin, "/v1/processes/definitions").json()["definitions"]
+    assert any(d["name"] == "hot-lead-alert" and d["deployed_by"] == "admin:dora" for d in listed)

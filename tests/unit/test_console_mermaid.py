@@ -77,3 +77,18 @@ def test_charts_show_the_report_values_unchanged_and_never_add_two_currencies() 
         "ana (EUR)": ["1250.25", None], "ana (USD)": ["99.10", None], "ben (EUR)": [None, "3000.00"],
     }  # fmt: skip
     assert charts.option("faq", []) is None, "a table only"
+
+
+def test_the_instances_page_puts_stuck_then_failed_first_and_keeps_the_reports_order_otherwise() -> (
+    None
+):
+    from crmflow.workers.console.routes_operations import attention_first
+
+    rows = [
+        {"definition": "a", "status": "completed", "stuck": 0},
+        {"definition": "b", "status": "failed", "stuck": 0},
+        {"definition": "c", "status": "waiting", "stuck": 2},
+        {"definition": "d", "status": "running", "stuck": 0},
+        {"definition": "e", "status": "failed", "stuck": 0},
+    ]
+    assert [r["definition"] for r in attention_first(rows)] == ["c", "b", "e", "a", "d"]
