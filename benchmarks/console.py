@@ -53,9 +53,14 @@ def generate(app: CrmApplication, events: int, seed: int = 7) -> int:
         for _ in range(50):
             roll = rng.random()
             if roll < 0.55:
-                opportunity = run("opportunity.create", account_id=rng.choice(accounts), name="Deal",
-                                  owner=rng.choice(OWNERS), amount=f"{rng.randint(500, 90_000)}.{rng.randint(0, 99):02d}",
-                                  close_date=str(start + timedelta(days=rng.randint(0, 720))))  # fmt: skip
+                opportunity = run(
+                    "opportunity.create",
+                    account_id=rng.choice(accounts),
+                    name="Deal",
+                    owner=rng.choice(OWNERS),
+                    amount=f"{rng.randint(500, 90_000)}.{rng.randint(0, 99):02d}",
+                    close_date=str(start + timedelta(days=rng.randint(0, 720))),
+                )
                 fate = rng.random()
                 if fate < 0.5:
                     run("opportunity.advance", opportunity_id=opportunity)
@@ -77,7 +82,9 @@ def quantiles(values: list[float]) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
@@ -91,8 +98,11 @@ def main() -> int:
     generated = time.perf_counter() - began
     apply_all(reports, stored_history(app))
     projected = time.perf_counter() - began - generated
-    client = TestClient(create_app(Settings(database_url=None, api_secret=SECRET, tenants=["acme"]),
-                                   app=app, reports_db=reports))  # fmt: skip
+    client = TestClient(
+        create_app(
+            Settings(database_url=None, api_secret=SECRET, tenants=["acme"]), app=app, reports_db=reports
+        )
+    )
     token = issue_token(SECRET, tenant="acme", role="analyst", subject="bench")
     page = client.get("/console/sign-in")
     nonce = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
@@ -117,12 +127,18 @@ def main() -> int:
             dashboard.append(took * 1000)
             api_all.append(every * 1000)
             api_pipeline.append(one * 1000)
-    print(f"tenant acme: {total:,} events stored (generated in {generated:.0f} s, projected in {projected:.0f} s); "
-          f"{args.rounds} rounds; dashboard page {size / 1024:.0f} KiB")  # fmt: skip
-    for what, values in (("dashboard page (7 reports, charts, tables)", dashboard),
-                         ("JSON API, the same 7 reports", api_all), ("JSON API, pipeline alone", api_pipeline)):
+    print(
+        f"tenant acme: {total:,} events stored (generated in {generated:.0f} s, "
+        f"projected in {projected:.0f} s); "
+        f"{args.rounds} rounds; dashboard page {size / 1024:.0f} KiB"
+    )
+    for what, values in (
+        ("dashboard page (7 reports, charts, tables)", dashboard),
+        ("JSON API, the same 7 reports", api_all),
+        ("JSON API, pipeline alone", api_pipeline),
+    ):
         p50, p99 = quantiles(values)
-        print(f"  {what:45} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms")  # fmt: skip
+        print(f"  {what:45} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms")
     return 0
 
 

@@ -24,8 +24,9 @@ SECRET = "screenshots-secret-that-is-long-enough-for-hs256"
 
 
 def crmflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crmflow", *args], env=env, check=True, capture_output=True,
-                          text=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "crmflow", *args], env=env, check=True, capture_output=True, text=True
+    )
 
 
 def main() -> int:
@@ -37,8 +38,12 @@ def main() -> int:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         served = {**env, "CRMFLOW_DATABASE_URL": str(data / "crmflow.db")}
-        server = subprocess.Popen([sys.executable, "-m", "crmflow", "serve", "--port", str(port)], env=served,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        server = subprocess.Popen(
+            [sys.executable, "-m", "crmflow", "serve", "--port", str(port)],
+            env=served,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -48,15 +53,32 @@ def main() -> int:
                 except OSError:
                     time.sleep(0.1)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"),
-                                                     args=["--no-sandbox", "--disable-dev-shm-usage"])  # fmt: skip
+                browser = playwright.chromium.launch(
+                    executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-dev-shm-usage"]
+                )
                 for role, path, selector, image in (
                     ("analyst", "/console/reports", "body[data-charts=drawn]", "console-dashboard.png"),
-                    ("admin", "/console/definitions/*/web-lead-follow-up/3", "body[data-diagrams=drawn]",
-                     "console-process-diagram.png"),
-                ):  # fmt: skip
-                    link = crmflow("token", "issue", "--tenant", "acme", "--role", role, "--subject", "ada",
-                                   "--console", "--url", base, env=env).stdout.strip()  # fmt: skip
+                    (
+                        "admin",
+                        "/console/definitions/*/web-lead-follow-up/3",
+                        "body[data-diagrams=drawn]",
+                        "console-process-diagram.png",
+                    ),
+                ):
+                    link = crmflow(
+                        "token",
+                        "issue",
+                        "--tenant",
+                        "acme",
+                        "--role",
+                        role,
+                        "--subject",
+                        "ada",
+                        "--console",
+                        "--url",
+                        base,
+                        env=env,
+                    ).stdout.strip()
                     page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
                     page.goto(link)
                     page.click("button[type=submit]")
