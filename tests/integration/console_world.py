@@ -21,6 +21,7 @@ import pytest
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.runtime import ProcessRuntime
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply_all, create_tables
 from crmflow.workers.api.tokens import issue_token
@@ -86,6 +87,12 @@ def seed(store: str, reports_url: str) -> Seeded:
         shipped = sorted((Path(__file__).parents[2] / "processes" / "definitions").glob("*.yaml"))
         documents = [d for d in load_files(shipped) if d.kind in ("Process", "Calendar")]
         DefinitionRegistry(app).deploy(documents, "admin:seed")
+        # A web lead the web-lead-follow-up process routes, as the process worker would: its assignment's
+        # cause is the process step, its trigger and the round robin (what an operator reads).
+        routed = run("acme", "lead.create", caller="web-form", name="Routed", source="web")
+        seeded.ids["acme"]["routed_lead"] = routed
+        created = [e for e in stored_history(app) if e["type"] == "LeadCreated" and e["subject"] == routed]
+        ProcessRuntime(app).handle(created)
         reports = Database(reports_url)
         create_tables(reports)
         apply_all(reports, stored_history(app))

@@ -214,8 +214,24 @@ def test_an_operator_opens_a_records_history_and_reads_why_it_was_assigned(
     assert len(tab.query_selector_all("[data-testid=history] tbody tr")) == len(api["history"])
     tab.screenshot(path=console.shots / "record.png", full_page=True)
 
+    routed = console.seeded.ids["acme"]["routed_lead"]
+    api = console.api(token, f"/v1/aggregates/{routed}").json()
+    assigned = next(e for e in api["history"] if e["type"] == "LeadAssigned")
+    assert assigned["why"].startswith("process web-lead-follow-up v3 step assign ran lead.assign")
+    tab.goto(f"{console.base}/console/records/{routed}")
+    tab.screenshot(path=console.shots / "record-routed.png", full_page=True)
+    row = tab.locator("[data-testid=history] tr[data-type=LeadAssigned]")
+    assert row.locator(".why").inner_text() == assigned["why"]
+    assert "owner chosen by round_robin in step pick-owner" in assigned["why"]
+    row.locator("a.trigger").click()  # the trigger: the LeadCreated of this very lead
+    assert tab.url.endswith(f"/console/records/{assigned['caused_by']['trigger']['subject']}")
+    assert tab.locator("[data-testid=history] tr[data-type=LeadCreated]").count() == 1
+
     tab.goto(f"{console.base}/console/instances")
-    assert tab.query_selector("[data-testid=instances]") is not None
+    instances = console.api(token, "/v1/processes/instances").json()["rows"]
+    assert instances, "the routed lead's instance waits for contact"
+    shown = tab.inner_text("[data-testid=instances]")
+    assert all(r["definition"] in shown and r["step"] in shown for r in instances)
     tab.screenshot(path=console.shots / "instances.png", full_page=True)
 
 
