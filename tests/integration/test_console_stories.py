@@ -94,6 +94,12 @@ def test_a_malformed_date_gets_the_apis_message_on_the_page(console: Console, ta
     response = tab.goto(f"{console.base}/console/reports?since=2027-13-01")
     assert response.status == api.status_code == 422
     assert tab.inner_text("[data-testid=filter-error]") == api.json()["message"]
+    assert tab.query_selector("section.report") is None, "no chart of unfiltered rows beside the message"
+
+    unknown = console.api(token, "/v1/reports/pipline")
+    response = tab.goto(f"{console.base}/console/reports/pipline")
+    assert response.status == unknown.status_code == 404
+    assert tab.inner_text("[data-testid=refusal] .message") == unknown.json()["message"]  # "did you mean pipeline?"
 
 
 def test_a_sales_user_sees_only_the_reports_of_sales_and_is_told_so_for_the_others(
@@ -335,3 +341,11 @@ def test_an_admin_deploys_a_pasted_definition_and_the_api_lists_it(console: Cons
     assert shown == [["Process", "hot-lead-alert", "acme", "1", "deployed"]]
     listed = console.api(admin, "/v1/processes/definitions").json()["definitions"]
     assert any(d["name"] == "hot-lead-alert" and d["deployed_by"] == "admin:dora" for d in listed)
+
+
+def test_a_designer_uploads_a_definition_file_and_it_is_validated(console: Console, tab: Any) -> None:
+    sign_in(tab, console, console.token("acme", "admin", "dora"), then="/console/designer")
+    tab.set_input_files("input[name=file]", str(Path(__file__).parents[2] / "examples" / "hot-lead-alert.yaml"))
+    tab.click("button[value=validate]")
+    assert tab.inner_text("[data-testid=valid]") == "valid: 1 Process, 2 ProcessTest"
+    assert "name: hot-lead-alert" in tab.input_value("textarea[name=definition]"), "the file, shown to edit"
