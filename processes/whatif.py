@@ -13,6 +13,7 @@ the version they started with; the report says which.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -55,6 +56,19 @@ class WhatIf:
             before, after = self.deployed.metrics().get(name, 0), self.proposed.metrics().get(name, 0)
             out.append({"measure": name, "deployed": before, "proposed": after, "change": f"{after - before:+d}"})
         return out
+
+
+def replayed(history: Iterable[dict[str, Any]], deployed: list[Document], *, since: datetime | None = None,
+             tenant: str | None = None) -> tuple[list[dict[str, Any]], list[Document]]:  # fmt: skip
+    """What a what-if replays: the stored events from ``since`` (one without a readable time is kept: nothing
+    puts it before since) and the deployed definitions; for a ``tenant``, only its own events and the
+    definitions it runs (its own and the platform-wide ones), so no other tenant's history shows."""
+    events = [e for e in history if since is None or occurred_at(e, since) >= since]
+    if tenant is None:
+        return events, deployed
+    scopes = (tenant, "*")
+    return ([e for e in events if e.get("tenantid") == tenant],
+            [d for d in deployed if getattr(d.model, "tenant", "*") in scopes])  # fmt: skip
 
 
 def replace_processes(deployed: list[Document], proposal: list[Document]) -> list[Document]:

@@ -59,6 +59,7 @@ NOT_SETTINGS = {
     "CRMFLOW_BENCH_POSTGRES_URL": "the PostgreSQL server the benchmarks use (benchmarks/harness.py)",
     "CRMFLOW_IMAGE": "docker compose: the image to run (deploy/docker-compose.yaml)",
     "CRMFLOW_API_PORT": "docker compose: the host port of the API (deploy/docker-compose.yaml)",
+    "CRMFLOW_CONSOLE_SCREENSHOTS": "where the console's browser tests save their screenshots (docs/console.md)",
 }
 
 

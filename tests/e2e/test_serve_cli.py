@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -16,15 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.waiting import wait_until
+from tests.serving import free_port, serving
 
 SECRET = "e2e-secret-that-is-long-enough-for-hs256"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -50,30 +43,8 @@ def crmflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crmflow", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: _answers(f"{base}/healthz") or process.poll() is not None,
-            60,
-            interval_s=0.1,
-            what="crmflow serve to answer /healthz",
-        )
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        log.close()
+    with serving(env, tmp_path / "serve.log") as running:
+        yield running
 
 
 def test_a_client_runs_a_command_with_an_issued_token_and_the_server_stops_on_sigterm(
@@ -152,14 +123,6 @@ def test_serve_refuses_to_start_and_token_issue_refuses_without_the_secret(env: 
     issued = crmflow(without, "token", "issue", "--tenant", "acme", "--role", "sales", "--subject", "ada")
     assert issued.returncode == 2 and "CRMFLOW_API_SECRET is not set" in issued.stderr
     assert issued.stdout == ""
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _request(

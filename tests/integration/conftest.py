@@ -12,6 +12,7 @@ from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables
 from tests.conftest import Clock
 from tests.integration.api_harness import Api, start_api
+from tests.integration.console_world import browser, console, tab  # noqa: F401  - the console's browser tests
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from crmflow.workers.api.rate_limit import RATE_LIMITED_DEPENDENCY, RATE_LIMITED
 from crmflow.workers.api.services import Services
 from crmflow.workers.bootstrap import build_application, build_reports_db, inbound_policy
 from crmflow.workers.config import Settings
+from crmflow.workers.console.app import install_console
 from crmflow.workers.rate_limits import TenantBuckets
 
 DESCRIPTION = """\
@@ -84,6 +85,8 @@ def create_app(
             module.router, dependencies=[RATE_LIMITED_DEPENDENCY], responses=RATE_LIMITED_RESPONSES
         )
     api.include_router(health.router)  # liveness, readiness and metrics are never rate-limited
+    # The web console: server-rendered pages on the same services, tokens and role checks (workers/console).
+    install_console(api, settings)
     install_openapi(api)
     return api
 

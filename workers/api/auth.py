@@ -74,6 +74,10 @@ class Principal:
         if not self.role.instances:
             self._refuse("read process instances", allowed=[])
 
+    def require_dead_letters(self) -> None:
+        if not self.role.dead_letters:
+            self._refuse("see or redrive dead letters", allowed=[])
+
     def _refuse(self, what: str, allowed: list[str]) -> None:
         raise ApiError(
             403, "forbidden", f"role {self.role.name} may not {what}", role=self.role.name, allowed=allowed

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from starlette.datastructures import Headers
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmflow.aggregates.limits import MAX_MESSAGE_BYTES, Limit, LimitExceeded, parse_json
@@ -75,7 +76,12 @@ def _template(scope: Scope) -> str:
     # FastAPI marks only its API routes in the scope; the others (/openapi.json, /docs) have fixed
     # paths, each its own template. Any other path (a refusal before routing, a 404) may be anything.
     app: Any = scope.get("app")
-    fixed = {getattr(r, "path", None) for r in getattr(getattr(app, "router", None), "routes", ())}
+    routes = getattr(getattr(app, "router", None), "routes", ())
+    fixed = {getattr(r, "path", None) for r in routes}
+    # A mounted folder (the console's static files): one template for all its files, so labels stay bounded.
+    for mount in (r for r in routes if isinstance(r, Mount)):
+        if str(scope["path"]).startswith(mount.path + "/"):
+            return f"{mount.path}/{{path}}"
     return str(scope["path"]) if scope["path"] in fixed else UNMATCHED
 
 
@@ -128,9 +134,17 @@ class BodyLimits:
         await self.app(scope, _replay(bytes(body), None, receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, what: str) -> None:
+        message = f"{what}; the limit is {self.limit.describe()}"
+        if str(scope.get("path", "")).startswith("/console/"):
+            # A browser's form: the same refusal, as a page the person who sent it can read.
+            from starlette.requests import Request
+
+            from crmflow.workers.console.page import refusal
+
+            await refusal(Request(scope), 413, "oversize", message)(scope, receive, send)
+            return
         response = error_response(
-            413, "oversize", f"{what}; the limit is {self.limit.describe()}",
-            {"limit": self.limit.name, "limit_value": self.limit.value},
+            413, "oversize", message, {"limit": self.limit.name, "limit_value": self.limit.value},
         )  # fmt: skip
         await response(scope, receive, send)
 

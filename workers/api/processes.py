@@ -102,10 +102,15 @@ async def validate_definitions(request: Request, caller: Caller, services: Servi
     documents, issues = await run_in_threadpool(_checked, text, services, caller, False)
     if issues:
         return _invalid(issues)
+    return {"valid": True, "documents": document_kinds(documents)}
+
+
+def document_kinds(documents: list[Document]) -> dict[str, int]:
+    """How many documents of each kind: what a valid body held."""
     kinds: dict[str, int] = {}
     for document in documents:
         kinds[document.kind] = kinds.get(document.kind, 0) + 1
-    return {"valid": True, "documents": kinds}
+    return kinds
 
 
 @router.post(
@@ -127,7 +132,12 @@ async def deploy_definitions(request: Request, caller: Caller, services: Service
     documents, issues = await run_in_threadpool(_checked, text, services, caller, True)
     if issues:
         return _invalid(issues)
-    outcomes = await run_in_threadpool(services.registry.deploy, documents, caller.caller)
+    return await run_in_threadpool(deploy, documents, services, caller)
+
+
+def deploy(documents: list[Document], services: Services, caller: Principal) -> dict[str, Any]:
+    """Deploy checked documents as the caller; the answer's body (the API's, and the console's table)."""
+    outcomes = services.registry.deploy(documents, caller.caller)
     log.info(
         "definitions_deployed",
         by=caller.caller,

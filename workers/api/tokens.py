@@ -14,7 +14,8 @@ The role table (``ROLES``; the README shows it too):
   accounts; inbound events.
 - service: case.* and article.*; reports sla, faq; inbound events.
 - analyst: no commands, no records; every report, process instances.
-- admin: every command and record, every report, inbound events, process definitions and instances.
+- admin: every command and record, every report, inbound events, process definitions and instances,
+  dead letters (the console's page and redrive).
 
 No FastAPI here: the CLI (`crmflow token issue`) uses this module too.
 """
@@ -49,6 +50,7 @@ class Role:
     reads_every_record: bool = False
     definitions: bool = False  # list, validate and deploy process definitions
     instances: bool = False  # the process instances report
+    dead_letters: bool = False  # the console's dead letters: see them (its own tenant's) and redrive them
 
 
 ROLES: dict[str, Role] = {
@@ -87,6 +89,7 @@ ROLES: dict[str, Role] = {
             reads_every_record=True,
             definitions=True,
             instances=True,
+            dead_letters=True,
         ),
     )
 }

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="examples:\n  crmflow demo\n  crmflow demo --size small --seed 42\n"
                "  crmflow demo --data-dir ./demo-data   # keep it, then:\n"
                "  crmflow --database-url ./demo-data/crmflow.db query pipeline --tenant acme\n"
+               "  crmflow demo --size small --serve   # then the web console on its data, with sign-in links\n"
                "  crmflow demo --bootstrap-servers 127.0.0.1:9092   # on Apache Kafka instead of the bundled broker\n\n"
                "sizes:\n" + "\n".join(f"  {name:7} {s.tenants} tenants, {s.days} simulated days, per tenant and day "
                                      f"~{s.leads_per_day:g} leads, ~{s.forms_per_day:g} web forms, "
@@ -48,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                       "instead of starting the bundled broker; the demo creates topics of its own there")  # fmt: skip
     demo.add_argument("--reports", default="all", help="comma-separated reports to print for the first tenant "
                       f"(default all: {', '.join(SHOWN_REPORTS)}); 'none' for none")  # fmt: skip
+    demo.add_argument("--serve", action="store_true", help="keep the data and serve the web console on it at the "
+                      "end (crmflow serve; prints the address and sign-in links; Ctrl-C stops it)")  # fmt: skip
+    demo.add_argument("--port", type=int, default=8000, help="the console's port with --serve (default 8000)")
     demo.set_defaults(run=run)
 
 
@@ -59,6 +63,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.days is not None and args.days < 1:
         return fail("--days must be at least 1")
     err = Console(stderr=True, highlight=False)
+    if args.serve and args.data_dir is None:  # the console needs the data after the run: keep it
+        args.data_dir = Path(tempfile.mkdtemp(prefix="crmflow-demo-"))
     log_path = args.data_dir / LOG_FILE if args.data_dir else new_log_file()
     options = DemoOptions(size=args.size, seed=args.seed, data_dir=args.data_dir, days=args.days, tenants=args.tenants,
                           start=args.start, bootstrap_servers=args.bootstrap_servers)  # fmt: skip
@@ -78,6 +84,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return fail(f"{error} (logs: {log_path})")
     _print_result(result, wanted, err)
     err.print(f"Logs (structlog JSON): {log_path}")
+    if args.serve:
+        from crmflow.workers.console.demo import serve_demo
+
+        return serve_demo(result, settings, args.port, err)
     return 0
 
 

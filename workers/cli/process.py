@@ -12,7 +12,6 @@ from pathlib import Path
 from rich.console import Console
 
 from crmflow.processes.durations import parse_duration
-from crmflow.processes.event_time import occurred_at
 from crmflow.processes.field_refs import field_report
 from crmflow.processes.loader import Document, DocumentsInvalid, load_files
 from crmflow.processes.registry import DefinitionRegistry, DeployedVersion
@@ -20,7 +19,7 @@ from crmflow.processes.schema_file import schema_text
 from crmflow.processes.simulation import Simulation
 from crmflow.processes.testing import run_tests
 from crmflow.processes.validation import validate
-from crmflow.processes.whatif import compare
+from crmflow.processes.whatif import compare, replayed
 from crmflow.workers.bootstrap import build_application
 from crmflow.workers.cli.output import fail, print_json, print_rows
 from crmflow.workers.config import Settings
@@ -79,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )  # fmt: skip
     whatif.add_argument("files", nargs="+", type=Path, help="the proposed definitions (and calendars)")
     whatif.add_argument("--since", type=datetime.fromisoformat, help="only history from this date (default: all)")
+    whatif.add_argument("--tenant", help="only this tenant's history and the definitions it runs (default: all)")
     whatif.add_argument("--format", choices=("table", "json"), default="table")
     whatif.set_defaults(run=run_whatif)
 
@@ -185,8 +185,7 @@ def run_whatif(args: argparse.Namespace, settings: Settings) -> int:
     if proposal is None:
         return 1
     since = args.since.replace(tzinfo=args.since.tzinfo or timezone.utc) if args.since else None
-    # An event without a readable time (inbound ones may have none) is kept: nothing puts it before since.
-    history = [e for e in stored_history(app) if since is None or occurred_at(e, since) >= since]
+    history, deployed = replayed(stored_history(app), deployed, since=since, tenant=args.tenant)
     result = compare(history, deployed, proposal, app.clock())
     if args.format == "json":
         print_json({"events": result.events, "changed": result.changed, "rows": result.rows(),

@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="examples:\n"
         "  crmflow token issue --tenant acme --role sales --subject ada --expires-in-days 30\n"
         "  crmflow token issue --tenant '*' --role admin --subject ops  # platform-wide definitions only\n"
+        "  crmflow token issue --tenant acme --role analyst --subject grace --console  # a sign-in link\n"
         "\nroles:\n" + "\n".join(f"  {r.name:10} {r.summary}" for r in ROLES.values()),
     )
     issue.add_argument(
@@ -67,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     issue.add_argument(
         "--expires-in-days", type=float, help="the token expires after this many days (default: never)"
     )
+    issue.add_argument(
+        "--console", action="store_true",
+        help="print a one-time sign-in link for the web console instead (valid 15 minutes, once)",
+    )
+    issue.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the console's address for --console (default %(default)s)"
+    )
     issue.set_defaults(run=run_issue)
 
 
@@ -76,9 +84,16 @@ def run_issue(args: argparse.Namespace, settings: Settings) -> int:
     if args.expires_in_days is not None and args.expires_in_days <= 0:
         return fail(f"--expires-in-days must be more than 0 (got {args.expires_in_days})")
     expires = timedelta(days=args.expires_in_days) if args.expires_in_days is not None else None
+    secret = settings.api_secret.get_secret_value()
+    if args.console:
+        from crmflow.workers.console.links import issue_link_token, sign_in_link
+
+        token = issue_link_token(secret, tenant=args.tenant, role=args.role, subject=args.subject)
+        print(sign_in_link(args.url, token))
+        return 0
     print(
         issue_token(
-            settings.api_secret.get_secret_value(),
+            secret,
             tenant=args.tenant,
             role=args.role,
             subject=args.subject,
@@ -92,8 +107,6 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.api_secret is None:
         return fail(f"crmflow serve refuses to start: {NO_SECRET}", code=2)
     # Imported here: FastAPI and uvicorn are heavy, and no other command needs them.
-    import uvicorn
-
     from crmflow.workers.api.app import create_app
 
     # uvicorn handles SIGTERM itself, then raises it again under the handler it found:
@@ -102,12 +115,20 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     api = create_app(settings)
     if stop.is_set():
         return 0
+    return serve_app(api, args.host, args.port, settings.log_level)
+
+
+def serve_app(api: object, host: str, port: int, log_level: str) -> int:
+    """Run the API (and its console) until SIGTERM or Ctrl-C; `crmflow serve` and `crmflow demo --serve`."""
+    import uvicorn
+
     log.info(
-        "api_serving", host=args.host, port=args.port, openapi=f"http://{args.host}:{args.port}/openapi.json"
-    )
+        "api_serving", host=host, port=port, openapi=f"http://{host}:{port}/openapi.json",
+        console=f"http://{host}:{port}/console",
+    )  # fmt: skip
     # Our request log replaces uvicorn's access log; log_config=None keeps stderr to JSON lines.
     uvicorn.run(
-        api, host=args.host, port=args.port, access_log=False, log_config=None, log_level=settings.log_level
+        api, host=host, port=port, access_log=False, log_config=None, log_level=log_level  # type: ignore[arg-type]
     )
     log.info("api_stopped")
     return 0

@@ -20,6 +20,7 @@ letter is redriven once however often the command runs.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -137,6 +138,20 @@ class DeadLetter:
         return value if isinstance(value, int) else len(self.value)
 
     @property
+    def tenant(self) -> str | None:
+        """The tenant the original names (binary mode's ce_tenantid header, else the value's tenantid),
+        if any: the console shows a tenant's admin only its own tenant's letters."""
+        for name, value in self.original_headers:
+            if name == "ce_tenantid":
+                return value.decode("utf-8", "replace")
+        try:
+            document = json.loads(self.value)
+        except ValueError:  # not JSON, or truncated: it names no tenant anyone can trust
+            return None
+        tenant = document.get("tenantid") if isinstance(document, dict) else None
+        return tenant if isinstance(tenant, str) else None
+
+    @property
     def truncated(self) -> bool:
         return self.original_bytes > len(self.value) or HEADERS_DROPPED_HEADER in self.headers
 
@@ -197,8 +212,10 @@ def find_dead_letter(kafka: KafkaClients, position: str) -> DeadLetter | None:
 
 
 def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = False,
-            timeout_s: float = 15.0) -> list[DeadLetter]:  # fmt: skip
-    """Send dead letters not yet redriven back to their original topic; return them."""
+            timeout_s: float = 15.0, tenant: str | None = None) -> list[DeadLetter]:  # fmt: skip
+    """Send dead letters not yet redriven back to their original topic; return them.
+
+    ``tenant``: only the letters naming that tenant (the console's redrive, for a tenant's admin)."""
     group = f"{kafka.settings.topic_prefix}.redrive"
     consumer = kafka.consumer(group_id=group)
     partitions = topic_partitions(consumer, kafka.topics.deadletter)
@@ -213,7 +230,9 @@ def redrive(kafka: KafkaClients, *, error: str | None = None, dry_run: bool = Fa
             consumer.seek(tp, committed)
     records = _read_to_end(consumer, partitions, timeout_s)
     letters = [_from_record(r) for r in records]
-    matching = [d for d in letters if error is None or d.error == error]
+    matching = [
+        d for d in letters if (error is None or d.error == error) and (tenant is None or d.tenant == tenant)
+    ]
     chosen = [d for d in matching if not d.truncated]
     for letter in matching:
         if letter.truncated:
