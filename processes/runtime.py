@@ -142,6 +142,8 @@ class StoredInstances(MemoryInstances):
                     if instance in self.versions and instance not in self.dirty:
                         self.versions[instance] = notification.originator_version
                     continue
+                if self.versions.get(str(notification.originator_id)) == notification.originator_version:
+                    continue  # saved by this worker: the state in memory is this one
                 state = self.app.mapper.to_domain_event(notification).state
                 if state is None:
                     # A start stored before its run (the one-by-one path), or before one record per run:
