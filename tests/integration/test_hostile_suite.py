@@ -73,12 +73,18 @@ def test_five_thousand_hostile_messages_among_valid_ones_stop_nobody_and_every_v
           f"worker crashes {len(crashed)}")  # fmt: skip
     assert not crashed, f"the intake stopped: {crashed[0]!r}"
     assert not worker.is_alive()
-    # Every hostile message is dead-lettered, once each (no redelivery happened), with a reason.
-    assert len(letters) == len(hostile) == HOSTILE_MESSAGES
+    # Every hostile message is dead-lettered, with a reason. Once each, unless the intake lost its
+    # partitions mid-batch (a poll that came too late on a loaded machine): the batch is then read again
+    # and its dead letters sent again, at least once as Kafka promises, each naming the same original.
+    originals = {(letter.headers.get("crmflow-original-partition"), letter.headers.get("crmflow-original-offset"))
+                 for letter in letters}  # fmt: skip
+    assert len(originals) == len(hostile) == HOSTILE_MESSAGES
     assert len(reasons) == len(letters)
     # A binary-mode message is its headers: its dead letter keeps them, so that a redrive can send it back whole.
     binary = [letter for letter in letters if letter.key == BINARY_FAMILY.encode()]
-    assert len(binary) == families[BINARY_FAMILY] > 100
+    binary_originals = {(b.headers.get("crmflow-original-partition"), b.headers.get("crmflow-original-offset"))
+                        for b in binary}  # fmt: skip
+    assert len(binary_originals) == families[BINARY_FAMILY] > 100
     assert all(any(name.startswith(("ce_", "content-type")) for name, _ in letter.original_headers) for letter in binary)
     # Every valid message of every tenant is stored, the canary's among them: 3 tenants × 100.
     assert intake.counts["accepted"] == len(valid) == len(TENANTS) * VALID_PER_TENANT
