@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
@@ -678,24 +678,33 @@ def copies_ratios(scenarios: list[dict[str, Any]]) -> dict[tuple[str, str], floa
     by = {(s["store"], s["broker"], s["copies"]): s["figures"]["pipeline_ms"] for s in scenarios}
     return {(st, b): round(by[(st, b, 2)] / by[(st, b, 1)], 2) for st, b, c in by if c == 1 and (st, b, 2) in by}
 
-def cost_benchmark(args: Any, report: dict[str, Any], directory: Path, spawn: Any, progress: Console) -> None:
-    """Every --broker × --store × --copies configuration, a fresh store (a PostgreSQL database) for each."""
+def configurations(args: Any, directory: Path, on_broker: Any = None) -> Iterator[tuple[Any, int, str | None]]:
+    """(broker, copies, PostgreSQL URL or None for SQLite) of every --broker × --store × --copies
+    configuration, each on a fresh store; ``on_broker(broker)`` runs first on each broker started."""
     stores = harness.Stores("postgres", directory, args.postgres_url) if "postgres" in args.store else None
     try:
         for name in args.broker:
             broker = (LocalBroker(log_file=directory / "broker.log") if name == "bundled"
                       else ApacheKafka(data_dir=directory / "apache-kafka")).start()  # fmt: skip
             try:
+                if on_broker is not None:
+                    on_broker(broker)
                 for store in args.store:
                     for copies in args.copies:
                         with (stores.fresh() if store == "postgres" and stores else nullcontext(None)) as url:
-                            run = run_cost(broker, url, copies, directory, args, spawn, progress)
-                        report["cost"].append(run | {"figures": cost_figures(run)})
+                            yield broker, copies, url
             finally:
                 broker.stop()
     finally:
         if stores and stores.admin is not None:
             stores.admin.close()
+
+
+def cost_benchmark(args: Any, report: dict[str, Any], directory: Path, spawn: Any, progress: Console) -> None:
+    """Every --broker × --store × --copies configuration, a fresh store (a PostgreSQL database) for each."""
+    for broker, copies, url in configurations(args, directory):
+        run = run_cost(broker, url, copies, directory, args, spawn, progress)
+        report["cost"].append(run | {"figures": cost_figures(run)})
     report["checks"] += cost_checks(report["cost"])
 
 def show_cost(report: dict[str, Any], console: Console) -> None:
@@ -759,22 +768,12 @@ def speed_benchmark(args: Any, report: dict[str, Any], directory: Path, spawn: A
     app.execute(lead_requests("bare", "template", 1)[0])
     template = wire_document(app, app.recorder.select_notifications(start=1, limit=1)[0])
     report["message_bytes"] = len(encode(template))
-    stores = harness.Stores("postgres", directory, args.postgres_url) if "postgres" in args.store else None
-    try:
-        for name in args.broker:
-            broker = (LocalBroker(log_file=directory / "broker.log") if name == "bundled"
-                      else ApacheKafka(data_dir=directory / "apache-kafka")).start()  # fmt: skip
-            try:
-                report["bare"] += [bare_kafka(broker, k, args, template, spawn, progress) for k in (1, 2) if args.bare]
-                for store in args.store:
-                    for copies in args.copies:
-                        with (stores.fresh() if store == "postgres" and stores else nullcontext(None)) as url:
-                            report["scenarios"].append(run_scenario(broker, copies, directory, args, spawn, progress, url))
-            finally:
-                broker.stop()
-    finally:
-        if stores and stores.admin is not None:
-            stores.admin.close()
+
+    def bare_runs(broker: Any) -> None:
+        report["bare"].extend(bare_kafka(broker, k, args, template, spawn, progress) for k in (1, 2) if args.bare)
+
+    for broker, copies, url in configurations(args, directory, on_broker=bare_runs):
+        report["scenarios"].append(run_scenario(broker, copies, directory, args, spawn, progress, url))
     for s in report["scenarios"]:  # batching is a way of driving, stated with the figure: a scenario's best counts
         report["checks"] += [
             (f"{s['scenario']}: ≥ {TARGET_COMMANDS_PER_S:,} visible cmd/s", any(t["target_pass"] for t in s["throughput"])),
