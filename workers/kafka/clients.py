@@ -28,10 +28,12 @@ from kafka.errors import (
     CommitFailedError,
     KafkaError,
     KafkaTimeoutError,
+    NoError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
     RebalanceInProgressError,
     TopicAlreadyExistsError,
+    for_code,
 )
 
 # What the relay needs of kafka-python besides the clients: the errors Kafka gives for one record that no
@@ -184,6 +186,9 @@ def producer_config(s: KafkaSettings, *, client_id: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bootstrap_servers": s.bootstrap_servers, "client_id": client_id, "acks": "all", "linger_ms": 5,
         "batch_size": 256 * 1024, "request_timeout_ms": s.request_timeout_ms, "retries": s.retries,
+        # crmflow creates its topics with their partition count (ensure_topics); a broker's auto-creation
+        # would make them with its own default.
+        "allow_auto_create_topics": False,
     }  # fmt: skip
     if s.idempotent_producer:
         # Broker-side de-duplication of retried batches, and ordered delivery
@@ -200,6 +205,7 @@ def consumer_config(s: KafkaSettings, *, client_id: str, group_id: str | None) -
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
+        "allow_auto_create_topics": False,  # as for producers
         "session_timeout_ms": s.session_timeout_ms,
         # Kafka's rule of thumb: at least three heartbeats per session.
         "heartbeat_interval_ms": min(s.heartbeat_interval_ms, s.session_timeout_ms // 3),
@@ -214,6 +220,23 @@ def consumer_config(s: KafkaSettings, *, client_id: str, group_id: str | None) -
             # Unique per group: one process may hold members of several groups (worker all).
             options["group_instance_id"] = f"{s.group_instance_id}-{group_id}"
     return options
+
+
+
+def _created_and_taken(response: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Split a CreateTopics answer into the topics it created and those that already existed; any other
+    error is raised."""
+    created: list[str] = []
+    taken: list[str] = []
+    for topic in response["topics"]:
+        error = for_code(topic["error_code"])
+        if error is NoError:
+            created.append(topic["name"])
+        elif error is TopicAlreadyExistsError:
+            taken.append(topic["name"])
+        else:
+            raise error(f"cannot create topic {topic['name']}: {topic.get('error_message') or error.description}")
+    return created, taken
 
 
 def decoded_events(records: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -312,37 +335,49 @@ class KafkaClients:
                 return []
             admin = self.admin()
             try:
-                admin.create_topics(
+                response = admin.create_topics(
                     [NewTopic(t, num_partitions=s.partitions, replication_factor=s.replication_factor)
-                     for t in missing]
+                     for t in missing],
+                    raise_errors=False,
                 )  # fmt: skip
-            except TopicAlreadyExistsError:
-                pass  # another worker created them first
             finally:
                 admin.close()
-            self._wait_until_visible(probe, missing)
-            log.info("topics_created", topics=missing, partitions=s.partitions)
-            return missing
+            created, taken = _created_and_taken(response)
+            # A topic someone else made between our look and our create (another worker, or a broker that
+            # creates topics on a metadata request) is used as it is, whatever its partition count.
+            self._wait_until_visible(probe, created, partitions=s.partitions)
+            self._wait_until_visible(probe, taken, partitions=None)
+            log.info("topics_created", topics=created, partitions=s.partitions)
+            for topic in taken:
+                found = len(probe.partitions_for_topic(topic) or ())
+                if found != s.partitions:
+                    log.warning("topic_partitions_differ", topic=topic, partitions=found, expected=s.partitions,
+                                why="created before crmflow could create it (by a broker's auto-creation?)")
+            return created
         finally:
             probe.close()
             self._consumers.remove(probe)
 
-    def _wait_until_visible(self, probe: KafkaConsumer, topics: list[str], timeout_s: float = 30.0) -> None:
-        """Return once the probe sees every partition of the topics and can read their end offsets (each has a
-        leader): a cluster spreads new topics' metadata asynchronously, and a consumer that joins its group
-        before then is given no partitions."""
+    def _wait_until_visible(
+        self, probe: KafkaConsumer, topics: list[str], partitions: int | None, timeout_s: float = 30.0
+    ) -> None:
+        """Return once the probe sees every partition of the topics (``partitions`` of each, or any number)
+        and can read their end offsets (each has a leader): a cluster spreads new topics' metadata
+        asynchronously, and a consumer that joins its group before then is given no partitions."""
         deadline = time.monotonic() + timeout_s
-        while True:
+        while topics:
             probe.topics()  # a fresh metadata request for every topic
             found = {t: probe.partitions_for_topic(t) or set() for t in topics}
-            if all(len(parts) == self.settings.partitions for parts in found.values()):
+            if all(parts and (partitions is None or len(parts) == partitions) for parts in found.values()):
                 try:
                     probe.end_offsets([TopicPartition(t, p) for t, parts in found.items() for p in parts])
                     return
                 except KafkaError:
                     pass  # a partition without a leader yet
             if time.monotonic() > deadline:
-                raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s")
+                seen = {t: len(parts) for t, parts in found.items()}
+                raise KafkaTimeoutError(f"topics {topics} are not all visible after {timeout_s:.0f}s "
+                                        f"(partitions seen: {seen})")  # fmt: skip
             time.sleep(0.05)
 
     def true_ends(
