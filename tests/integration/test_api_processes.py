@@ -174,3 +174,27 @@ def test_a_definition_reading_a_field_its_event_lacks_is_refused_over_http_too(a
         "trigger.when",
         "OpportunityStageChanged has no field 'source' (it has stage, previous_stage, probability, amount, currency)",
     )
+
+
+def test_a_row_of_the_instances_report_opens_into_its_instances_one_by_one_with_their_story(
+    api: Api, platform: User, clock: Clock
+) -> None:
+    platform.yaml("/v1/processes/definitions", WEB_LEAD + "---\n" + CALENDARS)
+    sales = api.user("acme", "sales")
+    leads = [sales.created("lead.create", name=name, source="web") for name in ("Ada", "Grace")]
+    ProcessRuntime(api.app, clock).handle([e for e in stored_history(api.app) if e["subject"] in leads])
+    api.project()
+    analyst = api.user("acme", "analyst", "grace")
+
+    waiting = analyst.get("/v1/processes/instances/each", definition="web-lead-follow-up", status="waiting").json()
+    # The report's one row (2 instances waiting at wait-contact) is these two, each following its lead.
+    assert sorted(r["key"] for r in waiting["rows"]) == sorted(leads)
+    assert {(r["version"], r["step"], r["stuck"], r["error"]) for r in waiting["rows"]} == {(3, "wait-contact", 0, None)}
+    story = api.user("acme", "admin").get(f"/v1/aggregates/{waiting['rows'][0]['instance_id']}").json()
+    assert story["history"][0]["type"] == "ProcessInstanceStarted"
+
+    assert analyst.get("/v1/processes/instances/each", status="failed").json()["rows"] == []
+    assert api.user("globex", "analyst").get("/v1/processes/instances/each").json()["rows"] == [], "acme's only"
+    refused = api.user("acme", "sales").get("/v1/processes/instances/each")
+    assert refused.status_code == 403
+    assert analyst.get("/v1/processes/instances/each", status="lost").status_code == 422

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -17,6 +16,7 @@ from crmflow.workers.config import Settings
 from crmflow.workers.kafka import deadletters
 from crmflow.workers.kafka.clients import KafkaClients
 from tests.conftest import Broker
+from tests.integration.console_client import signed_in
 
 SECRET = "console-dead-letters-secret-long-enough"
 
@@ -46,18 +46,6 @@ def _letter(kafka: KafkaClients, tenant: str, event_id: str) -> None:
     kafka.producer.flush(timeout=30)
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "the page has a form with its CSRF token"
-    return found.group(1)
-
-
-def _signed_in(client: TestClient, token: str) -> str:
-    nonce = _csrf(client.get("/console/sign-in").text)
-    assert client.post("/console/sign-in", data={"csrf_token": nonce, "token": token}).status_code == 200
-    return _csrf(client.get("/console").text)
-
-
 def test_an_admin_sees_and_redrives_only_its_own_tenants_dead_letters(
     kafka: KafkaClients, broker: Broker, tmp_path: Path
 ) -> None:
@@ -76,7 +64,7 @@ def test_an_admin_sees_and_redrives_only_its_own_tenants_dead_letters(
     create_tables(reports)
     try:
         client = TestClient(create_app(settings, app=app, reports_db=reports))
-        csrf = _signed_in(client, issue_token(SECRET, tenant="acme", role="admin", subject="olga"))
+        csrf = signed_in(client, issue_token(SECRET, tenant="acme", role="admin", subject="olga"))
 
         page = client.get("/console/dead-letters")
         assert page.status_code == 200

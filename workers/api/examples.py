@@ -182,3 +182,27 @@ INSTANCES_EXAMPLE = {
         }
     ],
 }
+
+INSTANCE_ROWS_EXAMPLE = {
+    "tenant": "acme",
+    "columns": [
+        "instance_id", "definition", "version", "key", "status", "step", "stuck", "error", "waiting_on",
+        "due_at", "started_at", "updated_at",
+    ],
+    "rows": [
+        {
+            "instance_id": "5f0c3c1e-9a43-5d7e-8b51-0d7a3f1c2b90",
+            "definition": "web-lead-follow-up",
+            "version": 3,
+            "key": "8c1d6f0e-2b4a-4f7e-9c3d-1a2b3c4d5e6f",
+            "status": "failed",
+            "step": "assign",
+            "stuck": 0,
+            "error": "lead.assign refused: lead 8c1d6f0e is converted: cannot assign it",
+            "waiting_on": None,
+            "due_at": None,
+            "started_at": "2026-03-02T09:00:00+00:00",
+            "updated_at": "2026-03-02T09:00:00+00:00",
+        }
+    ],
+}

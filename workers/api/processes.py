@@ -8,7 +8,7 @@ definitions and the platform-wide ones, never another tenant's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Query, Request
@@ -19,11 +19,15 @@ from crmflow.aggregates.limits import MAX_DEFINITION_BYTES, LimitExceeded
 from crmflow.processes.loader import Document, DocumentsInvalid, Issue, parse_documents
 from crmflow.processes.registry import DeployedVersion
 from crmflow.processes.validation import ring_issues, validate
+from crmflow.projections.instance_rows import COLUMNS as INSTANCE_COLUMNS
+from crmflow.projections.instance_rows import LIMIT as INSTANCE_LIMIT
+from crmflow.projections.instance_rows import instance_rows
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.api.auth import Caller, Principal
 from crmflow.workers.api.errors import ApiError, ErrorBody, error_response, error_responses
 from crmflow.workers.api.examples import (
     DEPLOYED_EXAMPLE,
+    INSTANCE_ROWS_EXAMPLE,
     INSTANCES_EXAMPLE,
     INVALID_EXAMPLE,
     LISTING_EXAMPLE,
@@ -172,6 +176,34 @@ def list_instances(caller: Caller, services: Service) -> dict[str, Any]:
     report = REPORTS["instances"]
     rows = services.read_models(report.run, tenant)
     return {"report": report.name, "tenant": tenant, "columns": list(report.columns), "rows": rows}
+
+
+InstanceStatus = Literal["running", "waiting", "completed", "failed"]
+
+
+@router.get(
+    "/v1/processes/instances/each",
+    summary="The tenant's process instances one by one, newest activity first: a row of the instances report "
+    "opened, with each instance's id (its story: /v1/aggregates/{id}), key and error",
+    responses={
+        200: {"content": {"application/json": {"example": INSTANCE_ROWS_EXAMPLE}}},
+        **error_responses(401, 403),
+    },
+)
+def each_instance(
+    caller: Caller,
+    services: Service,
+    definition: Annotated[str | None, Query(max_length=200, description="only this definition")] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="only this version")] = None,
+    status: Annotated[InstanceStatus | None, Query(description="only instances in this state")] = None,
+    step: Annotated[str | None, Query(max_length=200, description="only instances at this step")] = None,
+    limit: Annotated[int, Query(ge=1, le=INSTANCE_LIMIT, description="at most this many")] = 100,
+) -> dict[str, Any]:
+    tenant = caller.tenant_for("reading process instances")
+    caller.require_instances()
+    rows = services.read_models(instance_rows, tenant, definition=definition, version=version, status=status,
+                                step=step, limit=limit)  # fmt: skip
+    return {"tenant": tenant, "columns": list(INSTANCE_COLUMNS), "rows": rows}
 
 
 def _visible_scopes(caller: Principal) -> set[str]:

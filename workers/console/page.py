@@ -118,6 +118,8 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
         items.append(("/console/instances", "Instances"))
     if tenant and allowed(principal.require_some_records):
         items.append(("/console/records", "Records"))
+    if allowed(principal.require_instances):
+        items.append(("/console/workers", "Workers"))
     if allowed(principal.require_dead_letters):
         items.append(("/console/dead-letters", "Dead letters"))
     if allowed(principal.require_definitions):

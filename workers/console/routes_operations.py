@@ -1,4 +1,5 @@
-"""The operators' pages: process instances, a record's history with its causes, dead letters and redrive.
+"""The operators' pages: process instances, a record's history with its causes, dead letters and redrive,
+and how far each worker is behind.
 
 Instances and histories come from the API's own endpoint functions (workers.api.processes.list_instances,
 workers.api.reads.get_aggregate), so the role checks, the tenant wall and the 404 for another tenant's id
@@ -16,13 +17,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from crmflow.workers.api.processes import list_instances
+from crmflow.workers.api.processes import each_instance, list_instances
 from crmflow.workers.api.reads import get_aggregate
 from crmflow.workers.console.forms import check_csrf, posted
 from crmflow.workers.console.page import page, services_of
 from crmflow.workers.console.session import Session
 
 router = APIRouter(include_in_schema=False)
+INSTANCE_STATES = ("running", "waiting", "completed", "failed")
 log = structlog.get_logger("crmflow.console")
 
 
@@ -42,6 +44,22 @@ def instances(request: Request) -> Response:
     def build(session: Session) -> tuple[str, dict[str, Any]]:
         body = list_instances(session.principal, services)
         return "instances.html", {"columns": body["columns"], "rows": attention_first(body["rows"])}
+
+    return page(request, build)
+
+
+@router.get("/console/instances/each")
+def instances_each(
+    request: Request, definition: str | None = None, version: int | None = None, status: str | None = None,
+    step: str | None = None,
+) -> Response:  # fmt: skip
+    services = services_of(request)
+
+    def build(session: Session) -> tuple[str, dict[str, Any]]:
+        body = each_instance(session.principal, services, definition=definition, version=version,
+                             status=status if status in INSTANCE_STATES else None, step=step)  # fmt: skip
+        shown = {"definition": definition, "version": version, "status": status, "step": step}
+        return "instances_each.html", {"columns": body["columns"], "rows": body["rows"], "shown": shown}
 
     return page(request, build)
 
@@ -129,3 +147,23 @@ async def redrive(request: Request) -> Response:
         return "dead_letters.html", values
 
     return await run_in_threadpool(page, request, build)
+
+
+@router.get("/console/workers")
+def workers(request: Request) -> Response:
+    services = services_of(request)
+
+    def build(session: Session) -> tuple[str, dict[str, Any]]:
+        from crmflow.workers.worker_lag import worker_lags
+
+        session.principal.require_instances()  # the operators' page; counts only, no tenant's records
+        kafka, problem = _kafka_or_message(request)
+        settings = request.app.state.settings
+        if kafka is None:
+            rows = worker_lags(settings, services.app, services.read_models, None, problem)
+        else:
+            with kafka:
+                rows = worker_lags(settings, services.app, services.read_models, kafka, None)
+        return "workers.html", {"rows": [r.as_dict() for r in rows], "problem": problem}
+
+    return page(request, build)
