@@ -13,9 +13,11 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.projections.db import Database
 from crmflow.projections.projector import create_tables
 from crmflow.workers.api.app import create_app
+from crmflow.workers.api.tokens import issue_token
 from crmflow.workers.config import Settings
 from tests.conftest import Clock, Seconds
 from tests.integration.api_harness import SECRET, Api, User
+from tests.integration.console_client import signed_in
 
 
 @pytest.fixture
@@ -107,3 +109,16 @@ def test_the_openapi_document_shows_429_with_retry_after_on_the_v1_routes_only(l
     assert all("429" in op["responses"] for path, ops in paths.items() if path.startswith("/v1/")
                for op in ops.values())  # fmt: skip
     assert "429" not in paths["/healthz"]["get"]["responses"]
+
+
+def test_the_consoles_pages_take_from_the_same_bucket_as_the_api(limited_api: Api, seconds: Seconds) -> None:
+    console = TestClient(limited_api.client.app)
+    # Signing in lands on /console, and signed_in opens it again for its CSRF token: 2 of the burst of 3.
+    signed_in(console, issue_token(SECRET, tenant="acme", role="analyst", subject="olga"))
+    assert limited_api.user("acme", "analyst").get("/v1/reports/pipeline").status_code == 200  # 3
+    page = console.get("/console/reports/pipeline")
+    assert page.status_code == 429 and page.headers["Retry-After"] == "1"
+    assert "tenant acme is over its api_requests limit" in page.text
+    assert limited_api.user("globex", "analyst").get("/v1/reports/pipeline").status_code == 200
+    seconds.advance(1)  # one token back
+    assert console.get("/console/reports/pipeline").status_code == 200

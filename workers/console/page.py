@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from crmflow.aggregates.errors import DomainError
 from crmflow.workers.api.auth import Principal
 from crmflow.workers.api.errors import ApiError, status_of
+from crmflow.workers.api.rate_limit import charge
 from crmflow.workers.api.services import Services
 from crmflow.workers.console.session import COOKIE, CSRF_FIELD, InvalidSession, Session, read_session
 
@@ -61,9 +62,12 @@ def html(
 
 
 def refusal(
-    request: Request, status: int, code: str, message: str, session: Session | None = None
-) -> HTMLResponse:
-    return html(request, "error.html", {"status": status, "code": code, "message": message}, status, session)
+    request: Request, status: int, code: str, message: str, session: Session | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:  # fmt: skip
+    answer = html(request, "error.html", {"status": status, "code": code, "message": message}, status, session)
+    answer.headers.update(headers or {})
+    return answer
 
 
 def page(request: Request, build: Build) -> Response:
@@ -77,9 +81,10 @@ def page(request: Request, build: Build) -> Response:
     request.state.tenant = session.principal.tenant  # the request log names the tenant, as for the API
     structlog.contextvars.bind_contextvars(tenant=session.principal.tenant, caller=session.principal.caller)
     try:
+        charge(request, session.principal.tenant)  # the API's per-tenant rate: 429 with Retry-After
         built = build(session)
     except ApiError as error:
-        return refusal(request, error.status, error.code, error.message, session)
+        return refusal(request, error.status, error.code, error.message, session, error.headers)
     except DomainError as error:
         return refusal(request, status_of(error), error.code, error.message, session)
     if isinstance(built, Response):

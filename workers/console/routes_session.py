@@ -89,7 +89,7 @@ async def sign_in(request: Request) -> Response:
             max_age=int(LIFETIME.total_seconds()),
         ),
     )
-    response.delete_cookie(SIGN_IN_COOKIE, path="/console")
+    response.delete_cookie(SIGN_IN_COOKIE, **cookie_flags(over_tls=_over_tls(request)))  # same flags as set
     log.info("console_signed_in", tenant=claims.tenant, caller=f"{claims.role.name}:{claims.subject}")
     return response
 
@@ -127,7 +127,7 @@ async def sign_out(request: Request) -> Response:
     def build(session: Session) -> Response:
         check_csrf(session, fields)
         response = RedirectResponse("/console/sign-in?why=you+are+signed+out", status_code=303)
-        response.delete_cookie(COOKIE, path="/console")
+        response.delete_cookie(COOKIE, **cookie_flags(over_tls=_over_tls(request)))
         return response
 
     return page(request, build)
