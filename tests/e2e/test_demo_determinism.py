@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 # Two simulated working days of one tenant (~5 s a run); the start is pinned, so that two runs either side of
 # a Monday midnight (when the default start moves on a week) still simulate the same days.
 DEMO = ("demo", "--size", "small", "--days", "2", "--tenants", "1", "--start", "2026-03-02",
@@ -64,6 +66,7 @@ def test_two_demo_runs_with_the_same_seed_do_the_same_work_and_print_the_same_re
         run.log_file.unlink()
 
 
+@pytest.mark.slow  # the same-seed run above is the guarantee; this one only shows the seed matters
 def test_a_demo_with_another_seed_does_other_work(tmp_path: Path) -> None:
     started = start_demo(11, tmp_path), start_demo(12, tmp_path)
     eleven, twelve = (finish(demo) for demo in started)
