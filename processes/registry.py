@@ -29,6 +29,9 @@ from crmflow.processes.loader import Document, DocumentsInvalid, parse_documents
 log = structlog.get_logger("crmflow.processes")
 REGISTRY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/definitions")
 INDEX_ID = uuid5(REGISTRY_NAMESPACE, "index")
+DEPLOYED_KINDS = ("Process", "Calendar", "Segmentation")  # a ProcessTest is checked, never deployed
+# Only the newest version of these applies; a process keeps every version (running instances keep theirs).
+LATEST_ONLY_KINDS = ("Calendar", "Segmentation")
 
 
 class DefinitionVersionConflictError(DomainError):
@@ -131,7 +134,8 @@ class DefinitionRegistry:
         self.app = app
 
     def deploy(self, documents: list[Document], deployed_by: str, *, retries: int = 3) -> list[DeployOutcome]:
-        """Store every process and calendar of the documents in one transaction (tests are not deployed)."""
+        """Store every process, calendar and segmentation of the documents in one transaction (tests are not
+        deployed)."""
         for _ in range(retries + 1):
             with pinned_event_time(self.app.clock()):  # events are stamped when they are made
                 changed, index, outcomes = self._plan(documents, deployed_by)
@@ -151,7 +155,7 @@ class DefinitionRegistry:
         changed: list[TenantAggregate] = []
         outcomes = []
         for document in documents:
-            if document.kind not in ("Process", "Calendar"):
+            if document.kind not in DEPLOYED_KINDS:
                 continue
             model: Any = document.model
             scope = getattr(model, "tenant", "*")
@@ -187,12 +191,13 @@ class DefinitionRegistry:
         return sorted(out, key=lambda v: (v.deployed_at, v.name, v.version))
 
     def documents(self, *, latest_only: bool = False) -> list[Document]:
-        """The deployed documents: every process version (running instances keep theirs), latest calendars."""
+        """The deployed documents: every process version (running instances keep theirs), the latest calendars
+        and segmentations."""
         latest: dict[tuple[str, str, str], DeployedVersion] = {}
         chosen = []
         for v in self.versions():
             key = (v.kind, v.scope, v.name)
-            if v.kind == "Calendar" or latest_only:
+            if v.kind in LATEST_ONLY_KINDS or latest_only:
                 if key not in latest or v.version >= latest[key].version:
                     latest[key] = v
             else:

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from crmflow.processes.durations import parse_duration
 
@@ -209,6 +219,93 @@ class Calendar(Strict):
         return value
 
 
+# A segmentation's measures: the per-account figures the profitability report computes (exact decimals).
+MEASURES = ("revenue", "expected_revenue", "profit", "margin", "lifetime_value", "usage")
+Measure = Literal["revenue", "expected_revenue", "profit", "margin", "lifetime_value", "usage"]
+
+
+def _exact(value: Any) -> Any:
+    """A threshold is written as a quoted decimal ("50000.00") or a whole number: a YAML float (0.1) is
+    binary and inexact, so it is refused rather than rounded silently."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"{value!r} is a binary float: write the threshold as a quoted decimal, e.g. \"0.10\"")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number (e.g. \"50000.00\")") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return number
+    raise ValueError(f"{value!r} is not a number: write a quoted decimal, e.g. \"50000.00\"")
+
+
+Threshold = Annotated[Decimal, BeforeValidator(_exact)]
+
+
+class Bounds(Strict):
+    """A measure's range: at least (>=) and / or below (<), exact decimals."""
+
+    at_least: Threshold | None = None
+    below: Threshold | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Bounds:
+        if self.at_least is None and self.below is None:
+            raise ValueError("give at_least, below or both")
+        if self.at_least is not None and self.below is not None and self.at_least >= self.below:
+            raise ValueError(f"at_least {self.at_least} is not below {self.below}: no value fits")
+        return self
+
+
+class SegmentRule(Strict):
+    """A segment: an account is in the first segment whose every bound holds (none: the catch-all)."""
+
+    name: Slug
+    description: str = ""
+    when: dict[Measure, Bounds] = Field(default_factory=dict, description="measure: {at_least, below}")
+
+
+class UsageTier(Strict):
+    name: Slug
+    at_least: Threshold = Field(Decimal(0), description="usage (quantity in the latest period) from here up")
+
+
+class Segmentation(Strict):
+    """``kind: Segmentation``: segments from value and usage, as data; evaluated exactly with Decimal."""
+
+    api_version: Literal["crmflow/v1"] = Field(alias="apiVersion")
+    kind: Literal["Segmentation"]
+    name: Slug
+    version: int = Field(ge=1)
+    tenant: Annotated[str, Field(pattern=r"^(\*|[a-z0-9][a-z0-9_-]{0,62})$")] = "*"
+    description: str = ""
+    segments: list[SegmentRule] = Field(min_length=1, description="in order: the first that fits wins")
+    usage_tiers: list[UsageTier] = Field(default_factory=list, description="highest at_least first")
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> Segmentation:
+        names = [s.name for s in self.segments]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"segment names must be unique: {', '.join(twice)} appear more than once")
+        if self.segments[-1].when:
+            raise ValueError(f"the last segment ({self.segments[-1].name}) must have no `when`: it takes every "
+                             "account no other segment fits, so that each account has a segment")
+        for rule in self.segments[:-1]:
+            if not rule.when:
+                raise ValueError(f"segment {rule.name} has no `when` but is not last: the segments after it "
+                                 "could never be chosen")
+        floors = [t.at_least for t in self.usage_tiers]
+        if floors != sorted(floors, reverse=True) or len(set(floors)) != len(floors):
+            raise ValueError("usage_tiers go from the highest at_least down, each lower than the one before")
+        if self.usage_tiers and self.usage_tiers[-1].at_least != 0:
+            raise ValueError("the last usage tier must start at 0, so that every account has a tier")
+        return self
+
+
 class GivenEvent(Strict):
     type: EventType
     subject: str | None = None
@@ -249,6 +346,7 @@ DOCUMENT_KINDS: dict[str, type[Strict]] = {
     "Process": ProcessDefinition,
     "Calendar": Calendar,
     "ProcessTest": ProcessTest,
+    "Segmentation": Segmentation,
 }
 
 

@@ -117,7 +117,8 @@ def run_validate(args: argparse.Namespace, settings: Settings) -> int:
     documents = _load_valid(files, inbound=inbound, advise=True)
     if documents is None:
         return 1
-    kinds = ", ".join(f"{sum(d.kind == k for d in documents)} {k}" for k in ("Process", "Calendar", "ProcessTest"))
+    shown = ("Process", "Calendar", "ProcessTest") + (("Segmentation",) if any(d.kind == "Segmentation" for d in documents) else ())
+    kinds = ", ".join(f"{sum(d.kind == k for d in documents)} {k}" for k in shown)
     Console(soft_wrap=True, highlight=False).print(f"valid: {len(files)} file(s), {kinds}")
     return 0
 

@@ -124,7 +124,7 @@ def test_inbound_event_types_are_free_but_domain_look_alikes_are_checked() -> No
 def test_broken_yaml_and_unknown_kinds_are_named() -> None:
     assert problems("apiVersion: crmflow/v1\nkind: [unclosed\n") [0].startswith("3: : not valid YAML")
     assert problems("apiVersion: crmflow/v1\nkind: Workflow\n") == [
-        "2: kind: 'Workflow' is not a document kind: use one of Process, Calendar, ProcessTest"]  # fmt: skip
+        "2: kind: 'Workflow' is not a document kind: use one of Process, Calendar, ProcessTest, Segmentation"]  # fmt: skip
 
 
 def test_a_test_must_name_a_process_in_the_files() -> None:

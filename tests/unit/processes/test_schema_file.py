@@ -71,7 +71,7 @@ def test_the_schema_is_a_valid_draft_07_schema_with_a_stable_id_and_a_kind_discr
     assert schema["$id"] == SCHEMA_ID == "urn:crmflow:process-documents:v1"
     assert schema["discriminator"] == {"propertyName": "kind", "mapping": {
         "Process": "#/definitions/ProcessDefinition", "Calendar": "#/definitions/Calendar",
-        "ProcessTest": "#/definitions/ProcessTest"}}  # fmt: skip
+        "ProcessTest": "#/definitions/ProcessTest", "Segmentation": "#/definitions/Segmentation"}}  # fmt: skip
     assert "oneOf" not in schema, "a plain validator would only say 'not valid under any of the given schemas'"
 
 
