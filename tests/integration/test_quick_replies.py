@@ -11,9 +11,11 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
-from crmflow.aggregates.application import CrmApplication
+from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.errors import AggregateNotFoundError, IllegalTransitionError
+from crmflow.aggregates.unit_of_work import UnitOfWork
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply_all, rebuild
 from crmflow.projections.reports import faq
@@ -165,3 +167,28 @@ def test_answering_with_an_archived_article_is_refused(app: CrmApplication, run:
     # Nothing was stored: the case is new and unanswered, its first-response clock still running.
     assert [h.type for h in app.history(case.aggregate_id, "acme")] == ["CaseOpened"]
     assert app.state(case.aggregate_id, "acme")["first_responded_at"] is None
+
+
+def test_two_resolutions_of_one_category_at_the_same_moment_lose_no_count(
+    app: CrmApplication, run: Run, clock: Clock
+) -> None:
+    guide = article(run, "Your invoices", "billing")
+    first, second = (run("case.open", subject=s, category="billing").aggregate_id for s in ("Invoice", "Invoice"))
+    for case in (first, second):
+        run("case.respond", case_id=case)
+
+    def resolve(case: Any) -> CommandRequest:
+        return CommandRequest("case.resolve", "acme", {"case_id": str(case), "solution": "s", "article_id": str(guide)})
+
+    # Two writers, each with the category's counts as they were (none yet): both make its first record.
+    one, other = UnitOfWork(app, clock.now), UnitOfWork(app, clock.now)
+    one.run(resolve(first))
+    other.run(resolve(second))
+    one.commit()
+    with pytest.raises(IntegrityError):
+        other.commit()  # the record's id and version are taken: nothing of the second is stored
+    assert app.state(second, "acme")["status"] == "working"
+    app.execute(resolve(second), conflict_retries=1)  # run again, on the fresh counts
+
+    assert suggestions(run("case.open", subject="Invoice", category="billing"))["reasons"] == [  # type: ignore[index]
+        "resolved 2 cases in category billing; subject shares the word 'invoice'"]
