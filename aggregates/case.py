@@ -123,7 +123,7 @@ class Case(TenantAggregate):
             self._suggest(article_ids=list(article_ids), reasons=list(reasons))
 
     def respond(self, message: str | None, at: datetime, article_id: UUID | None = None) -> None:
-        """Answer the customer, maybe with a published article; the first answer stops the first-response clock."""
+        """Answer the customer, maybe with an article; the first answer stops the first-response clock."""
         self.check_not_closed("respond to")
         if self.status in ("resolved", "on_hold"):
             raise IllegalTransitionError(
@@ -174,7 +174,9 @@ class Case(TenantAggregate):
         self.check_not_closed("set the SLA of")
         self._set_sla(first_response_due=first_response_due, resolution_due=resolution_due)
 
-    def resolve(self, solution: str, article_id: UUID | None, at: datetime, usage_counted: bool = False) -> None:
+    def resolve(
+        self, solution: str, article_id: UUID | None, at: datetime, usage_counted: bool = False
+    ) -> None:
         """``usage_counted``: the command counts the article in the category's ArticleUsage with it."""
         self.check_transition("resolve", "resolved")
         self._resolve(

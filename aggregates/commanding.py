@@ -195,7 +195,7 @@ class CommandContext:
         return aggregate
 
     def held(self, aggregate_id: UUID) -> TenantAggregate | None:
-        """What the unit already holds under that id (an earlier command of it loaded or changed it), or None."""
+        """What the unit holds under that id (an earlier command loaded or changed it), or None."""
         return self.loaded.get(aggregate_id)
 
     def keep(self, record: A) -> A:

@@ -26,8 +26,9 @@ WORD = re.compile(r"[^\W_]+")
 # Words that say nothing about what a case is about; kept short on purpose (English, as the subjects are).
 STOP_WORDS = frozenset(
     "a about after again all am an and any are as at be been before but by can cannot cant could did do does "
-    "doesnt dont for from get got had has have having he her hi hello help his how i im in into is isnt it its just "
-    "me my no not of on or our please she so some than that the their them then there these they this to "
+    "doesnt dont for from get got had has have having he her hi hello help his how i im in into is isnt it "
+    "its just me my no not of on or our please she so some than that the their them then there these they "
+    "this to "
     "too up us very was we were what when where which while who why will with wont would you your".split()
 )
 

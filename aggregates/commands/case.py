@@ -94,7 +94,7 @@ def assign_case(ctx: CommandContext, p: AssignCase) -> Case:
 
 @command("case.respond", RespondToCase, emits=("CaseResponded",))
 def respond_to_case(ctx: CommandContext, p: RespondToCase) -> Case:
-    """Answer the customer, maybe with a published article; the first answer stops the first-response clock."""
+    """Answer the customer, maybe with an article; the first answer stops the first-response clock."""
     case = ctx.load(Case, p.case_id)
     article_id = None
     if p.article_id is not None:

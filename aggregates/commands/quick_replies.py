@@ -48,4 +48,3 @@ def count_usage(ctx: CommandContext, case: Case, change: int) -> None:
     usage = usage_of(ctx, case.category) or ArticleUsage(tenant_id=ctx.tenant, category=case.category)
     usage.count(case.article_id, case.id, case.subject, change)
     ctx.keep(usage)
-

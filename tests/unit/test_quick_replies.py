@@ -9,7 +9,11 @@ from crmflow.aggregates.article_usage import ArticleUsage, article_usage_id
 from crmflow.aggregates.case import Case
 from crmflow.aggregates.replies import Candidate, counted, rank, subject_words, suggest
 
-A, B, C = "aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000", "cccc0000-0000-0000-0000-000000000000"
+A, B, C = (
+    "aaaaaaaa-0000-0000-0000-000000000000",
+    "bbbbbbbb-0000-0000-0000-000000000000",
+    "cccc0000-0000-0000-0000-000000000000",
+)
 MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
@@ -23,7 +27,10 @@ def test_the_article_that_resolved_most_cases_of_the_category_comes_first() -> N
     counts = {A: {"cases": 2, "words": {"refund": 2}}, B: {"cases": 7, "words": {"invoice": 5, "vat": 1}}}
     ranked = rank(counts, "Refund for my invoice")
     assert ranked == [Candidate(B, 7, ("invoice",)), Candidate(A, 2, ("refund",))]
-    assert ranked[0].reason("billing") == "resolved 7 cases in category billing; subject shares the word 'invoice'"
+    assert (
+        ranked[0].reason("billing")
+        == "resolved 7 cases in category billing; subject shares the word 'invoice'"
+    )
 
 
 def test_with_as_many_cases_the_article_sharing_more_subject_words_comes_first() -> None:
@@ -51,7 +58,9 @@ def test_only_published_articles_are_suggested_and_no_more_than_the_limit_are_as
         return article_id != B  # B was archived since it resolved its cases
 
     assert [c.article_id for c in suggest(candidates, published, limit=3)] == [A, C, "d"]
-    assert asked == [A, B, C, "d"], "each article is read in rank order, and none after the third published one"
+    assert asked == [A, B, C, "d"], (
+        "each article is read in rank order, and none after the third published one"
+    )
     assert suggest(candidates, lambda _a: False) == []
 
 
@@ -82,7 +91,9 @@ def test_a_usage_record_is_one_per_tenant_and_category_and_is_read_back_from_its
 
 
 def test_a_case_records_whether_its_answer_used_a_suggested_article() -> None:
-    case = Case.open(tenant_id="acme", subject="Invoice wrong", priority="high", channel="email", opened_at=MONDAY_9)
+    case = Case.open(
+        tenant_id="acme", subject="Invoice wrong", priority="high", channel="email", opened_at=MONDAY_9
+    )
     case.suggest_replies([UUID(A)], ["resolved 1 case in category billing"])
     case.suggest_replies([], [])  # nothing to suggest: no event
     case.respond("see the article", MONDAY_9, UUID(B))
