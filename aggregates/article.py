@@ -42,10 +42,10 @@ class Article(TenantAggregate):
             )
         self._revise(title=title or self.title, body=body or self.body)
 
-    def check_is_published(self) -> None:
+    def check_is_published(self, use: str = "resolve cases") -> None:
         if self.status != "published":
             raise IllegalTransitionError(
-                f"article {self.short_id} is {self.status}: only published articles can resolve cases",
+                f"article {self.short_id} is {self.status}: only published articles can {use}",
                 aggregate_id=str(self.id),
                 status=self.status,
             )

@@ -78,6 +78,10 @@ class Case(TenantAggregate):
         self.escalation_level = 0
         self.solution: str | None = None
         self.article_id: UUID | None = None
+        # Quick replies (crmflow.aggregates.replies): the articles suggested when the case opened, and
+        # whether its resolution was counted in its category's ArticleUsage (not before quick replies).
+        self.suggested_articles: list[UUID] = []
+        self.usage_counted = False
 
     @classmethod
     def open(
@@ -113,8 +117,13 @@ class Case(TenantAggregate):
         self.check_not_closed("assign")
         self._assign(owner=owner, previous_owner=self.owner)
 
-    def respond(self, message: str | None, at: datetime) -> None:
-        """Answer the customer; the first answer stops the first-response clock."""
+    def suggest_replies(self, article_ids: list[UUID], reasons: list[str]) -> None:
+        """Offer the agent these articles to answer with, best first, each with why (one reason each)."""
+        if article_ids:
+            self._suggest(article_ids=list(article_ids), reasons=list(reasons))
+
+    def respond(self, message: str | None, at: datetime, article_id: UUID | None = None) -> None:
+        """Answer the customer, maybe with an article; the first answer stops the first-response clock."""
         self.check_not_closed("respond to")
         if self.status in ("resolved", "on_hold"):
             raise IllegalTransitionError(
@@ -130,6 +139,8 @@ class Case(TenantAggregate):
             first_response=first,
             within_sla=at <= self.first_response_due if first else None,
             status="working" if self.status == "new" else self.status,
+            article_id=article_id,
+            suggested=article_id is not None and article_id in self.suggested_articles,
         )
 
     def escalate(self, reason: str, at: datetime) -> None:
@@ -163,11 +174,15 @@ class Case(TenantAggregate):
         self.check_not_closed("set the SLA of")
         self._set_sla(first_response_due=first_response_due, resolution_due=resolution_due)
 
-    def resolve(self, solution: str, article_id: UUID | None, at: datetime) -> None:
+    def resolve(
+        self, solution: str, article_id: UUID | None, at: datetime, usage_counted: bool = False
+    ) -> None:
+        """``usage_counted``: the command counts the article in the category's ArticleUsage with it."""
         self.check_transition("resolve", "resolved")
         self._resolve(
             status="resolved", previous_status=self.status, solution=solution,
             article_id=article_id, resolved_at=at, within_sla=at <= self.resolution_due,
+            usage_counted=usage_counted and article_id is not None,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -200,6 +215,10 @@ class Case(TenantAggregate):
     def _assign(self, owner: str, previous_owner: str | None) -> None:
         self.owner = owner
 
+    @event("CaseRepliesSuggested")
+    def _suggest(self, article_ids: list[UUID], reasons: list[str]) -> None:
+        self.suggested_articles = article_ids
+
     @event("CaseResponded")
     def _respond(
         self,
@@ -208,6 +227,9 @@ class Case(TenantAggregate):
         first_response: bool,
         within_sla: bool | None,
         status: str,
+        # Both absent from responses stored before quick replies: no article, so none suggested.
+        article_id: UUID | None = None,
+        suggested: bool = False,
     ) -> None:
         if first_response:
             self.first_responded_at = responded_at
@@ -254,11 +276,13 @@ class Case(TenantAggregate):
         article_id: UUID | None,
         resolved_at: datetime,
         within_sla: bool,
+        usage_counted: bool = False,  # absent before quick replies: those resolutions were never counted
     ) -> None:
         self.status = status
         self.solution = solution
         self.article_id = article_id
         self.resolved_at = resolved_at
+        self.usage_counted = usage_counted
 
     @event("CaseClosed")
     def _close(self, status: str) -> None:
@@ -268,3 +292,4 @@ class Case(TenantAggregate):
     def _reopen(self, status: str, reason: str) -> None:
         self.status = status
         self.resolved_at = None
+        self.usage_counted = False

@@ -194,6 +194,19 @@ class CommandContext:
         self.loaded[aggregate.id] = self.touched[aggregate.id] = aggregate
         return aggregate
 
+    def held(self, aggregate_id: UUID) -> TenantAggregate | None:
+        """What the unit holds under that id (an earlier command loaded or changed it), or None."""
+        return self.loaded.get(aggregate_id)
+
+    def keep(self, record: A) -> A:
+        """An internal record (its id derived, not named by the caller) to store with the command's changes.
+
+        Held like what ``load`` returns, so later commands of the unit see it and the commit stores it,
+        but not among what the command is about: its events are not in the command's answer.
+        """
+        self.loaded[record.id] = record
+        return record
+
 
 def id_taken(cls: type[TenantAggregate], aggregate_id: UUID) -> AggregateExistsError:
     return AggregateExistsError(

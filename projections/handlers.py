@@ -224,7 +224,7 @@ def case_opened(cur: Cursor, p: str, e: dict[str, Any]) -> None:
                               "subject": d["subject"], "category": d.get("category"), "priority": d["priority"],
                               "channel": d["channel"], "owner": d.get("owner"), "status": "new", "opened_at": d["opened_at"],
                               "first_response_due": d["first_response_due"], "resolution_due": d["resolution_due"],
-                              "escalations": 0})  # fmt: skip
+                              "escalations": 0, "suggested_articles": 0, "suggestion_used": 0})  # fmt: skip
 
 
 @on("CaseAssigned")
@@ -235,11 +235,14 @@ def case_assigned(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 @on("CaseResponded")
 def case_responded(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     d = e["data"]
+    # A response stored before quick replies has neither article_id nor suggested: no article.
+    used = {"suggestion_used": 1} if d.get("suggested") else {}
     if d["first_response"]:
         _set(cur, p, "cases", "case_id", e, status=d["status"], first_responded_at=d["responded_at"],
-             first_response_within_sla=int(bool(d["within_sla"])))  # fmt: skip
+             first_response_within_sla=int(bool(d["within_sla"])), first_response_article_id=d.get("article_id"),
+             first_response_suggested=int(bool(d.get("suggested"))), **used)  # fmt: skip
     else:
-        _set(cur, p, "cases", "case_id", e, status=d["status"])
+        _set(cur, p, "cases", "case_id", e, status=d["status"], **used)
 
 
 @on("CaseEscalated")
@@ -398,3 +401,10 @@ def instance_completed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "instances", "instance_id", e, status="failed", step=e["data"]["step"], waiting_on=None, due_at=None,
          error=e["data"]["detail"].get("error"), updated_at=e["time"])  # fmt: skip
+
+
+# Quick replies: how many articles the case was offered when it opened (the ranked ids are in the event).
+
+@on("CaseRepliesSuggested", activity=False)  # made by case.open itself, not an agent's doing
+def case_replies_suggested(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    _set(cur, p, "cases", "case_id", e, suggested_articles=len(e["data"]["article_ids"]))

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from crmflow.projections.db import Database
-from crmflow.projections.figures import CENT, TENTH, hours, iso, mean, money, ratio, weighted
+from crmflow.projections.figures import CENT, TENTH, hours, iso, mean, money, percentile, ratio, weighted
 from crmflow.projections.sla import sla_figures
 
 STAGE_ORDER = (
@@ -268,14 +268,19 @@ def sla(
 
 @report(
     "faq",
-    "most frequent case categories (or subjects) and the articles that resolved them",
-    ("topic", "cases", "resolved", "resolved_with_article", "top_article"),
-)
+    "most frequent case categories (or subjects) and the articles that resolved them; how often a suggested "
+    "article answered, and the median first-response hours with and without one",
+    ("topic", "cases", "resolved", "resolved_with_article", "top_article",
+     # Quick replies (docs/reports.md): added at the end, the columns above kept as they were.
+     "suggested", "answered_with_suggestion", "first_response_median_h_with_suggestion",
+     "first_response_median_h_without_suggestion"),
+)  # fmt: skip
 def faq(
     db: Database, tenant: str, since: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
     rows = db.query(
-        "SELECT COALESCE(c.category, c.subject) AS topic, c.status, c.article_id, a.title "
+        "SELECT COALESCE(c.category, c.subject) AS topic, c.status, c.article_id, a.title, c.opened_at, "
+        "c.first_responded_at, c.suggested_articles, c.first_response_suggested, c.suggestion_used "
         "FROM rm_cases c LEFT JOIN rm_articles a ON a.article_id = c.article_id AND a.tenant = c.tenant "
         f"WHERE c.tenant = %(tenant)s{_between('c.opened_at', since, until)}",
         {"tenant": tenant, "since": since, "until": until},
@@ -287,6 +292,9 @@ def faq(
     for topic, cases in topics.items():
         titles = [c["title"] for c in cases if c["title"]]
         top = max(sorted(set(titles)), key=titles.count) if titles else None
+        answered = [c for c in cases if c["first_responded_at"]]
+        with_one = [hours(c["opened_at"], c["first_responded_at"]) for c in answered if c["first_response_suggested"]]
+        without = [hours(c["opened_at"], c["first_responded_at"]) for c in answered if not c["first_response_suggested"]]
         out.append(
             {
                 "topic": topic,
@@ -294,6 +302,10 @@ def faq(
                 "resolved": sum(c["status"] in ("resolved", "closed") for c in cases),
                 "resolved_with_article": len(titles),
                 "top_article": top,
+                "suggested": sum(bool(c["suggested_articles"]) for c in cases),
+                "answered_with_suggestion": sum(bool(c["suggestion_used"]) for c in cases),
+                "first_response_median_h_with_suggestion": percentile(with_one, "0.5"),  # type: ignore[arg-type]
+                "first_response_median_h_without_suggestion": percentile(without, "0.5"),  # type: ignore[arg-type]
             }
         )
     return sorted(out, key=lambda r: (-r["cases"], r["topic"]))

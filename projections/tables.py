@@ -18,7 +18,7 @@ from __future__ import annotations
 
 # Raised whenever a column's type or meaning changes: read models of an older
 # schema are rebuilt from the event store when a worker opens them (workers.bootstrap).
-SCHEMA_VERSION = 3  # 3: rm_cases.first_response_verdict and resolution_verdict
+SCHEMA_VERSION = 4  # 3: rm_cases.first_response_verdict and resolution_verdict; 4: rm_cases quick-reply columns
 
 TABLES: dict[str, str] = {
     "positions": "consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, "
@@ -39,7 +39,11 @@ TABLES: dict[str, str] = {
              "resolution_due {time}, first_responded_at {time}, first_response_within_sla INTEGER, resolved_at {time}, "
              "resolution_within_sla INTEGER, escalations INTEGER, article_id TEXT, "
              # 'met' / 'breached' from the SLA process's CaseSlaMet / CaseSlaBreached; NULL without a verdict.
-             "first_response_verdict TEXT, resolution_verdict TEXT",
+             "first_response_verdict TEXT, resolution_verdict TEXT, "
+             # Quick replies: articles suggested at open (CaseRepliesSuggested), the first response's article
+             # and whether it was a suggested one, whether any response answered with a suggested article.
+             "suggested_articles INTEGER, first_response_article_id TEXT, first_response_suggested INTEGER, "
+             "suggestion_used INTEGER",
     "articles": "tenant TEXT NOT NULL, article_id TEXT PRIMARY KEY, title TEXT, category TEXT, status TEXT",
     "instances": "tenant TEXT NOT NULL, instance_id TEXT PRIMARY KEY, definition TEXT, version INTEGER, key TEXT, "
                  "status TEXT, step TEXT, waiting_on TEXT, due_at {time}, error TEXT, started_at {time}, "

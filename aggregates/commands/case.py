@@ -12,6 +12,7 @@ from crmflow.aggregates.article import Article
 from crmflow.aggregates.case import Case
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Name, Owner, Reason, Text
+from crmflow.aggregates.commands.quick_replies import count_usage, suggest_replies
 from crmflow.aggregates.contact import Contact
 
 Priority = Literal["low", "medium", "high", "urgent"]
@@ -44,6 +45,7 @@ class AssignCase(Payload):
 class RespondToCase(Payload):
     case_id: UUID
     message: Text | None = None
+    article_id: UUID | None = Field(None, description="answer with this published article (a quick reply)")
 
 
 class CaseWithReason(Payload):
@@ -63,13 +65,13 @@ class ResolveCase(Payload):
     article_id: UUID | None = Field(None, description="the published article that solved it")
 
 
-@command("case.open", OpenCase, emits=("CaseOpened",))
+@command("case.open", OpenCase, emits=("CaseOpened", "CaseRepliesSuggested"))
 def open_case(ctx: CommandContext, p: OpenCase) -> Case:
     """Open a case; SLA due times default to the priority's first-response and resolution hours."""
     case_id = ctx.claim_id(Case, p.case_id)
     account_id = ctx.reference(Account, p.account_id)
     contact_id = ctx.reference(Contact, p.contact_id)
-    return ctx.add(
+    case = ctx.add(
         Case.open(
             tenant_id=ctx.tenant, subject=p.subject, priority=p.priority, channel=p.channel,
             opened_at=ctx.at, account_id=account_id, contact_id=contact_id,
@@ -78,6 +80,8 @@ def open_case(ctx: CommandContext, p: OpenCase) -> Case:
             case_id=case_id,
         )
     )  # fmt: skip
+    suggest_replies(ctx, case)  # the articles that resolved most cases like it (quick replies)
+    return case
 
 
 @command("case.assign", AssignCase, emits=("CaseAssigned",))
@@ -90,9 +94,14 @@ def assign_case(ctx: CommandContext, p: AssignCase) -> Case:
 
 @command("case.respond", RespondToCase, emits=("CaseResponded",))
 def respond_to_case(ctx: CommandContext, p: RespondToCase) -> Case:
-    """Answer the customer; the first answer stops the first-response clock (new → working)."""
+    """Answer the customer, maybe with an article; the first answer stops the first-response clock."""
     case = ctx.load(Case, p.case_id)
-    case.respond(p.message, ctx.at)
+    article_id = None
+    if p.article_id is not None:
+        article = ctx.load(Article, p.article_id)
+        article.check_is_published("answer cases")
+        article_id = article.id
+    case.respond(p.message, ctx.at, article_id)
     return case
 
 
@@ -137,7 +146,9 @@ def resolve_case(ctx: CommandContext, p: ResolveCase) -> Case:
         article = ctx.load(Article, p.article_id)
         article.check_is_published()
         article_id = article.id
-    case.resolve(p.solution, article_id, ctx.at)
+    case.resolve(p.solution, article_id, ctx.at, usage_counted=True)
+    if article_id is not None:
+        count_usage(ctx, case, +1)
     return case
 
 
@@ -153,5 +164,8 @@ def close_case(ctx: CommandContext, p: CaseRef) -> Case:
 def reopen_case(ctx: CommandContext, p: CaseWithReason) -> Case:
     """Reopen a resolved case: resolved → working."""
     case = ctx.load(Case, p.case_id)
+    counted = case.usage_counted
     case.reopen(p.reason)
+    if counted:
+        count_usage(ctx, case, -1)  # the article did not resolve it after all
     return case

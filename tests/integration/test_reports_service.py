@@ -174,17 +174,25 @@ def test_faq_report_ranks_topics_and_names_the_article_that_resolved_them_most(
 
     project(db, app)
 
+    # Quick replies: every login case after the first was offered the articles that had resolved login cases
+    # by then (3 of 4 suggested), none was answered with one; each answered case was answered at once (0 h).
+    no_suggestion_used = {"answered_with_suggestion": 0, "first_response_median_h_with_suggestion": None}
     assert faq(db, "acme") == [
         # login: 4 cases, 3 resolved (one since closed), all 3 with an article: reset ×2 beats unlock ×1.
         {"topic": "login", "cases": 4, "resolved": 3, "resolved_with_article": 3,
-         "top_article": "Reset your password (2026)"},
+         "top_article": "Reset your password (2026)", "suggested": 3, **no_suggestion_used,
+         "first_response_median_h_without_suggestion": D("0.00")},
         # billing and "dark mode" both have 1 case: ties are ranked by topic, billing < dark mode.
-        {"topic": "billing", "cases": 1, "resolved": 1, "resolved_with_article": 0, "top_article": None},
-        {"topic": "dark mode", "cases": 1, "resolved": 0, "resolved_with_article": 0, "top_article": None},
+        {"topic": "billing", "cases": 1, "resolved": 1, "resolved_with_article": 0, "top_article": None,
+         "suggested": 0, **no_suggestion_used, "first_response_median_h_without_suggestion": D("0.00")},
+        {"topic": "dark mode", "cases": 1, "resolved": 0, "resolved_with_article": 0, "top_article": None,
+         "suggested": 0, **no_suggestion_used, "first_response_median_h_without_suggestion": None},
     ]  # fmt: skip
     # globex's two login cases are not among acme's 4; its top article is a 1–1 tie, broken by title: Alpha < Zeta.
+    # Its second case was offered Zeta, which had resolved the first.
     assert faq(db, "globex") == [
-        {"topic": "login", "cases": 2, "resolved": 2, "resolved_with_article": 2, "top_article": "Alpha guide"}]
+        {"topic": "login", "cases": 2, "resolved": 2, "resolved_with_article": 2, "top_article": "Alpha guide",
+         "suggested": 1, **no_suggestion_used, "first_response_median_h_without_suggestion": D("0.00")}]  # fmt: skip
     check_rebuild_gives_the_same_rows(db, app, lambda: (faq(db, "acme"), faq(db, "globex")))
 
 
@@ -321,6 +329,9 @@ def test_a_reopened_case_counts_as_open_not_resolved_in_the_sla_and_faq_reports(
         {"priority": "medium", "cases": 1, "open": 1, "first_response_median_h": D("1.0"), "first_response_p90_h": D("1.0"),
          "first_response_within_sla": D("1.0"), "resolution_median_h": None, "resolution_p90_h": None,
          "resolution_within_sla": None, "breaches": 0, "escalations": 0, "backlog_max_age_h": D("4.0")}]  # fmt: skip
-    # 1 login case, 0 resolved: the article did not (yet) resolve it.
+    # 1 login case, 0 resolved: the article did not (yet) resolve it. Nothing to suggest when it opened (no
+    # login case had been resolved); first answered after 1 h, without a suggestion.
     assert faq(db, "acme") == [
-        {"topic": "login", "cases": 1, "resolved": 0, "resolved_with_article": 0, "top_article": None}]
+        {"topic": "login", "cases": 1, "resolved": 0, "resolved_with_article": 0, "top_article": None,
+         "suggested": 0, "answered_with_suggestion": 0, "first_response_median_h_with_suggestion": None,
+         "first_response_median_h_without_suggestion": D("1.00")}]  # fmt: skip

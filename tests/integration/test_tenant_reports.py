@@ -216,10 +216,13 @@ def test_acme_reports_count_only_acme_rows_by_hand(reports: Database, acme: Worl
     assert [
         (r["leads"], r["converted"], r["won_revenue"]) for r in report_of(reports, "campaigns", "acme")
     ] == [(2, 1, 2000.0)]
-    # faq: the orphan case's article is globex's id, so no title; acme's own case is still open.
+    # faq: the orphan case's article is globex's id, so no title; acme's own case is still open. Neither was
+    # offered an article nor answered: no suggestion counts, no first-response times.
     assert report_of(reports, "faq", "acme") == [
-        {"topic": "sync", "cases": 2, "resolved": 1, "resolved_with_article": 0, "top_article": None}
-    ]
+        {"topic": "sync", "cases": 2, "resolved": 1, "resolved_with_article": 0, "top_article": None,
+         "suggested": 0, "answered_with_suggestion": 0, "first_response_median_h_with_suggestion": None,
+         "first_response_median_h_without_suggestion": None}
+    ]  # fmt: skip
     # accounts: acme's account has its one open case, not globex's open case too.
     assert [(r["account"], r["open_cases"]) for r in report_of(reports, "accounts", "acme")] == [
         ("Acme account", 1),
