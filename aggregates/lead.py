@@ -54,6 +54,8 @@ class Lead(TenantAggregate):
         self.disqualify_reason: str | None = None
         self.phone = phone
         self.merged_into: UUID | None = None
+        # Per lead this one was flagged against: the first rule that flagged it, and that rule's keys.
+        self.flagged_against: dict[str, tuple[str, list[str]]] = {}
 
     # Commands.
 
@@ -116,6 +118,9 @@ class Lead(TenantAggregate):
                 f"merge only into a {' or '.join(MERGE_TARGETS)} lead",
                 aggregate_id=str(target.id), status=target.status, allowed=list(MERGE_TARGETS),
             )  # fmt: skip
+        if rule is None:  # a person's merge of a flagged pair counts under the rule that flagged it
+            flag = self.flagged_against.get(str(target.id)) or target.flagged_against.get(str(self.id))
+            rule, keys = flag or (None, keys)
         taken = {name: str(getattr(self, name)) for name in MERGED_FIELDS
                  if getattr(target, name) is None and getattr(self, name) is not None}  # fmt: skip
         target._absorb(merged_lead_id=self.id, fields=taken, rule=rule)
@@ -180,7 +185,8 @@ class Lead(TenantAggregate):
 
     @event("LeadDuplicateFlagged")
     def _flag_duplicate(self, existing_lead_id: UUID, rule: str, keys: list[str]) -> None:
-        pass  # nothing changes on the lead: the flag is for people (and the duplicates report)
+        # Nothing else changes on the lead: the flag is for people (and the duplicates report).
+        self.flagged_against.setdefault(str(existing_lead_id), (rule, keys))
 
     @event("LeadMerged")
     def _merge(

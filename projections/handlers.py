@@ -398,3 +398,33 @@ def instance_completed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "instances", "instance_id", e, status="failed", step=e["data"]["step"], waiting_on=None, due_at=None,
          error=e["data"]["detail"].get("error"), updated_at=e["time"])  # fmt: skip
+
+
+# Duplicates (docs/reports.md, "Duplicates"). A merged lead keeps its row in rm_leads, status merged; the
+# lead it went into takes the company, owner and campaign it lacked, as the aggregate does.
+
+MANUAL_MERGE = "(manual)"
+
+
+@on("LeadDuplicateFlagged")
+def lead_flagged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "lead_id": e["subject"], "action": "flagged",
+                                   "rule": d["rule"], "existing_lead_id": d["existing_lead_id"],
+                                   "keys": ",".join(d.get("keys") or []), "at": e["time"]})  # fmt: skip
+
+
+@on("LeadMerged")
+def lead_merged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _set(cur, p, "leads", "lead_id", e, status="merged")
+    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "lead_id": e["subject"], "action": "merged",
+                                   "rule": d.get("rule") or MANUAL_MERGE, "existing_lead_id": d["merged_into"],
+                                   "keys": ",".join(d.get("keys") or []), "at": e["time"]})  # fmt: skip
+
+
+@on("LeadMergeAbsorbed")
+def lead_absorbed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    taken = {k: v for k, v in (e["data"].get("fields") or {}).items() if k in ("company", "owner", "campaign_id")}
+    if taken:
+        _set(cur, p, "leads", "lead_id", e, **taken)

@@ -1,8 +1,5 @@
 """Every command handler, registered in the catalogue on import."""
 
-from crmflow.aggregates.commands import account, article, campaign, case, lead, opportunity
-
-# Duplicate rules and merges.
-from crmflow.aggregates.commands import duplicates  # noqa: I001  (its own block, after the others)
+from crmflow.aggregates.commands import account, article, campaign, case, duplicates, lead, opportunity
 
 __all__ = ["account", "article", "campaign", "case", "lead", "opportunity", "duplicates"]

@@ -67,9 +67,10 @@ class ConvertLead(Payload):
     opportunity: NewOpportunity | None = Field(None, description="also open this opportunity")
 
 
-@command("lead.create", CreateLead, emits=("LeadCreated", "LeadDuplicateFlagged", "LeadMerged", "LeadMergeAbsorbed"))
+@command("lead.create", CreateLead,
+         emits=("LeadCreated", "LeadDuplicateFlagged", "LeadMerged", "LeadMergeAbsorbed"))  # fmt: skip
 def create_lead(ctx: CommandContext, p: CreateLead) -> Lead:
-    """Create a lead (status new); flagged, or merged, where it matches an open lead by the tenant's duplicate rules."""
+    """Create a lead (status new); flagged, or merged, where it matches an open lead (the tenant's duplicate rules)."""
     lead_id = ctx.claim_id(Lead, p.lead_id)
     campaign_id = ctx.reference(Campaign, p.campaign_id)
     lead = ctx.add(
