@@ -115,7 +115,7 @@ class Lead(TenantAggregate):
         if target.status not in MERGE_TARGETS:
             raise IllegalTransitionError(
                 f"cannot merge lead {self.short_id} into lead {target.short_id}: it is {target.status}; "
-                f"merge only into a {' or '.join(MERGE_TARGETS)} lead",
+                "merge only into a new, working or qualified lead",
                 aggregate_id=str(target.id), status=target.status, allowed=list(MERGE_TARGETS),
             )  # fmt: skip
         if rule is None:  # a person's merge of a flagged pair counts under the rule that flagged it
