@@ -103,7 +103,7 @@ class Lead(TenantAggregate):
         if self.status == "converted":
             raise IllegalTransitionError(
                 f"cannot merge lead {self.short_id}: it is converted (its account and contact exist); "
-                "merge the other lead into it instead, or leave both",
+                "disqualify the other lead instead",
                 aggregate_id=str(self.id), status=self.status,
             )  # fmt: skip
         if target.merged_into is not None:

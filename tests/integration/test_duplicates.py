@@ -104,8 +104,8 @@ def test_merging_a_lead_into_itself_or_into_a_converted_lead_is_refused_and_noth
          f"cannot merge lead {ada[:8]} into lead {won[:8]}: it is converted; merge only into a new, working or "
          "qualified lead"),
         ({"lead_id": won, "into_lead_id": ada}, IllegalTransitionError,
-         f"cannot merge lead {won[:8]}: it is converted (its account and contact exist); merge the other lead into "
-         "it instead, or leave both"),
+         f"cannot merge lead {won[:8]}: it is converted (its account and contact exist); disqualify the other "
+         "lead instead"),
         # Another tenant's lead is answered like an id nobody has (docs/domain.md, "Tenants").
         ({"lead_id": ada, "into_lead_id": other_tenant}, AggregateNotFoundError,
          f"lead {other_tenant} not found in tenant acme"),
