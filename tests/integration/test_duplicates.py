@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.errors import AggregateNotFoundError, IllegalTransitionError, LeadMergedError
+from crmflow.aggregates.unit_of_work import UnitOfWork
 from crmflow.processes.loader import load_files
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.processes.runtime import ProcessRuntime
@@ -206,3 +208,23 @@ def test_duplicate_rules_that_make_no_sense_are_refused_with_one_line(run: Run) 
         with pytest.raises(Exception) as refused:
             run("tenant.set_duplicate_rules", **payload)
         assert str(refused.value) == message
+
+
+def test_two_leads_with_one_new_address_saved_at_once_collide_on_the_index_and_the_second_is_flagged_when_run_again(
+    app: CrmApplication, clock: Clock
+) -> None:
+    # Two writers each read "nobody holds new@ae.example" and make the index record for their own lead.
+    one, two = (CommandRequest("lead.create", "acme", {"name": n, "email": "new@ae.example"}) for n in ("One", "Two"))
+    first, second = UnitOfWork(app, clock()), UnitOfWork(app, clock())
+    first_lead = first.run(one).aggregate_id
+    second.run(two)
+    first.commit()
+    before = stored_count(app)
+    with pytest.raises(IntegrityError):
+        second.commit()  # the same index record id, at version 1: the store refuses the whole transaction
+    assert stored_count(app) == before
+    # Run again on fresh state (what execute's conflict_retries and the process runtime do), it finds the key held.
+    again = app.execute(two, conflict_retries=1)
+    assert [e["type"] for e in again.events] == ["LeadCreated", "LeadDuplicateFlagged"]
+    assert again.events[1]["data"]["existing_lead_id"] == str(first_lead)
+    assert [e["data"]["name"] for e in stored_history(app) if e["type"] == "LeadCreated"] == ["One", "Two"]
