@@ -90,6 +90,12 @@ def check_rules(kind: str, documents: Sequence[dict[str, Any]]) -> None:
             f"{kind} rule name {twice[0]!r} is used twice: give each rule its own name", field=kind, value=twice[0]
         )
     for d in documents:
+        if kind == "contacts" and d["action"] == "merge":
+            raise InvalidValueError(
+                f"contacts rule {d['name']!r} merges: contacts are only flagged (there is no contact.merge); "
+                "use action flag",
+                field=kind, value=d["name"],
+            )  # fmt: skip
         if len(set(d["keys"])) != len(d["keys"]):
             raise InvalidValueError(
                 f"{kind} rule {d['name']!r} names a key twice ({', '.join(d['keys'])}): name each key once",

@@ -406,11 +406,12 @@ def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 MANUAL_MERGE = "(manual)"
 
 
-@on("LeadDuplicateFlagged")
-def lead_flagged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+@on("LeadDuplicateFlagged", "ContactDuplicateFlagged")
+def duplicate_flagged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     d = e["data"]
-    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "lead_id": e["subject"], "action": "flagged",
-                                   "rule": d["rule"], "existing_lead_id": d["existing_lead_id"],
+    record = "lead" if e["type"].startswith("Lead") else "contact"
+    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "record": record, "record_id": e["subject"],
+                                   "action": "flagged", "rule": d["rule"], "existing_id": d[f"existing_{record}_id"],
                                    "keys": ",".join(d.get("keys") or []), "at": e["time"]})  # fmt: skip
 
 
@@ -418,9 +419,10 @@ def lead_flagged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def lead_merged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     d = e["data"]
     _set(cur, p, "leads", "lead_id", e, status="merged")
-    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "lead_id": e["subject"], "action": "merged",
-                                   "rule": d.get("rule") or MANUAL_MERGE, "existing_lead_id": d["merged_into"],
-                                   "keys": ",".join(d.get("keys") or []), "at": e["time"]})  # fmt: skip
+    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "record": "lead", "record_id": e["subject"],
+                                   "action": "merged", "rule": d.get("rule") or MANUAL_MERGE,
+                                   "existing_id": d["merged_into"], "keys": ",".join(d.get("keys") or []),
+                                   "at": e["time"]})  # fmt: skip
 
 
 @on("LeadMergeAbsorbed")

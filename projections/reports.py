@@ -359,22 +359,24 @@ def instances(
 
 @report(
     "duplicates",
-    "per duplicate rule: leads flagged, leads merged, open flags (neither lead merged, the flagged one not closed)",
-    ("rule", "flagged", "merged", "open_flags"),
+    "per record kind and duplicate rule: flagged, merged, open flags (neither lead merged, the flagged one open)",
+    ("record", "rule", "flagged", "merged", "open_flags"),
 )
 def duplicates(
     db: Database, tenant: str, since: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
-    """A flag is open until one of its two leads is merged (into the other, or elsewhere), or the flagged lead
-    is converted or disqualified: what is left for a person to look at."""
+    """A lead's flag is open until one of its two leads is merged (into the other, or elsewhere), or the flagged
+    lead is converted or disqualified: what is left for a person to look at. Contacts are never closed or
+    merged, so each contact flag stays open."""
+    closed = "COALESCE(l.status, '') IN ('merged', 'converted', 'disqualified') OR COALESCE(x.status, '') = 'merged'"
     return db.query(
-        "SELECT d.rule, SUM(CASE WHEN d.action = 'flagged' THEN 1 ELSE 0 END) AS flagged, "
+        "SELECT d.record, d.rule, SUM(CASE WHEN d.action = 'flagged' THEN 1 ELSE 0 END) AS flagged, "
         "SUM(CASE WHEN d.action = 'merged' THEN 1 ELSE 0 END) AS merged, "
-        "SUM(CASE WHEN d.action = 'flagged' AND COALESCE(l.status, '') NOT IN ('merged', 'converted', 'disqualified') "
-        " AND COALESCE(x.status, '') <> 'merged' THEN 1 ELSE 0 END) AS open_flags "
+        f"SUM(CASE WHEN d.action = 'flagged' AND NOT ({closed}) THEN 1 ELSE 0 END) AS open_flags "
         "FROM rm_duplicates d "
-        "LEFT JOIN rm_leads l ON l.lead_id = d.lead_id AND l.tenant = d.tenant "
-        "LEFT JOIN rm_leads x ON x.lead_id = d.existing_lead_id AND x.tenant = d.tenant "
-        f"WHERE d.tenant = %(tenant)s{_between('d.at', since, until)} GROUP BY d.rule ORDER BY d.rule",
+        "LEFT JOIN rm_leads l ON d.record = 'lead' AND l.lead_id = d.record_id AND l.tenant = d.tenant "
+        "LEFT JOIN rm_leads x ON d.record = 'lead' AND x.lead_id = d.existing_id AND x.tenant = d.tenant "
+        f"WHERE d.tenant = %(tenant)s{_between('d.at', since, until)} "
+        "GROUP BY d.record, d.rule ORDER BY d.record DESC, d.rule",
         {"tenant": tenant, "since": since, "until": until},
     )

@@ -44,10 +44,10 @@ TABLES: dict[str, str] = {
     "instances": "tenant TEXT NOT NULL, instance_id TEXT PRIMARY KEY, definition TEXT, version INTEGER, key TEXT, "
                  "status TEXT, step TEXT, waiting_on TEXT, due_at {time}, error TEXT, started_at {time}, "
                  "updated_at {time}",
-    # Duplicates: one row per lead flagged by a rule ('flagged') and per lead merged away ('merged'); rule
-    # '(manual)' for a lead.merge. existing_lead_id: the lead it was flagged against, or merged into.
-    "duplicates": "tenant TEXT NOT NULL, lead_id TEXT NOT NULL, action TEXT NOT NULL, rule TEXT NOT NULL, "
-                  "existing_lead_id TEXT, keys TEXT, at {time}, PRIMARY KEY (lead_id, action, rule)",
+    # Duplicates: one row per lead or contact flagged by a rule ('flagged') and per lead merged away ('merged');
+    # rule '(manual)' for a merge no rule explains. existing_id: the record it was flagged against, or merged into.
+    "duplicates": "tenant TEXT NOT NULL, record TEXT NOT NULL, record_id TEXT NOT NULL, action TEXT NOT NULL, "
+                  "rule TEXT NOT NULL, existing_id TEXT, keys TEXT, at {time}, PRIMARY KEY (record_id, action, rule)",
 }
 # Rebuilt from the event store; positions are the live projector's own and are not.
 MODEL_TABLES = [name for name in TABLES if name != "positions"]

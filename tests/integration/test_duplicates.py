@@ -85,7 +85,7 @@ def test_a_lead_from_two_forms_is_flagged_as_a_duplicate_and_merged(
     statuses = {r["lead_id"]: r["status"] for r in reports.query("SELECT lead_id, status FROM rm_leads", {})}
     assert statuses == {first: "new", second: "merged"}
     assert [r["leads"] for r in funnel(reports, "acme")] == [1]  # 2 leads created − 1 merged away
-    assert duplicates(reports, "acme") == [{"rule": "email", "flagged": 1, "merged": 1, "open_flags": 0}]
+    assert duplicates(reports, "acme") == [{"record": "lead", "rule": "email", "flagged": 1, "merged": 1, "open_flags": 0}]
 
 
 def test_merging_a_lead_into_itself_or_into_a_converted_lead_is_refused_and_nothing_is_stored(
@@ -156,11 +156,11 @@ def test_the_duplicates_report_counts_flags_and_merges_per_rule(
     apply_all(reports, stored_history(app))
     assert duplicates(reports, "acme") == [
         # L5 into L6 by hand.
-        {"rule": "(manual)", "flagged": 0, "merged": 1, "open_flags": 0},
+        {"record": "lead", "rule": "(manual)", "flagged": 0, "merged": 1, "open_flags": 0},
         # L3 merged into L1 on create: ACME, Inc. = Acme Inc and +44 20 7946 0958 = (020) 7946-0958 in GB.
-        {"rule": "company-phone", "flagged": 0, "merged": 1, "open_flags": 0},
+        {"record": "lead", "rule": "company-phone", "flagged": 0, "merged": 1, "open_flags": 0},
         # Flagged: L2, L4, L7 = 3; merged: L4 = 1; open: 3 − L2 (disqualified) − L4 (merged) = 1 (L7).
-        {"rule": "email", "flagged": 3, "merged": 1, "open_flags": 1},
+        {"record": "lead", "rule": "email", "flagged": 3, "merged": 1, "open_flags": 1},
     ]
     assert duplicates(reports, "globex") == []
     # The funnel counts each person once: 7 leads created − 3 merged away (L3, L4, L5) = 4; L2 was worked.
@@ -168,8 +168,8 @@ def test_the_duplicates_report_counts_flags_and_merges_per_rule(
     assert (row["leads"], row["working"]) == (4, 1)
     # The report's window is on the time of the flag or merge: the day after holds the two merges by hand only.
     assert duplicates(reports, "acme", since="2026-03-03") == [
-        {"rule": "(manual)", "flagged": 0, "merged": 1, "open_flags": 0},
-        {"rule": "email", "flagged": 0, "merged": 1, "open_flags": 0},
+        {"record": "lead", "rule": "(manual)", "flagged": 0, "merged": 1, "open_flags": 0},
+        {"record": "lead", "rule": "email", "flagged": 0, "merged": 1, "open_flags": 0},
     ]
 
 
@@ -201,6 +201,8 @@ def test_duplicate_rules_that_make_no_sense_are_refused_with_one_line(run: Run) 
          "leads rule name 'a' is used twice: give each rule its own name"),
         ({"contacts": [{"name": "b", "keys": ["email", "email"]}]},
          "contacts rule 'b' names a key twice (email, email): name each key once"),
+        ({"contacts": [{"name": "c", "keys": ["email"], "action": "merge"}]},
+         "contacts rule 'c' merges: contacts are only flagged (there is no contact.merge); use action flag"),
         ({"default_region": "XX"},
          "default_region 'XX' is not a region with phone numbering data: use an ISO 3166 alpha-2 code such as GB, "
          "DE, US"),
@@ -228,3 +230,30 @@ def test_two_leads_with_one_new_address_saved_at_once_collide_on_the_index_and_t
     assert [e["type"] for e in again.events] == ["LeadCreated", "LeadDuplicateFlagged"]
     assert again.events[1]["data"]["existing_lead_id"] == str(first_lead)
     assert [e["data"]["name"] for e in stored_history(app) if e["type"] == "LeadCreated"] == ["One", "Two"]
+
+
+def test_a_contact_like_another_of_the_tenant_is_flagged_and_counted_apart_from_leads(
+    app: CrmApplication, run: Run, reports: Database
+) -> None:
+    # Contacts flag on e-mail, and on company (their account's name) + phone read in Germany.
+    run("tenant.set_duplicate_rules", default_region="DE",
+        contacts=[{"name": "email", "keys": ["email"]}, {"name": "company-phone", "keys": ["company", "phone"]}])  # fmt: skip
+    siemens = str(run("account.create", name="Siemens AG").aggregate_id)
+    again = str(run("account.create", name="SIEMENS").aggregate_id)  # another account, the same company
+    first = str(run("contact.create", account_id=siemens, name="Werner", email="werner@siemens.example",
+                    phone="030 1234567").aggregate_id)  # fmt: skip
+    by_email = run("contact.create", account_id=siemens, name="W. von Siemens", email="Werner@Siemens.example")
+    by_phone = run("contact.create", account_id=again, name="Werner S.", phone="+49 30 1234567")
+    run("contact.create", account_id=siemens, name="Ernst", phone="+49 30 7654321")  # no match
+    assert [e["data"] for e in by_email.events if e["type"] == "ContactDuplicateFlagged"] == [
+        {"existing_contact_id": first, "rule": "email", "keys": ["email"]}]
+    assert [e["data"] for e in by_phone.events if e["type"] == "ContactDuplicateFlagged"] == [
+        {"existing_contact_id": first, "rule": "company-phone", "keys": ["company", "phone"]}]
+    run("lead.create", name="Werner", email="werner@siemens.example")  # leads have an index of their own
+
+    apply_all(reports, stored_history(app))
+    # Contacts have no close and no merge: each flag stays open.
+    assert duplicates(reports, "acme") == [
+        {"record": "contact", "rule": "company-phone", "flagged": 1, "merged": 0, "open_flags": 1},
+        {"record": "contact", "rule": "email", "flagged": 1, "merged": 0, "open_flags": 1},
+    ]
