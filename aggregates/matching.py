@@ -6,7 +6,7 @@ keys worked out here, and the tenant's rules (crmflow.aggregates.duplicate_rules
 - **E-mail**: trimmed and lower-cased, then compared exactly. Gmail's dots and ``+tag`` are NOT folded:
   that equivalence is one provider's (gmail.com, googlemail.com), not a rule of e-mail; on a company's own
   domain ``ada+sales@`` and ``ada@`` may well be two mailboxes, and a rule may merge, which a false match
-  makes costly. Exact is what Salesforce's standard lead matching rule does too.
+  makes costly.
 - **Phone**: parsed with ``phonenumbers`` (Google's libphonenumber) and written in E.164 (``+442079460958``).
   A number without ``+`` is read in the tenant's default region; without a region, or when the text is no
   possible number (too short or long for its country), the record has no phone key: it matches nothing
