@@ -263,3 +263,13 @@ def test_a_contact_like_another_of_the_tenant_is_flagged_and_counted_apart_from_
         {"record": "contact", "rule": "company-phone", "flagged": 1, "merged": 0, "open_flags": 1},
         {"record": "contact", "rule": "email", "flagged": 1, "merged": 0, "open_flags": 1},
     ]
+
+
+def test_a_key_of_a_merged_lead_leads_to_the_lead_it_was_merged_into(app: CrmApplication, run: Run) -> None:
+    old_address = str(run("lead.create", name="Ada", email="ada@old.example").aggregate_id)
+    stays = str(run("lead.create", name="Ada Lovelace", email="ada@ae.example").aggregate_id)
+    run("lead.merge", lead_id=old_address, into_lead_id=stays)  # a person saw they are one
+    # The index still names the merged lead for ada@old.example: it is followed to the lead that stays.
+    again = run("lead.create", name="Ada (old address)", email="ADA@old.example")
+    assert [e["data"] for e in again.events if e["type"] == "LeadDuplicateFlagged"] == [
+        {"existing_lead_id": stays, "rule": "email", "keys": ["email"]}]
