@@ -26,6 +26,7 @@ from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.case import Case
 from crmflow.aggregates.commanding import COMMANDS, CommandSpec
 from crmflow.aggregates.contact import Contact
+from crmflow.aggregates.duplicate_rules import DuplicateRules
 from crmflow.aggregates.envelope import ENVELOPE_FIELDS, CloudEvent, version_of
 from crmflow.aggregates.errors import UnknownCommandError
 from crmflow.aggregates.lead import Lead
@@ -33,6 +34,8 @@ from crmflow.aggregates.opportunity import Opportunity
 
 AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,
+    # Duplicates: a tenant's duplicate rules.
+    DuplicateRules,
 )  # fmt: skip
 
 EVENT_CLASSES: dict[str, type] = {

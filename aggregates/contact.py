@@ -38,6 +38,10 @@ class Contact(TenantAggregate):
             title=title if title is not None else self.title,
         )
 
+    def flag_duplicate(self, existing_contact_id: UUID, rule: str, keys: list[str]) -> None:
+        """Say that this contact looks like ``existing_contact_id`` by ``rule`` (docs/domain.md, "Duplicates")."""
+        self._flag_duplicate(existing_contact_id=existing_contact_id, rule=rule, keys=keys)
+
     def check_belongs_to(self, account_id: UUID) -> None:
         if self.account_id != account_id:
             raise InvalidValueError(
@@ -52,3 +56,7 @@ class Contact(TenantAggregate):
         self.email = email
         self.phone = phone
         self.title = title
+
+    @event("ContactDuplicateFlagged")
+    def _flag_duplicate(self, existing_contact_id: UUID, rule: str, keys: list[str]) -> None:
+        pass  # nothing changes on the contact: the flag is for people (and the duplicates report)

@@ -79,3 +79,9 @@ class AggregateExistsError(DomainError):
     """A create command named an id that is already taken."""
 
     code = "already_exists"
+
+
+class LeadMergedError(IllegalTransitionError):
+    """The lead was merged into another: commands go to that one (``details.merged_into``)."""
+
+    code = "merged"

@@ -151,7 +151,9 @@ class UnitOfWork:
                 if self.rollback_refused:
                     self._check_unspoiled(ctx, held)
                 raise
-            events = [e for a in created_first(ctx.touched.values()) for e in a.pending_events if e.meta is meta]
+            # Internal records a handler keeps (the duplicate key index) are stored, not part of the answer.
+            events = [e for a in created_first(ctx.touched.values()) for e in a.pending_events
+                      if e.meta is meta and e.published]  # fmt: skip
             if key is not None and not self.unrecorded(request):
                 self.records.append(idempotency_record(command, primary, events))
         if self.rollback_refused:

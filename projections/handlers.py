@@ -408,3 +408,34 @@ def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 @on("CaseRepliesSuggested", activity=False)  # made by case.open itself, not an agent's doing
 def case_replies_suggested(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "cases", "case_id", e, suggested_articles=len(e["data"]["article_ids"]))
+
+# Duplicates (docs/reports.md, "Duplicates"). A merged lead keeps its row in rm_leads, status merged; the
+# lead it went into takes the company, owner and campaign it lacked, as the aggregate does.
+
+MANUAL_MERGE = "(manual)"
+
+
+@on("LeadDuplicateFlagged", "ContactDuplicateFlagged")
+def duplicate_flagged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    record = "lead" if e["type"].startswith("Lead") else "contact"
+    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "record": record, "record_id": e["subject"],
+                                   "action": "flagged", "rule": d["rule"], "existing_id": d[f"existing_{record}_id"],
+                                   "keys": ",".join(d.get("keys") or []), "at": e["time"]})  # fmt: skip
+
+
+@on("LeadMerged")
+def lead_merged(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    d = e["data"]
+    _set(cur, p, "leads", "lead_id", e, status="merged")
+    _insert(cur, p, "duplicates", {"tenant": e["tenantid"], "record": "lead", "record_id": e["subject"],
+                                   "action": "merged", "rule": d.get("rule") or MANUAL_MERGE,
+                                   "existing_id": d["merged_into"], "keys": ",".join(d.get("keys") or []),
+                                   "at": e["time"]})  # fmt: skip
+
+
+@on("LeadMergeAbsorbed")
+def lead_absorbed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
+    taken = {k: v for k, v in (e["data"].get("fields") or {}).items() if k in ("company", "owner", "campaign_id")}
+    if taken:
+        _set(cur, p, "leads", "lead_id", e, **taken)

@@ -28,6 +28,8 @@ STAGE_ORDER = (
     "WHEN 'negotiation' THEN 4 ELSE 5 END"
 )
 OPEN = "stage NOT IN ('closed_won', 'closed_lost')"
+# A lead merged into another is the same person as that one: the lead reports count the survivor only.
+NOT_MERGED = "l.status <> 'merged'"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ READS = {
     "faq": ("cases", "articles"),
     "accounts": ("accounts", "cases"),
     "instances": ("instances",),
+    # Duplicates.
+    "duplicates": ("duplicates", "leads"),
 }
 
 
@@ -183,7 +187,7 @@ def funnel(
         "SUM(CASE WHEN o.stage = 'closed_won' THEN 1 ELSE 0 END) AS won "
         "FROM rm_leads l LEFT JOIN rm_campaigns c ON c.campaign_id = l.campaign_id AND c.tenant = l.tenant "
         "LEFT JOIN rm_opportunities o ON o.opportunity_id = l.opportunity_id AND o.tenant = l.tenant "
-        f"WHERE l.tenant = %(tenant)s{_between('l.created_at', since, until)} "
+        f"WHERE l.tenant = %(tenant)s AND {NOT_MERGED}{_between('l.created_at', since, until)} "
         "GROUP BY COALESCE(c.name, '(none)'), l.source ORDER BY campaign, source",
         {"tenant": tenant, "since": since, "until": until},
     )
@@ -214,8 +218,8 @@ def campaigns(
     won = "o.campaign_id = c.campaign_id AND o.tenant = c.tenant AND o.stage = 'closed_won'"
     rows = db.query(
         "SELECT c.name AS campaign, c.channel, c.status, c.currency, c.actual_cost AS cost, "
-        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant) "
-        "AS leads, "
+        "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant "
+        f" AND {NOT_MERGED}) AS leads, "
         "(SELECT COUNT(*) FROM rm_leads l WHERE l.campaign_id = c.campaign_id AND l.tenant = c.tenant "
         " AND l.status = 'converted') AS converted, "
         f"(SELECT {db.money_sum('o.amount')} FROM rm_opportunities o WHERE {won} AND o.currency = c.currency) "
@@ -361,5 +365,30 @@ def instances(
         "AS stuck "
         f"FROM rm_instances WHERE tenant = %(tenant)s{_between('started_at', since, until)} "
         "GROUP BY definition, version, status, COALESCE(step, '') ORDER BY definition, version, status, step",
+        {"tenant": tenant, "since": since, "until": until},
+    )
+
+
+@report(
+    "duplicates",
+    "per record kind and duplicate rule: flagged, merged, open flags (neither lead merged, the flagged one open)",
+    ("record", "rule", "flagged", "merged", "open_flags"),
+)
+def duplicates(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    """A lead's flag is open until one of its two leads is merged (into the other, or elsewhere), or the flagged
+    lead is converted or disqualified: what is left for a person to look at. Contacts are never closed or
+    merged, so each contact flag stays open."""
+    closed = "COALESCE(l.status, '') IN ('merged', 'converted', 'disqualified') OR COALESCE(x.status, '') = 'merged'"
+    return db.query(
+        "SELECT d.record, d.rule, SUM(CASE WHEN d.action = 'flagged' THEN 1 ELSE 0 END) AS flagged, "
+        "SUM(CASE WHEN d.action = 'merged' THEN 1 ELSE 0 END) AS merged, "
+        f"SUM(CASE WHEN d.action = 'flagged' AND NOT ({closed}) THEN 1 ELSE 0 END) AS open_flags "
+        "FROM rm_duplicates d "
+        "LEFT JOIN rm_leads l ON d.record = 'lead' AND l.lead_id = d.record_id AND l.tenant = d.tenant "
+        "LEFT JOIN rm_leads x ON d.record = 'lead' AND x.lead_id = d.existing_id AND x.tenant = d.tenant "
+        f"WHERE d.tenant = %(tenant)s{_between('d.at', since, until)} "
+        "GROUP BY d.record, d.rule ORDER BY d.record DESC, d.rule",
         {"tenant": tenant, "since": since, "until": until},
     )

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 # Raised whenever a column's type or meaning changes: read models of an older
 # schema are rebuilt from the event store when a worker opens them (workers.bootstrap).
-SCHEMA_VERSION = 4  # 3: rm_cases.first_response_verdict and resolution_verdict; 4: rm_cases quick-reply columns
+SCHEMA_VERSION = 4  # 3: rm_cases.first_response_verdict and resolution_verdict; 4: rm_cases quick-reply
+# columns, rm_duplicates and merged leads
 
 TABLES: dict[str, str] = {
     "positions": "consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, "
@@ -48,6 +49,10 @@ TABLES: dict[str, str] = {
     "instances": "tenant TEXT NOT NULL, instance_id TEXT PRIMARY KEY, definition TEXT, version INTEGER, key TEXT, "
                  "status TEXT, step TEXT, waiting_on TEXT, due_at {time}, error TEXT, started_at {time}, "
                  "updated_at {time}",
+    # Duplicates: one row per lead or contact flagged by a rule ('flagged') and per lead merged away ('merged');
+    # rule '(manual)' for a merge no rule explains. existing_id: the record it was flagged against, or merged into.
+    "duplicates": "tenant TEXT NOT NULL, record TEXT NOT NULL, record_id TEXT NOT NULL, action TEXT NOT NULL, "
+                  "rule TEXT NOT NULL, existing_id TEXT, keys TEXT, at {time}, PRIMARY KEY (record_id, action, rule)",
 }
 # Rebuilt from the event store; positions are the live projector's own and are not.
 MODEL_TABLES = [name for name in TABLES if name != "positions"]

@@ -11,6 +11,7 @@ from crmflow.aggregates.account import Account
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Text
 from crmflow.aggregates.contact import Contact
+from crmflow.aggregates.duplicates import detect_contact_duplicates
 
 
 class CreateAccount(Payload):
@@ -97,17 +98,20 @@ def assign_account(ctx: CommandContext, p: AssignAccount) -> Account:
     return account
 
 
-@command("contact.create", CreateContact, emits=("ContactCreated",))
+@command("contact.create", CreateContact, emits=("ContactCreated", "ContactDuplicateFlagged"))
 def create_contact(ctx: CommandContext, p: CreateContact) -> Contact:
-    """Create a contact at an account of the tenant."""
+    """Create a contact at an account of the tenant; flagged where it matches one (the tenant's duplicate rules)."""
     contact_id = ctx.claim_id(Contact, p.contact_id)
     account_id = ctx.reference(Account, p.account_id)
-    return ctx.add(
+    contact = ctx.add(
         Contact.construct(
             contact_id, tenant_id=ctx.tenant, account_id=account_id, name=p.name,
             email=p.email, phone=p.phone, title=p.title,
         )
     )  # fmt: skip
+    # Last, once nothing can refuse the command. A contact's company is its account's name.
+    detect_contact_duplicates(ctx, contact, lambda: ctx.load(Account, contact.account_id).name)
+    return contact
 
 
 @command("contact.update", UpdateContact, emits=("ContactUpdated",))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -13,10 +13,12 @@ from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Reason
 from crmflow.aggregates.contact import Contact
+from crmflow.aggregates.duplicates import detect_lead_duplicates
 from crmflow.aggregates.lead import SOURCES, Lead
 from crmflow.aggregates.opportunity import Opportunity
 
 LeadSource = Literal[SOURCES]  # type: ignore[valid-type]
+Phone = Annotated[str, Field(min_length=1, max_length=40)]
 
 
 class CreateLead(Payload):
@@ -24,6 +26,7 @@ class CreateLead(Payload):
     name: Name
     company: Name | None = None
     email: Email | None = None
+    phone: Phone | None = Field(None, description="as written; matched in E.164 (docs/domain.md, Duplicates)")
     source: LeadSource = "web"
     campaign_id: UUID | None = None
     owner: Owner | None = None
@@ -64,12 +67,13 @@ class ConvertLead(Payload):
     opportunity: NewOpportunity | None = Field(None, description="also open this opportunity")
 
 
-@command("lead.create", CreateLead, emits=("LeadCreated",))
+@command("lead.create", CreateLead,
+         emits=("LeadCreated", "LeadDuplicateFlagged", "LeadMerged", "LeadMergeAbsorbed"))  # fmt: skip
 def create_lead(ctx: CommandContext, p: CreateLead) -> Lead:
-    """Create a lead (status new)."""
+    """Create a lead (status new); flagged, or merged, where it matches an open lead (the tenant's duplicate rules)."""
     lead_id = ctx.claim_id(Lead, p.lead_id)
     campaign_id = ctx.reference(Campaign, p.campaign_id)
-    return ctx.add(
+    lead = ctx.add(
         Lead.construct(
             lead_id,
             tenant_id=ctx.tenant,
@@ -80,8 +84,12 @@ def create_lead(ctx: CommandContext, p: CreateLead) -> Lead:
             campaign_id=campaign_id,
             owner=p.owner,
             score=p.score,
+            phone=p.phone,
         )  # fmt: skip
     )
+    # Last, once nothing can refuse the command: the process runtime keeps what an accepted command changed.
+    detect_lead_duplicates(ctx, lead)
+    return lead
 
 
 @command("lead.assign", AssignLead, emits=("LeadAssigned",))

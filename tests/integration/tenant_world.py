@@ -64,7 +64,12 @@ OTHER_FIELDS: dict[str, dict[str, Any]] = {
     "opportunity.reopen": {},
     "opportunity.update": {"name": "Stolen"},
     "opportunity.assign": {"owner": "mallory"},
+    # Duplicates.
+    "lead.merge": {},
+    "tenant.set_duplicate_rules": {},
 }
+# A field naming a record of a kind other than its name says (lead.merge's target is a lead).
+KIND_OF_FIELD = {"into_lead_id": "lead"}
 
 
 def _is_uuid(annotation: Any) -> bool:
@@ -77,7 +82,7 @@ def _chosen(info: Any) -> bool:
 
 # (command, field, kind) for every id a command names that is not the new record's own chosen id.
 REFERENCES: list[tuple[str, str, str]] = sorted(
-    (name, field_name, field_name.removesuffix("_id"))
+    (name, field_name, KIND_OF_FIELD.get(field_name, field_name.removesuffix("_id")))
     for name, spec in COMMANDS.items()
     for field_name, info in spec.payload.model_fields.items()
     if _is_uuid(info.annotation) and not _chosen(info)
