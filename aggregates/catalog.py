@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 import crmflow.aggregates.commands  # noqa: F401  (registers every command)
 from crmflow.aggregates.account import Account
+from crmflow.aggregates.activity import Activity
 from crmflow.aggregates.article import Article
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.campaign import Campaign
@@ -33,6 +34,8 @@ from crmflow.aggregates.opportunity import Opportunity
 
 AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,
+    # Activities.
+    Activity,
 )  # fmt: skip
 
 EVENT_CLASSES: dict[str, type] = {

@@ -49,6 +49,7 @@ class Lead(TenantAggregate):
         self.contact_id: UUID | None = None
         self.opportunity_id: UUID | None = None
         self.disqualify_reason: str | None = None
+        self.qualifying_activity_id: UUID | None = None
 
     # Commands.
 
@@ -64,9 +65,11 @@ class Lead(TenantAggregate):
         self.check_is_open("rescore")
         self._rescore(score=max(0, self.score + points), points=points, reason=reason)
 
-    def qualify(self) -> None:
+    def qualify(self, activity_id: UUID | None = None) -> None:
+        """``activity_id``: the completed activity about this lead whose outcome justified it (checked by the
+        command, aggregates.commands.lead)."""
         self.check_transition("qualify", "qualified")
-        self._qualify(status="qualified", previous_status=self.status)
+        self._qualify(status="qualified", previous_status=self.status, activity_id=activity_id)
 
     def disqualify(self, reason: str) -> None:
         self.check_transition("disqualify", "disqualified")
@@ -106,9 +109,11 @@ class Lead(TenantAggregate):
     def _rescore(self, score: int, points: int, reason: str) -> None:
         self.score = score
 
+    # activity_id defaults to None: LeadQualified events stored before it existed still load.
     @event("LeadQualified")
-    def _qualify(self, status: str, previous_status: str) -> None:
+    def _qualify(self, status: str, previous_status: str, activity_id: UUID | None = None) -> None:
         self.status = status
+        self.qualifying_activity_id = activity_id
 
     @event("LeadDisqualified")
     def _disqualify(self, status: str, previous_status: str, reason: str) -> None:

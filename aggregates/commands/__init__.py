@@ -2,4 +2,7 @@
 
 from crmflow.aggregates.commands import account, article, campaign, case, lead, opportunity
 
-__all__ = ["account", "article", "campaign", "case", "lead", "opportunity"]
+# Activities (tasks, calls, e-mails, meetings about a record).
+from crmflow.aggregates.commands import activity  # noqa: E402
+
+__all__ = ["account", "article", "campaign", "case", "lead", "opportunity", "activity"]
