@@ -90,13 +90,19 @@ class Activity(TenantAggregate):
 
     # Commands.
 
+    # The end of an activity names what it was about (kind and record): a process waiting for a lead's
+    # follow-up call, or another service, can tell without reading the activity.
+
     def complete(self, outcome: str, notes: str | None, at: datetime) -> None:
         self.check_transition("complete", "completed")
-        self._complete(status="completed", outcome=outcome, notes=notes, completed_at=at)
+        self._complete(status="completed", outcome=outcome, notes=notes, completed_at=at, **self._about())
 
     def cancel(self, reason: str, at: datetime) -> None:
         self.check_transition("cancel", "cancelled")
-        self._cancel(status="cancelled", reason=reason, cancelled_at=at)
+        self._cancel(status="cancelled", reason=reason, cancelled_at=at, **self._about())
+
+    def _about(self) -> dict[str, object]:
+        return {"activity_kind": self.activity_kind, "related_kind": self.related_kind, "related_id": self.related_id}
 
     # Guards.
 
@@ -120,7 +126,10 @@ class Activity(TenantAggregate):
     # Events.
 
     @event("ActivityCompleted")
-    def _complete(self, status: str, outcome: str, notes: str | None, completed_at: datetime) -> None:
+    def _complete(
+        self, status: str, outcome: str, notes: str | None, completed_at: datetime, activity_kind: str,
+        related_kind: str, related_id: UUID,
+    ) -> None:  # fmt: skip
         self.status = status
         self.outcome = outcome
         if notes is not None:
@@ -128,7 +137,10 @@ class Activity(TenantAggregate):
         self.completed_at = completed_at
 
     @event("ActivityCancelled")
-    def _cancel(self, status: str, reason: str, cancelled_at: datetime) -> None:
+    def _cancel(
+        self, status: str, reason: str, cancelled_at: datetime, activity_kind: str, related_kind: str,
+        related_id: UUID,
+    ) -> None:  # fmt: skip
         self.status = status
         self.cancel_reason = reason
 

@@ -97,6 +97,9 @@ def lead_scored(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 @on("LeadQualified")
 def lead_qualified(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "leads", "lead_id", e, status="qualified", qualified_at=e["time"])
+    # A row of its own, not a column of rm_activities: the activity's events may be projected after this one.
+    _insert(cur, p, "lead_qualifications", {"tenant": e["tenantid"], "lead_id": e["subject"],
+                                            "activity_id": e["data"].get("activity_id"), "qualified_at": e["time"]})  # fmt: skip
 
 
 @on("LeadDisqualified")
@@ -398,3 +401,7 @@ def instance_completed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "instances", "instance_id", e, status="failed", step=e["data"]["step"], waiting_on=None, due_at=None,
          error=e["data"]["detail"].get("error"), updated_at=e["time"])  # fmt: skip
+
+
+# Activities: their handlers are in a module of their own; importing it registers them.
+from crmflow.projections import activity_handlers  # noqa: E402, F401
