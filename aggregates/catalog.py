@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 import crmflow.aggregates.commands  # noqa: F401  (registers every command)
 from crmflow.aggregates.account import Account
+from crmflow.aggregates.activity import Activity
 from crmflow.aggregates.article import Article
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.campaign import Campaign
@@ -36,6 +37,8 @@ AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,
     # Duplicates: a tenant's duplicate rules.
     DuplicateRules,
+    # Activities.
+    Activity,
 )  # fmt: skip
 
 EVENT_CLASSES: dict[str, type] = {

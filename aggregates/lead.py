@@ -56,6 +56,7 @@ class Lead(TenantAggregate):
         self.merged_into: UUID | None = None
         # Per lead this one was flagged against: the first rule that flagged it, and that rule's keys.
         self.flagged_against: dict[str, tuple[str, list[str]]] = {}
+        self.qualifying_activity_id: UUID | None = None
 
     # Commands.
 
@@ -71,9 +72,11 @@ class Lead(TenantAggregate):
         self.check_is_open("rescore")
         self._rescore(score=max(0, self.score + points), points=points, reason=reason)
 
-    def qualify(self) -> None:
+    def qualify(self, activity_id: UUID | None = None) -> None:
+        """``activity_id``: the completed activity about this lead whose outcome justified it (checked by the
+        command, aggregates.commands.lead)."""
         self.check_transition("qualify", "qualified")
-        self._qualify(status="qualified", previous_status=self.status)
+        self._qualify(status="qualified", previous_status=self.status, activity_id=activity_id)
 
     def disqualify(self, reason: str) -> None:
         self.check_transition("disqualify", "disqualified")
@@ -165,9 +168,11 @@ class Lead(TenantAggregate):
     def _rescore(self, score: int, points: int, reason: str) -> None:
         self.score = score
 
+    # activity_id defaults to None: LeadQualified events stored before it existed still load.
     @event("LeadQualified")
-    def _qualify(self, status: str, previous_status: str) -> None:
+    def _qualify(self, status: str, previous_status: str, activity_id: UUID | None = None) -> None:
         self.status = status
+        self.qualifying_activity_id = activity_id
 
     @event("LeadDisqualified")
     def _disqualify(self, status: str, previous_status: str, reason: str) -> None:

@@ -34,11 +34,14 @@ class CompiledProcess:
         # Every CEL string of every step, compiled now: a broken one fails at load, not at 3 a.m.
         self.expressions: dict[str, Expression] = {}
         self.round_robin_steps: set[str] = set()
+        self.business_add_steps: set[str] = set()  # steps calling business_add() (processes.business_time)
         for step in d.steps:
             for source in step_expressions(step):
                 self.expressions.setdefault(source, compile_expression(source))
                 if "round_robin(" in source:
                     self.round_robin_steps.add(step.id)
+                if "business_add(" in source:
+                    self.business_add_steps.add(step.id)
 
     @property
     def name(self) -> str:
@@ -50,6 +53,9 @@ class CompiledProcess:
 
     def uses_round_robin(self, step_id: str) -> bool:
         return step_id in self.round_robin_steps
+
+    def uses_business_add(self, step_id: str) -> bool:
+        return step_id in self.business_add_steps
 
     def applies_to(self, tenant: str) -> bool:
         return self.definition.tenant in ("*", tenant)

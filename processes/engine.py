@@ -50,6 +50,8 @@ from crmflow.aggregates.limits import (
     LimitExceeded,
     check_json_value,
 )
+from crmflow.processes.business_time import NAME as BUSINESS_ADD
+from crmflow.processes.business_time import business_add
 from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
 from crmflow.processes.event_time import occurred_at
 from crmflow.processes.expressions import ExpressionError, Scope
@@ -439,6 +441,8 @@ class Engine:
                 ]
 
             scope.context.add_function("round_robin", round_robin)
+        if process.uses_business_add(step.id):
+            scope.context.add_function(BUSINESS_ADD, business_add(process.calendars))
         if isinstance(step, SetStep):
             for name, source in step.set.items():
                 instance.vars[name] = bounded(jsonable(process.evaluate(source, scope)), f"vars.{name}")

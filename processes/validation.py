@@ -17,6 +17,8 @@ from typing import Any
 
 from crmflow.aggregates.catalog import AGGREGATES, COMMANDS, EVENT_CLASSES
 from crmflow.aggregates.limits import MAX_DEFINITION_COST, LimitExceeded
+from crmflow.processes.business_time import literal_calls
+from crmflow.processes.durations import DurationError, parse_duration
 from crmflow.processes.endless import self_triggers, trigger_rings, zero_wait_cycles
 from crmflow.processes.expressions import ExpressionError, compile_expression, unknown_variables
 from crmflow.processes.field_refs import field_report
@@ -140,6 +142,7 @@ def _check_process(document: Document, calendars: set[str], emitted: set[str]) -
         elif isinstance(step, SetStep):
             for name, source in step.set.items():
                 yield from _expression(document, (*at, "set", name), source, declared)
+        yield from _business_add(document, (*at, "id"), step, calendars)
 
     for i in _unreachable(p):
         yield document.issue(("steps", i, "id"), f"step {p.steps[i].id!r} can never be reached")
@@ -307,6 +310,18 @@ def _correlated(document: Document, at: Path, step: WaitForStep) -> Iterator[Iss
             "the condition never looks at vars, so it cannot tell this instance's events from any other's; "
             "correlate it (e.g. event.subject == vars.lead), or leave out `when` to match the instance key",
         )
+
+
+def _business_add(document: Document, path: Path, step: object, calendars: set[str]) -> Iterator[Issue]:
+    """business_add() with a literal duration and calendar (processes.business_time): both must be good."""
+    for source in step_expressions(step):  # type: ignore[arg-type]
+        for duration, calendar in literal_calls(source):
+            if calendar not in calendars:
+                yield document.issue(path, f"business_add(): calendar {calendar!r} is not defined in the files given")
+            try:
+                parse_duration(duration)
+            except DurationError as error:
+                yield document.issue(path, f"business_add(): {error}")
 
 
 def _calendar(document: Document, path: Path, timeout: object, calendars: set[str]) -> Iterator[Issue]:

@@ -97,6 +97,9 @@ def lead_scored(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 @on("LeadQualified")
 def lead_qualified(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "leads", "lead_id", e, status="qualified", qualified_at=e["time"])
+    # A row of its own, not a column of rm_activities: the activity's events may be projected after this one.
+    _insert(cur, p, "lead_qualifications", {"tenant": e["tenantid"], "lead_id": e["subject"],
+                                            "activity_id": e["data"].get("activity_id"), "qualified_at": e["time"]})  # fmt: skip
 
 
 @on("LeadDisqualified")
@@ -409,6 +412,7 @@ def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def case_replies_suggested(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "cases", "case_id", e, suggested_articles=len(e["data"]["article_ids"]))
 
+
 # Duplicates (docs/reports.md, "Duplicates"). A merged lead keeps its row in rm_leads, status merged; the
 # lead it went into takes the company, owner and campaign it lacked, as the aggregate does.
 
@@ -439,3 +443,7 @@ def lead_absorbed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     taken = {k: v for k, v in (e["data"].get("fields") or {}).items() if k in ("company", "owner", "campaign_id")}
     if taken:
         _set(cur, p, "leads", "lead_id", e, **taken)
+
+
+# Activities: their handlers are in a module of their own; importing it registers them.
+from crmflow.projections import activity_handlers  # noqa: E402, F401

@@ -20,7 +20,18 @@ from decimal import Decimal
 from typing import Any
 
 from crmflow.projections.db import Database
-from crmflow.projections.figures import CENT, TENTH, hours, iso, mean, money, percentile, ratio, weighted
+from crmflow.projections.figures import (
+    CENT,
+    TENTH,
+    hours,
+    instant,
+    iso,
+    mean,
+    money,
+    percentile,
+    ratio,
+    weighted,
+)
 from crmflow.projections.sla import sla_figures
 
 STAGE_ORDER = (
@@ -54,6 +65,8 @@ READS = {
     "instances": ("instances",),
     # Duplicates.
     "duplicates": ("duplicates", "leads"),
+    # Activities.
+    "activities": ("activities", "lead_qualifications"),
 }
 
 
@@ -392,3 +405,36 @@ def duplicates(
         "GROUP BY d.record, d.rule ORDER BY d.record DESC, d.rule",
         {"tenant": tenant, "since": since, "until": until},
     )
+# Activities.
+
+@report(
+    "activities",
+    "per owner and kind of activity: open, overdue (open and due before now), completed, cancelled, "
+    "and the leads whose qualification an activity justified",
+    ("owner", "kind", "open", "overdue", "completed", "cancelled", "qualified_leads"),
+)
+def activities(
+    db: Database, tenant: str, since: str | None = None, until: str | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Overdue is worked out here against ``now`` (default the wall clock), not in SQL, so both databases
+    compare the same instants; an overdue activity is counted in open too."""
+    moment = now or datetime.now(timezone.utc)
+    rows = db.query(
+        "SELECT a.owner, a.kind, a.status, a.due_at, "
+        "(SELECT COUNT(*) FROM rm_lead_qualifications q WHERE q.activity_id = a.activity_id "
+        " AND q.tenant = a.tenant) AS qualified_leads "
+        f"FROM rm_activities a WHERE a.tenant = %(tenant)s{_between('a.created_at', since, until)}",
+        {"tenant": tenant, "since": since, "until": until},
+    )
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        group = groups.setdefault((row["owner"], row["kind"]), {
+            "owner": row["owner"], "kind": row["kind"], "open": 0, "overdue": 0, "completed": 0, "cancelled": 0,
+            "qualified_leads": 0,
+        })  # fmt: skip
+        group[row["status"]] += 1
+        due = instant(row["due_at"])
+        if row["status"] == "open" and due is not None and due < moment:
+            group["overdue"] += 1
+        group["qualified_leads"] += row["qualified_leads"]
+    return [groups[key] for key in sorted(groups)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 # Raised whenever a column's type or meaning changes: read models of an older
 # schema are rebuilt from the event store when a worker opens them (workers.bootstrap).
 SCHEMA_VERSION = 4  # 3: rm_cases.first_response_verdict and resolution_verdict; 4: rm_cases quick-reply
-# columns, rm_duplicates and merged leads
+# columns, rm_duplicates and merged leads, rm_activities and rm_lead_qualifications
 
 TABLES: dict[str, str] = {
     "positions": "consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, "
@@ -53,6 +53,11 @@ TABLES: dict[str, str] = {
     # rule '(manual)' for a merge no rule explains. existing_id: the record it was flagged against, or merged into.
     "duplicates": "tenant TEXT NOT NULL, record TEXT NOT NULL, record_id TEXT NOT NULL, action TEXT NOT NULL, "
                   "rule TEXT NOT NULL, existing_id TEXT, keys TEXT, at {time}, PRIMARY KEY (record_id, action, rule)",
+    # Activities (projections.activity_handlers) and which activity justified each lead's qualification.
+    "activities": "tenant TEXT NOT NULL, activity_id TEXT PRIMARY KEY, kind TEXT, related_kind TEXT, related_id TEXT, "
+                  "owner TEXT, subject TEXT, status TEXT, due_at {time}, created_at {time}, completed_at {time}, "
+                  "cancelled_at {time}, outcome TEXT",
+    "lead_qualifications": "tenant TEXT NOT NULL, lead_id TEXT PRIMARY KEY, activity_id TEXT, qualified_at {time}",
 }
 # Rebuilt from the event store; positions are the live projector's own and are not.
 MODEL_TABLES = [name for name in TABLES if name != "positions"]

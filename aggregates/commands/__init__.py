@@ -1,5 +1,14 @@
 """Every command handler, registered in the catalogue on import."""
 
-from crmflow.aggregates.commands import account, article, campaign, case, duplicates, lead, opportunity
+from crmflow.aggregates.commands import (
+    account,
+    activity,
+    article,
+    campaign,
+    case,
+    duplicates,
+    lead,
+    opportunity,
+)
 
-__all__ = ["account", "article", "campaign", "case", "lead", "opportunity", "duplicates"]
+__all__ = ["account", "article", "campaign", "case", "lead", "opportunity", "duplicates", "activity"]

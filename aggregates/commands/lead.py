@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field
 
 from crmflow.aggregates.account import Account
+from crmflow.aggregates.activity import Activity
 from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Email, Money, Name, Owner, Reason
@@ -40,6 +41,13 @@ class AssignLead(Payload):
 
 class LeadRef(Payload):
     lead_id: UUID
+
+
+class QualifyLead(Payload):
+    lead_id: UUID
+    activity_id: UUID | None = Field(
+        None, description="the completed activity about this lead whose outcome justified it"
+    )
 
 
 class RescoreLead(Payload):
@@ -116,11 +124,17 @@ def score_lead(ctx: CommandContext, p: RescoreLead) -> Lead:
     return lead
 
 
-@command("lead.qualify", LeadRef, emits=("LeadQualified",))
-def qualify_lead(ctx: CommandContext, p: LeadRef) -> Lead:
-    """Qualify the lead: working → qualified."""
+@command("lead.qualify", QualifyLead, emits=("LeadQualified",))
+def qualify_lead(ctx: CommandContext, p: QualifyLead) -> Lead:
+    """Qualify the lead: working → qualified, optionally naming the completed activity that justified it."""
     lead = ctx.load(Lead, p.lead_id)
-    lead.qualify()
+    activity_id = None
+    if p.activity_id is not None:
+        # Loaded to read its status (it records nothing); another tenant's is answered like an unknown one.
+        activity = ctx.load(Activity, p.activity_id)
+        activity.check_justifies("lead", lead.id, f"qualify lead {lead.short_id}")
+        activity_id = activity.id
+    lead.qualify(activity_id)
     return lead
 
 

@@ -19,7 +19,7 @@ from uuid import UUID
 from crmflow.aggregates.application import CommandResult
 from crmflow.aggregates.catalog import COMMANDS
 
-KINDS = ("campaign", "account", "contact", "article", "case", "lead", "opportunity")
+KINDS = ("campaign", "account", "contact", "article", "case", "lead", "opportunity", "activity")
 
 # Each command's other fields, valid for the world's records, so that only the id under test can refuse it.
 OTHER_FIELDS: dict[str, dict[str, Any]] = {
@@ -67,6 +67,12 @@ OTHER_FIELDS: dict[str, dict[str, Any]] = {
     # Duplicates.
     "lead.merge": {},
     "tenant.set_duplicate_rules": {},
+    # An activity names the record it is about by related_kind and related_id: here the world's lead.
+    "activity.schedule": {"kind": "call", "related_kind": "lead", "owner": "mallory", "subject": "S",
+                          "due_at": "2026-03-03T09:00:00+00:00"},
+    "activity.log": {"kind": "call", "related_kind": "lead", "owner": "mallory", "subject": "S", "outcome": "o"},
+    "activity.complete": {"outcome": "o"},
+    "activity.cancel": {"reason": "r"},
 }
 # A field naming a record of a kind other than its name says (lead.merge's target is a lead).
 KIND_OF_FIELD = {"into_lead_id": "lead"}
@@ -80,9 +86,17 @@ def _chosen(info: Any) -> bool:
     return (info.description or "").startswith("choose the id")
 
 
+def _kind(command: str, field_name: str) -> str:
+    """The kind of record the field names: its name says it (``lead_id``), KIND_OF_FIELD does
+    (``into_lead_id``), or, for ``related_id``, the payload's ``related_kind``."""
+    if field_name == "related_id":
+        return str(OTHER_FIELDS[command]["related_kind"])
+    return KIND_OF_FIELD.get(field_name, field_name.removesuffix("_id"))
+
+
 # (command, field, kind) for every id a command names that is not the new record's own chosen id.
 REFERENCES: list[tuple[str, str, str]] = sorted(
-    (name, field_name, KIND_OF_FIELD.get(field_name, field_name.removesuffix("_id")))
+    (name, field_name, _kind(name, field_name))
     for name, spec in COMMANDS.items()
     for field_name, info in spec.payload.model_fields.items()
     if _is_uuid(info.annotation) and not _chosen(info)
@@ -120,11 +134,11 @@ def answer(result: CommandResult) -> dict[str, Any]:
 
 def build_world(do: Do, tenant: str, prefix: str, *, choose_ids: bool) -> World:
     """A campaign, an account with a contact, a published article, an open case, a qualified lead
-    (of the campaign), a converted lead of the campaign whose 2,000 deal was won, and an open 3,000 deal
-    of the campaign."""
+    (of the campaign), a converted lead of the campaign whose 2,000 deal was won, an open 3,000 deal
+    of the campaign, and an open call about the qualified lead."""
     world = World(tenant)
 
-    def create(kind: str, command: str, **payload: Any) -> str:
+    def create(kind: str, command: str, /, **payload: Any) -> str:  # /: an activity's payload has a kind too
         if choose_ids:
             world.chosen[kind] = str(uuid.uuid4())
             payload[f"{kind}_id"] = world.chosen[kind]
@@ -170,6 +184,8 @@ def build_world(do: Do, tenant: str, prefix: str, *, choose_ids: bool) -> World:
         amount="3000",
         close_date="2026-05-31",
     )
+    create("activity", "activity.schedule", kind="call", related_kind="lead", related_id=lead,
+           owner=f"{prefix.lower()}-rep", subject=f"{prefix} follow-up", due_at="2026-03-03T09:00:00+00:00")  # fmt: skip
     world.stored.update(won_lead=won, won_deal=won_deal, deal=deal)
     return world
 

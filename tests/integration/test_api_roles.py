@@ -14,10 +14,10 @@ from tests.integration.api_harness import SECRET, Api, User
 # The role table as the README states it, written out again here on purpose.
 AREAS_OF = {
     "marketing": {"lead", "campaign"},
-    "sales": {"lead", "opportunity", "account", "contact"},
-    "service": {"case", "article"},
+    "sales": {"lead", "opportunity", "account", "contact", "activity"},
+    "service": {"case", "article", "activity"},
     "analyst": set(),
-    "admin": {"lead", "campaign", "opportunity", "account", "contact", "case", "article"},
+    "admin": {"lead", "campaign", "opportunity", "account", "contact", "case", "article", "activity"},
 }
 EVERY_REPORT = {
     "pipeline",
@@ -29,11 +29,12 @@ EVERY_REPORT = {
     "faq",
     "accounts",
     "instances",
+    "activities",
 }
 REPORTS_OF = {
     "marketing": {"funnel", "campaigns"},
-    "sales": {"pipeline", "forecast", "win-rate", "funnel", "accounts"},
-    "service": {"sla", "faq"},
+    "sales": {"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities"},
+    "service": {"sla", "faq", "activities"},
     "analyst": EVERY_REPORT,
     "admin": EVERY_REPORT,
 }
@@ -59,6 +60,11 @@ def representative_command(area: str, account_id: str) -> tuple[str, dict[str, A
         "article": (
             "article.create",
             {"title": "Reset a password", "body": "Use the link.", "category": "login"},
+        ),
+        "activity": (
+            "activity.schedule",
+            {"kind": "call", "related_kind": "account", "related_id": account_id, "owner": "ada",
+             "subject": "Check in", "due_at": "2027-03-01T09:00:00+00:00"},
         ),
     }[area]
 

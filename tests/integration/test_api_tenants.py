@@ -317,7 +317,10 @@ def test_creating_over_http_with_an_id_another_tenant_has_is_answered_exactly_li
     api.project()
     globex_reports = _all_reports(api.user("globex", "admin"))
 
-    for command, field in CHOSEN:
+    # One create per kind: a second (activity.log after activity.schedule) would find acme's id for globex's
+    # taken by the first; test_tenant_walls.py tries each create on a fresh world.
+    creates = {field.removesuffix("_id"): (command, field) for command, field in reversed(CHOSEN)}
+    for command, field in sorted(creates.values()):
         kind = field.removesuffix("_id")
         answers = set()
         for chosen in (str(uuid.uuid4()), *globex.names_of(kind)):

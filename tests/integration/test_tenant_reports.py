@@ -193,6 +193,12 @@ def globex_rows_colliding_with(reports: Database, acme: World) -> None:
         started_at=at,
         updated_at=at,
     )
+    # A qualification naming acme's activity, and an overdue call of acme's owner about acme's lead.
+    insert(reports, "lead_qualifications", tenant="globex", lead_id=str(uuid.uuid4()), activity_id=ids["activity"],
+           qualified_at=at)  # fmt: skip
+    insert(reports, "activities", tenant="globex", activity_id=str(uuid.uuid4()), kind="call", related_kind="lead",
+           related_id=ids["lead"], owner="acme-rep", subject="Acme follow-up", status="open", due_at=at,
+           created_at=at)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
@@ -228,12 +234,19 @@ def test_acme_reports_count_only_acme_rows_by_hand(reports: Database, acme: Worl
         ("Acme account", 1),
         ("Acme buyer Ltd", 0),
     ]
+    # activities: acme's one open call (due Tue 2026-03-03 09:00, so overdue on 1 June), not globex's
+    # overdue call of the same owner; globex's qualification naming acme's call does not count.
+    assert REPORTS["activities"].run(reports, "acme", now=NOW) == [
+        {"owner": "acme-rep", "kind": "call", "open": 1, "overdue": 1, "completed": 0, "cancelled": 0,
+         "qualified_leads": 0}
+    ]
 
 
 def every_row(reports: Database) -> dict[str, list[dict[str, Any]]]:
     return {
         table: reports.query(f"SELECT * FROM rm_{table} ORDER BY 2")
-        for table in ("leads", "opportunities", "campaigns", "accounts", "cases", "articles", "instances")
+        for table in ("leads", "opportunities", "campaigns", "accounts", "cases", "articles", "instances", "activities",
+                      "lead_qualifications")
     }
 
 

@@ -61,12 +61,14 @@ def test_the_catalogue_names_records_by_id_in_these_commands() -> None:
     # Guards the tables below: a new command naming a record must be covered too.
     # lead 6 + merge's two + convert's account and contact + create's campaign = 11; opportunity 6 + create's
     # account and campaign = 8; case 9 + open's account and contact + resolve's and respond's article = 13;
-    # account 3 + contact 2 = 5; article 3; campaign 3: 11 + 8 + 13 + 5 + 3 + 3 = 43.
-    assert len(REFERENCES) == 43 and {kind for _, _, kind in REFERENCES} == set(KINDS)
+    # account 3 + contact 2 = 5; article 3; campaign 3; activity: schedule's and log's related record,
+    # complete and cancel, and qualify's activity = 5: 11 + 8 + 13 + 5 + 3 + 3 + 5 = 48.
+    assert len(REFERENCES) == 48 and {kind for _, _, kind in REFERENCES} == set(KINDS)
     assert ("lead.merge", "into_lead_id", "lead") in REFERENCES
     assert ("lead.create", "campaign_id", "campaign") in REFERENCES
     assert ("opportunity.create", "campaign_id", "campaign") in REFERENCES
-    assert len(CHOSEN) == 7
+    assert ("activity.schedule", "related_id", "lead") in REFERENCES
+    assert len(CHOSEN) == 9  # the 7 creates, and activity.schedule and activity.log
 
 
 @pytest.mark.parametrize(("command", "field", "kind"), REFERENCES, ids=[f"{c}.{f}" for c, f, _ in REFERENCES])

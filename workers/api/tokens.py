@@ -10,9 +10,9 @@ definitions only; it has no tenant, so it runs no commands and reads no data.
 The role table (``ROLES``; the README shows it too):
 
 - marketing: lead.* and campaign.* commands and records; reports funnel, campaigns; inbound events.
-- sales: lead.*, opportunity.*, account.*, contact.*; reports pipeline, forecast, win-rate, funnel,
-  accounts; inbound events.
-- service: case.* and article.*; reports sla, faq; inbound events.
+- sales: lead.*, opportunity.*, account.*, contact.*, activity.*; reports pipeline, forecast, win-rate,
+  funnel, accounts, activities; inbound events.
+- service: case.*, article.* and activity.*; reports sla, faq, activities; inbound events.
 - analyst: no commands, no records; every report, process instances.
 - admin: every command and record, every report, inbound events, process definitions and instances,
   dead letters (the console's page and redrive).
@@ -65,14 +65,14 @@ ROLES: dict[str, Role] = {
         Role(
             "sales",
             "leads, accounts, contacts and the pipeline",
-            areas=frozenset({"lead", "opportunity", "account", "contact"}),
-            reports=frozenset({"pipeline", "forecast", "win-rate", "funnel", "accounts"}),
+            areas=frozenset({"lead", "opportunity", "account", "contact", "activity"}),
+            reports=frozenset({"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities"}),
         ),
         Role(
             "service",
             "cases and the knowledge base",
-            areas=frozenset({"case", "article"}),
-            reports=frozenset({"sla", "faq"}),
+            areas=frozenset({"case", "article", "activity"}),
+            reports=frozenset({"sla", "faq", "activities"}),
         ),
         Role(
             "analyst",

@@ -12,7 +12,8 @@ from crmflow.processes.validation import validate
 
 DEFINITIONS = Path(__file__).parents[3] / "processes" / "definitions"
 DOCUMENTS = load_files(sorted(DEFINITIONS.glob("*.yaml")))
-EXPECTED = {"web-lead-follow-up", "form-to-lead", "webinar-scoring", "stale-opportunity", "case-sla", "invoice-paid"}
+EXPECTED = {"web-lead-follow-up", "form-to-lead", "webinar-scoring", "stale-opportunity", "case-sla", "invoice-paid",
+            "lead-follow-up-activity"}
 
 
 def test_every_capability_the_issue_names_ships_as_a_definition() -> None:
