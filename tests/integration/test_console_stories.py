@@ -74,7 +74,7 @@ def test_every_chart_of_the_dashboard_shows_the_rows_of_its_api_report(console: 
     token = console.token("acme", "analyst", "grace")
     sign_in(tab, console, token, then="/console/reports")
     tab.wait_for_selector("body[data-charts=drawn]")
-    for name in ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts"):
+    for name in ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts", "activities", "duplicates"):
         rows = console.api(token, f"/v1/reports/{name}").json()["rows"]
         table = tab.inner_text(f"[data-testid=table-{name}]")
         assert len(tab.query_selector_all(f"[data-testid=table-{name}] tbody tr")) == max(len(rows), 1), name

@@ -11,7 +11,7 @@ from typing import Any
 
 Rows = list[dict[str, Any]]
 
-CHARTED = ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts")
+CHARTED = ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts", "activities", "duplicates")
 TITLES = {
     "pipeline": "Pipeline: open amount by stage and owner",
     "forecast": "Forecast by close month: weighted and best case",
@@ -20,6 +20,8 @@ TITLES = {
     "campaigns": "Campaigns: ROI",
     "sla": "SLA per priority: median hours",
     "accounts": "Accounts: profit",
+    "activities": "Activities per owner: open, overdue, completed, cancelled",
+    "duplicates": "Duplicates per rule: flagged, merged, open flags",
 }
 
 
@@ -105,4 +107,20 @@ def option(report: str, rows: Rows) -> dict[str, Any] | None:
     if report == "accounts":
         series = _by(rows, "account", lambda r: f"profit ({r['currency'] or 'no currency'})", "profit")
         return _bars(_categories(rows, "account"), series)
+    if report == "activities":
+        # Counts of every kind of activity (call, e-mail, ...) added per owner: counts may be summed.
+        owners = _categories(rows, "owner")
+        counts = ("open", "overdue", "completed", "cancelled")
+        return _bars(owners, {c: _counts_by(rows, "owner", c) for c in counts})
+    if report == "duplicates":
+        rules = [f"{r['record']} {r['rule']}" for r in rows]
+        return _bars(rules, {c: {f"{r['record']} {r['rule']}": r[c] for r in rows}
+                             for c in ("flagged", "merged", "open_flags")})  # fmt: skip
     return None
+
+
+def _counts_by(rows: Rows, x: str, count: str) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[str(r[x])] = totals.get(str(r[x]), 0) + int(r[count] or 0)
+    return totals
