@@ -30,9 +30,12 @@ from crmflow.aggregates.envelope import ENVELOPE_FIELDS, CloudEvent, version_of
 from crmflow.aggregates.errors import UnknownCommandError
 from crmflow.aggregates.lead import Lead
 from crmflow.aggregates.opportunity import Opportunity
+from crmflow.aggregates.product import Product
 
 AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,
+    # The price list (opportunities' line items sell its products).
+    Product,
 )  # fmt: skip
 
 EVENT_CLASSES: dict[str, type] = {
