@@ -398,3 +398,7 @@ def instance_completed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 def instance_failed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     _set(cur, p, "instances", "instance_id", e, status="failed", step=e["data"]["step"], waiting_on=None, due_at=None,
          error=e["data"]["detail"].get("error"), updated_at=e["time"])  # fmt: skip
+
+
+# Products, line items, assets and usage: their own module, registered here.
+from crmflow.projections import product_handlers  # noqa: E402, F401
