@@ -64,7 +64,11 @@ OTHER_FIELDS: dict[str, dict[str, Any]] = {
     "opportunity.reopen": {},
     "opportunity.update": {"name": "Stolen"},
     "opportunity.assign": {"owner": "mallory"},
+    "opportunity.add_line": {"product_code": "WIDGET", "quantity": "1"},
+    "opportunity.remove_line": {"line_id": "5f0c4a52-1d7e-4b59-a5a0-2d6f3b8f9e10"},
 }
+# UUID fields that name no record: a line is part of its opportunity, found on the one opportunity_id names.
+NOT_RECORDS = {("opportunity.remove_line", "line_id")}
 
 
 def _is_uuid(annotation: Any) -> bool:
@@ -80,7 +84,7 @@ REFERENCES: list[tuple[str, str, str]] = sorted(
     (name, field_name, field_name.removesuffix("_id"))
     for name, spec in COMMANDS.items()
     for field_name, info in spec.payload.model_fields.items()
-    if _is_uuid(info.annotation) and not _chosen(info)
+    if _is_uuid(info.annotation) and not _chosen(info) and (name, field_name) not in NOT_RECORDS
 )
 # (command, field) of every create command that lets the caller choose the new record's id.
 CHOSEN: list[tuple[str, str]] = sorted(

@@ -59,10 +59,11 @@ def every_report(reports: Database, tenant: str) -> dict[str, Any]:
 
 def test_the_catalogue_names_records_by_id_in_these_commands() -> None:
     # Guards the tables below: a new command naming a record must be covered too.
-    # lead 6 + convert's account and contact + create's campaign = 9; opportunity 6 + create's account
-    # and campaign = 8; case 9 + open's account and contact + resolve's article = 12; account 3 +
-    # contact 2 = 5; article 3; campaign 3: 9 + 8 + 12 + 5 + 3 + 3 = 40.
-    assert len(REFERENCES) == 40 and {kind for _, _, kind in REFERENCES} == set(KINDS)
+    # lead 6 + convert's account and contact + create's campaign = 9; opportunity 8 (add_line and
+    # remove_line among them) + create's account and campaign = 10; case 9 + open's account and contact +
+    # resolve's article = 12; account 3 + contact 2 = 5; article 3; campaign 3: 9 + 10 + 12 + 5 + 3 + 3 = 42.
+    # (product.* name a product by its code, not an id.)
+    assert len(REFERENCES) == 42 and {kind for _, _, kind in REFERENCES} == set(KINDS)
     assert ("lead.create", "campaign_id", "campaign") in REFERENCES
     assert ("opportunity.create", "campaign_id", "campaign") in REFERENCES
     assert len(CHOSEN) == 7
