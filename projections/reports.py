@@ -50,6 +50,7 @@ READS = {
     "faq": ("cases", "articles"),
     "accounts": ("accounts", "cases"),
     "instances": ("instances",),
+    "products": ("products", "opportunity_lines", "opportunities", "assets", "usage"),
 }
 
 
@@ -351,3 +352,7 @@ def instances(
         "GROUP BY definition, version, status, COALESCE(step, '') ORDER BY definition, version, status, step",
         {"tenant": tenant, "since": since, "until": until},
     )
+
+
+# The products report: its own module, registered here (after REPORTS and report() exist).
+from crmflow.projections import product_report  # noqa: E402, F401

@@ -20,7 +20,7 @@ from crmflow.aggregates.errors import (
 )
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply_all
-from crmflow.projections.reports import pipeline
+from crmflow.projections.reports import REPORTS, pipeline
 from crmflow.workers.history import stored_history
 from crmflow.workers.inbound_checks import InboundPolicy
 from crmflow.workers.kafka.intake import Intake
@@ -260,3 +260,43 @@ def test_usage_sent_over_http_for_another_tenants_account_is_refused_and_nothing
     accepted = acme.post("/v1/events", content=usage("acme", account, "h-1"),
                          headers={"Content-Type": "application/cloudevents+json"})  # fmt: skip
     assert (accepted.status_code, accepted.json()) == (202, {"stored": True})
+
+
+def test_the_products_report_shows_the_open_pipeline_the_assets_and_the_last_periods_usage(
+    app: CrmApplication, run: Run, reports: Database, deal: dict[str, Any]
+) -> None:
+    other = run("account.create", name="Umbrella").aggregate_id
+    # The open deal: 3 widgets with 12.5% off (87.50) and 2 subscriptions at 95.00 (190.00).
+    run("opportunity.add_line", opportunity_id=deal["opportunity"], product_code="WIDGET", quantity="3", discount="12.5")
+    run("opportunity.add_line", opportunity_id=deal["opportunity"], product_code="SUB-12", quantity="2", unit_price="95")
+    # A won deal: 1 subscription, now Umbrella's asset; a lost one: 4 widgets, in no pipeline.
+    won = run("opportunity.create", account_id=other, name="Won", amount="1", close_date="2026-04-30").aggregate_id
+    run("opportunity.add_line", opportunity_id=won, product_code="SUB-12", quantity="1")
+    run("opportunity.win", opportunity_id=won)
+    lost = run("opportunity.create", account_id=other, name="Lost", amount="1", close_date="2026-04-30").aggregate_id
+    run("opportunity.add_line", opportunity_id=lost, product_code="WIDGET", quantity="4")
+    run("opportunity.lose", opportunity_id=lost, reason="price")
+    # globex sells a WIDGET too: none of its figures are acme's.
+    run("product.create", tenant="globex", code="WIDGET", name="Theirs", list_price="1")
+    theirs = run("account.create", tenant="globex", name="Hooli").aggregate_id
+    globex_deal = run("opportunity.create", tenant="globex", account_id=theirs, name="G", amount="1",
+                      close_date="2026-04-30").aggregate_id  # fmt: skip
+    run("opportunity.add_line", tenant="globex", opportunity_id=globex_deal, product_code="WIDGET", quantity="1000")
+    # Usage of SUB-12: October 300 (Initech); November 1,250.5 (Initech) + 49.5 (Umbrella) = 1,300.0.
+    for event_id, account, amount, start, end in [("u-1", deal["account"], "300", "2026-10-01", "2026-10-31"),
+                                                  ("u-2", deal["account"], "1250.5", "2026-11-01", "2026-11-30"),
+                                                  ("u-3", other, "49.5", "2026-11-01", "2026-11-30")]:  # fmt: skip
+        document = json.loads(usage("acme", account, event_id, amount))
+        document["data"].update(period_start=start, period_end=end)
+        assert app.accept_inbound([("acme", document)]) == [True]
+
+    rows = REPORTS["products"].run(project(app, reports), "acme")
+    assert rows == [
+        {"code": "SUB-12", "name": "Support subscription", "family": "services", "active": True, "currency": "EUR",
+         "list_price": D("100.00"), "open_lines": 1, "open_quantity": D("2"), "open_amount": D("190.00"),
+         "assets": 1, "asset_quantity": D("1"), "last_usage_period": "2026-11-01..2026-11-30",
+         "last_usage_quantity": D("1300.0")},
+        {"code": "WIDGET", "name": "Widget", "family": "hardware", "active": True, "currency": "EUR",
+         "list_price": D("33.335"), "open_lines": 1, "open_quantity": D("3"), "open_amount": D("87.50"),
+         "assets": 0, "asset_quantity": D("0"), "last_usage_period": None, "last_usage_quantity": None},
+    ]  # fmt: skip
