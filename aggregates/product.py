@@ -88,11 +88,6 @@ class Product(TenantAggregate):
         return self.status == "active"
 
     def update(self, name: str | None, family: str | None, list_price: Decimal | None) -> None:
-        if name is None and family is None and list_price is None:
-            raise InvalidValueError(
-                f"product.update of {self.code!r} changes nothing: give name, family or list_price",
-                field="payload",
-            )
         if list_price is not None:
             check_not_negative("list_price", list_price)
         self._update(
