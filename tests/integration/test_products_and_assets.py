@@ -300,3 +300,18 @@ def test_the_products_report_shows_the_open_pipeline_the_assets_and_the_last_per
          "list_price": D("33.335"), "open_lines": 1, "open_quantity": D("3"), "open_amount": D("87.50"),
          "assets": 0, "asset_quantity": D("0"), "last_usage_period": None, "last_usage_quantity": None},
     ]  # fmt: skip
+
+
+def test_usage_naming_an_account_by_the_id_the_tenant_chose_is_filed_under_the_stored_id(
+    app: CrmApplication, run: Run, reports: Database
+) -> None:
+    price_list(run)
+    chosen = "0b5e3c7a-6a4f-4f7e-9d0c-3a1b2c3d4e5f"
+    stored_id = str(run("account.create", account_id=chosen, name="Initech").aggregate_id)
+    assert stored_id != chosen  # stored per tenant (aggregates/ids.py)
+    kafka, consumer = FakeKafka(), FakeConsumer([Record(usage("acme", chosen, "c-1"), 1)])
+    intake = Intake(app, kafka, InboundPolicy())  # type: ignore[arg-type]
+    intake._consumer = consumer
+    assert intake.poll_once() == 1 and intake.counts["accepted"] == 1
+    rows = project(app, reports).query("SELECT account_id FROM rm_usage")
+    assert rows == [{"account_id": stored_id}], "joins rm_accounts like every other row of the account"

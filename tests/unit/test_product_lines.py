@@ -197,3 +197,10 @@ def test_usage_that_does_not_say_what_was_used_when_is_refused_by_the_intake(cha
         check_inbound(json.dumps(document).encode(), InboundPolicy())
     assert refused.value.code == "bad_usage"
     assert says in refused.value.reason
+
+
+def test_close_codes_are_found_whatever_their_case() -> None:
+    from crmflow.aggregates.commands.product import close_codes
+
+    assert close_codes("widget-pro", ["SUB-12", "WIDGET-PRO", "WIDGET"]) == ["WIDGET-PRO", "WIDGET"]
+    assert close_codes("zzz", ["SUB-12", "WIDGET"]) == []
