@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
@@ -17,6 +19,12 @@ from crmflow.aggregates.base import TenantAggregate, check_not_negative
 from crmflow.aggregates.errors import InvalidValueError
 
 DEFAULT_CURRENCY = "EUR"  # as every command's currency field defaults
+ASSET_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/assets")
+
+
+def asset_id(line_id: UUID) -> UUID:
+    """An asset's id: derived from the won line it comes from, so that a line becomes one asset, once."""
+    return uuid5(ASSET_NAMESPACE, str(line_id))
 
 
 class Account(TenantAggregate):
@@ -36,6 +44,7 @@ class Account(TenantAggregate):
         self.status = "active"
         self.revenue = Decimal(0)
         self.cost_to_serve = Decimal(0)
+        self.assets: dict[str, dict[str, Any]] = {}  # by asset id (str): what the account owns
 
     def record_payment(self, invoice_id: str, amount: Decimal, currency: str | None, paid_on: date) -> None:
         check_not_negative("amount", amount)
@@ -59,6 +68,22 @@ class Account(TenantAggregate):
             )  # fmt: skip
         return self.currency
 
+    def acquire_asset(
+        self, opportunity_id: UUID, line_id: UUID, product_code: str, quantity: Decimal, start_date: date,
+        recurring: bool, term_months: int | None, renewal_date: date | None,
+    ) -> bool:  # fmt: skip
+        """Record what a won line gave the account; False (nothing recorded) if that line's asset is held already
+        (an opportunity reopened and won again)."""
+        new_id = asset_id(line_id)
+        if str(new_id) in self.assets:
+            return False
+        self._acquire_asset(
+            asset_id=new_id, opportunity_id=opportunity_id, line_id=line_id, product_code=product_code,
+            quantity=quantity, start_date=start_date, recurring=recurring, term_months=term_months,
+            renewal_date=renewal_date,
+        )  # fmt: skip
+        return True
+
     def assign(self, owner: str) -> None:
         self._assign(owner=owner, previous_owner=self.owner)
 
@@ -72,6 +97,16 @@ class Account(TenantAggregate):
         # None in costs recorded before costs carried a currency: they are in the account's.
         self.currency = self.currency or currency
         self.cost_to_serve += amount
+
+    @event("AccountAssetAcquired")
+    def _acquire_asset(
+        self, asset_id: UUID, opportunity_id: UUID, line_id: UUID, product_code: str, quantity: Decimal,
+        start_date: date, recurring: bool, term_months: int | None, renewal_date: date | None,
+    ) -> None:  # fmt: skip
+        self.assets[str(asset_id)] = {
+            "product_code": product_code, "quantity": quantity, "start_date": start_date,
+            "renewal_date": renewal_date, "opportunity_id": opportunity_id,
+        }  # fmt: skip
 
     @event("AccountAssigned")
     def _assign(self, owner: str, previous_owner: str | None) -> None:

@@ -32,6 +32,7 @@ from crmflow.aggregates.envelope import ENVELOPE_FIELDS, CloudEvent, version_of
 from crmflow.aggregates.errors import UnknownCommandError
 from crmflow.aggregates.lead import Lead
 from crmflow.aggregates.opportunity import Opportunity
+from crmflow.aggregates.product import Product
 
 AGGREGATES: tuple[type[TenantAggregate], ...] = (
     Lead, Opportunity, Case, Account, Contact, Campaign, Article,
@@ -39,6 +40,8 @@ AGGREGATES: tuple[type[TenantAggregate], ...] = (
     DuplicateRules,
     # Activities.
     Activity,
+    # The price list (opportunities' line items sell its products).
+    Product,
 )  # fmt: skip
 
 EVENT_CLASSES: dict[str, type] = {

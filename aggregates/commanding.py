@@ -122,6 +122,7 @@ class CommandContext:
         self.loaded: dict[UUID, TenantAggregate] = {} if loaded is None else loaded
         self.touched: dict[UUID, TenantAggregate] = {}
         self.chosen_ids: list[tuple[type[TenantAggregate], UUID, UUID]] = []  # (kind, chosen, stored)
+        self.claimed_keys: list[tuple[UUID, AggregateExistsError]] = []  # (stored id, the refusal if taken)
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         """The tenant's aggregate of that kind, or AggregateNotFoundError."""
@@ -138,6 +139,14 @@ class CommandContext:
         if aggregate_id is None:
             return None
         return self._find(cls, aggregate_id, version=1).id
+
+    def read(self, cls: type[A], aggregate_id: UUID) -> A:
+        """The tenant's aggregate of that kind, read and not changed (a product's price for a line item).
+
+        Refused as ``load`` refuses; not stored with the command (so another writer changing it meanwhile
+        is no conflict: the command used what was current when it ran).
+        """
+        return self._find(cls, aggregate_id)
 
     def _find(self, cls: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         for candidate in stored_candidates(self.tenant, aggregate_id):
@@ -177,6 +186,15 @@ class CommandContext:
         self.chosen_ids.append((cls, chosen, stored))
         return stored
 
+    def claim_key(self, stored: UUID, taken: AggregateExistsError) -> UUID:
+        """The id of a new aggregate derived from a natural key (a product's code), refused with ``taken``
+        when used. As with ``claim_id``, the store's unique constraint is what refuses a used one (two
+        creates racing too); ``taken_id_error`` then names it."""
+        if stored in self.loaded:
+            raise taken
+        self.claimed_keys.append((stored, taken))
+        return stored
+
     def _owns(self, aggregate_id: UUID) -> bool:
         aggregate = self.loaded.get(aggregate_id)
         if aggregate is None:
@@ -188,6 +206,9 @@ class CommandContext:
         for cls, chosen, stored in self.chosen_ids:
             if stored in self.repository:
                 return id_taken(cls, chosen)
+        for stored, taken in self.claimed_keys:
+            if stored in self.repository:
+                return taken
         return None
 
     def add(self, aggregate: A) -> A:

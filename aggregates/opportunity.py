@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from crmflow.aggregates.base import TenantAggregate, check_not_negative, check_one_of
-from crmflow.aggregates.errors import FrozenAggregateError, IllegalTransitionError
+from crmflow.aggregates.errors import FrozenAggregateError, IllegalTransitionError, InvalidValueError
+from crmflow.aggregates.lines import line_amount, lines_total
 
 OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
 CLOSED_STAGES = ("closed_won", "closed_lost")
@@ -62,6 +64,8 @@ class Opportunity(TenantAggregate):
         self.campaign_id = campaign_id
         self.closed_at: datetime | None = None
         self.loss_reason: str | None = None
+        # Line items by line id (str): what each sells, as its OpportunityLineAdded said (aggregates/lines.py).
+        self.lines: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def open(
@@ -125,6 +129,7 @@ class Opportunity(TenantAggregate):
 
     def win(self, amount: Decimal | None, at: datetime) -> None:
         self.check_not_closed("win")
+        self.check_amount_is_free(amount, "win")
         final = self.amount if amount is None else amount
         check_not_negative("amount", final)
         self._win(
@@ -154,6 +159,7 @@ class Opportunity(TenantAggregate):
 
     def update(self, amount: Decimal | None, close_date: date | None, name: str | None) -> None:
         self.check_not_closed("update")
+        self.check_amount_is_free(amount, "update")
         if amount is not None:
             check_not_negative("amount", amount)
         self._update(
@@ -166,7 +172,49 @@ class Opportunity(TenantAggregate):
         self.check_not_closed("assign")
         self._assign(owner=owner, previous_owner=self.owner)
 
+    def add_line(
+        self, line_id: UUID, product_code: str, product_name: str, product_currency: str, quantity: Decimal,
+        unit_price: Decimal, discount: Decimal, recurring: bool, term_months: int | None,
+    ) -> Decimal:  # fmt: skip
+        """Add a line item; the opportunity is then worth the sum of its lines. Returns the line's amount."""
+        self.check_not_closed("add a line to")
+        if product_currency != self.currency:
+            raise InvalidValueError(
+                f"product {product_code!r} is priced in {product_currency} and opportunity {self.short_id} is in "
+                f"{self.currency}: a line must be in the opportunity's currency (crmflow converts no currency)",
+                field="currency", value=product_currency, allowed=[self.currency],
+            )  # fmt: skip
+        amount = line_amount(quantity, unit_price, discount)
+        total = lines_total([*(Decimal(line["amount"]) for line in self.lines.values()), amount])
+        self._add_line(
+            line_id=line_id, product_code=product_code, product_name=product_name, quantity=quantity,
+            unit_price=unit_price, discount=discount, line_amount=amount, currency=self.currency,
+            recurring=recurring, term_months=term_months, amount=total,
+        )  # fmt: skip
+        return amount
+
+    def remove_line(self, line_id: UUID) -> None:
+        self.check_not_closed("remove a line from")
+        line = self.lines.get(str(line_id))
+        if line is None:
+            held = ", ".join(sorted(self.lines)) or "none"
+            raise InvalidValueError(
+                f"opportunity {self.short_id} has no line {line_id} (its lines: {held})",
+                field="line_id", value=str(line_id),
+            )  # fmt: skip
+        rest = [Decimal(other["amount"]) for key, other in self.lines.items() if key != str(line_id)]
+        self._remove_line(line_id=line_id, product_code=line["product_code"], amount=lines_total(rest))
+
     # Guards.
+
+    def check_amount_is_free(self, amount: Decimal | None, verb: str) -> None:
+        """With lines, the amount is their sum: a different one would contradict them."""
+        if self.lines and amount is not None and amount != self.amount:
+            raise InvalidValueError(
+                f"cannot {verb} opportunity {self.short_id} with amount {amount}: it has {len(self.lines)} "
+                f"line(s), so its amount is their sum, {self.amount}; change the lines instead",
+                field="amount", value=str(amount),
+            )  # fmt: skip
 
     def check_not_closed(self, verb: str) -> None:
         if self.is_closed:
@@ -223,6 +271,26 @@ class Opportunity(TenantAggregate):
         self.amount = amount
         self.close_date = close_date
         self.name = name
+
+    # A line event carries the opportunity's new amount (the sum of its lines), so that a read model
+    # or a process has the deal's worth without adding the lines up again.
+    @event("OpportunityLineAdded")
+    def _add_line(
+        self, line_id: UUID, product_code: str, product_name: str, quantity: Decimal, unit_price: Decimal,
+        discount: Decimal, line_amount: Decimal, currency: str, recurring: bool, term_months: int | None,
+        amount: Decimal,
+    ) -> None:  # fmt: skip
+        self.lines[str(line_id)] = {
+            "line_id": line_id, "product_code": product_code, "product_name": product_name, "quantity": quantity,
+            "unit_price": unit_price, "discount": discount, "amount": line_amount, "recurring": recurring,
+            "term_months": term_months,
+        }  # fmt: skip
+        self.amount = amount
+
+    @event("OpportunityLineRemoved")
+    def _remove_line(self, line_id: UUID, product_code: str, amount: Decimal) -> None:
+        del self.lines[str(line_id)]
+        self.amount = amount
 
     @event("OpportunityAssigned")
     def _assign(self, owner: str, previous_owner: str | None) -> None:

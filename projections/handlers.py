@@ -446,4 +446,8 @@ def lead_absorbed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 
 
 # Activities: their handlers are in a module of their own; importing it registers them.
-from crmflow.projections import activity_handlers  # noqa: E402, F401
+# Products, line items, assets and usage: their own module, registered here.
+from crmflow.projections import (
+    activity_handlers,  # noqa: E402, F401
+    product_handlers,  # noqa: E402, F401
+)

@@ -67,6 +67,7 @@ READS = {
     "duplicates": ("duplicates", "leads"),
     # Activities.
     "activities": ("activities", "lead_qualifications"),
+    "products": ("products", "opportunity_lines", "opportunities", "assets", "usage"),
 }
 
 
@@ -438,3 +439,7 @@ def activities(
             group["overdue"] += 1
         group["qualified_leads"] += row["qualified_leads"]
     return [groups[key] for key in sorted(groups)]
+
+
+# The products report: its own module, registered here (after REPORTS and report() exist).
+from crmflow.projections import product_report  # noqa: E402, F401

@@ -10,6 +10,8 @@ declared with three placeholders, each a type that differs by database:
 - ``{time}``: ``TIMESTAMPTZ`` on PostgreSQL, so that ``date_trunc`` and
   ``BETWEEN`` work; ISO 8601 UTC text on SQLite (it sorts and compares as time).
 - ``{date}``: ``DATE`` on PostgreSQL, ``YYYY-MM-DD`` text on SQLite.
+- ``{decimal}``: an exact decimal of any scale (quantities, unit prices, discounts, which may have more
+  places than money: a unit price of 33.335): ``NUMERIC`` on PostgreSQL, decimal text on SQLite.
 
 Durations are seconds. Every amount sits beside its ``currency``.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 # Raised whenever a column's type or meaning changes: read models of an older
 # schema are rebuilt from the event store when a worker opens them (workers.bootstrap).
 SCHEMA_VERSION = 4  # 3: rm_cases.first_response_verdict and resolution_verdict; 4: rm_cases quick-reply
-# columns, rm_duplicates and merged leads, rm_activities and rm_lead_qualifications
+# columns, rm_duplicates and merged leads, rm_activities and rm_lead_qualifications, products, lines, assets, usage
 
 TABLES: dict[str, str] = {
     "positions": "consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, "
@@ -58,12 +60,25 @@ TABLES: dict[str, str] = {
                   "owner TEXT, subject TEXT, status TEXT, due_at {time}, created_at {time}, completed_at {time}, "
                   "cancelled_at {time}, outcome TEXT",
     "lead_qualifications": "tenant TEXT NOT NULL, lead_id TEXT PRIMARY KEY, activity_id TEXT, qualified_at {time}",
+    # Products, line items, assets and usage (projections.product_handlers; docs/reports.md).
+    "products": "tenant TEXT NOT NULL, product_id TEXT PRIMARY KEY, code TEXT, name TEXT, family TEXT, "
+                "list_price {decimal}, currency TEXT, recurring INTEGER, term_months INTEGER, active INTEGER, "
+                "created_at {time}, updated_at {time}",
+    "opportunity_lines": "tenant TEXT NOT NULL, line_id TEXT PRIMARY KEY, opportunity_id TEXT, product_code TEXT, "
+                         "product_name TEXT, quantity {decimal}, unit_price {decimal}, discount {decimal}, "
+                         "amount {money}, currency TEXT, recurring INTEGER, term_months INTEGER, added_at {time}",
+    "assets": "tenant TEXT NOT NULL, asset_id TEXT PRIMARY KEY, account_id TEXT, opportunity_id TEXT, line_id TEXT, "
+              "product_code TEXT, quantity {decimal}, start_date {date}, recurring INTEGER, term_months INTEGER, "
+              "renewal_date {date}, acquired_at {time}",
+    "usage": "tenant TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL, account_id TEXT, product_code TEXT, "
+             "quantity {decimal}, period_start {date}, period_end {date}, reported_time TEXT, "
+             "PRIMARY KEY (tenant, source, event_id)",
 }
 # Rebuilt from the event store; positions are the live projector's own and are not.
 MODEL_TABLES = [name for name in TABLES if name != "positions"]
 
-POSTGRES_TYPES = {"money": "NUMERIC(20,2)", "time": "TIMESTAMPTZ", "date": "DATE"}
-SQLITE_TYPES = {"money": "TEXT", "time": "TEXT", "date": "TEXT"}
+POSTGRES_TYPES = {"money": "NUMERIC(20,2)", "time": "TIMESTAMPTZ", "date": "DATE", "decimal": "NUMERIC"}
+SQLITE_TYPES = {"money": "TEXT", "time": "TEXT", "date": "TEXT", "decimal": "TEXT"}
 
 
 def create_statements(prefix: str, postgres: bool) -> list[str]:

@@ -21,9 +21,11 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from crmflow.aggregates.catalog import EVENT_CLASSES
+from crmflow.aggregates.errors import InvalidValueError
 from crmflow.aggregates.json_text import lone_surrogate_at
 from crmflow.aggregates.limits import MAX_MESSAGE_BYTES, Limit, LimitExceeded, parse_json
 from crmflow.aggregates.tenants import TENANT_PATTERN
+from crmflow.aggregates.usage import USAGE_REPORTED, usage_of
 from crmflow.workers.cloudevent_attributes import (
     DATA_MEMBERS,
     extension_value_problem,
@@ -162,6 +164,11 @@ def check_document(document: dict[str, Any], policy: InboundPolicy, *,
                 "schema_violation",
                 f"data does not match the {event_type} schema at {where}: {errors[0].message}",
             )
+    if event_type == USAGE_REPORTED:  # the one inbound type crmflow itself reads (aggregates/usage.py)
+        try:
+            usage_of(document.get("data"))
+        except InvalidValueError as error:
+            raise Rejected("bad_usage", error.message) from None
     return tenant, document
 
 

@@ -8,7 +8,10 @@ from crmflow.aggregates.commands import (
     case,
     duplicates,
     lead,
+    lines,
     opportunity,
+    product,
 )
 
-__all__ = ["account", "article", "campaign", "case", "lead", "opportunity", "duplicates", "activity"]
+__all__ = ["account", "article", "campaign", "case", "lead", "opportunity", "duplicates", "activity", "lines",
+           "product"]  # fmt: skip

@@ -12,6 +12,7 @@ from crmflow.aggregates.account import Account
 from crmflow.aggregates.campaign import Campaign
 from crmflow.aggregates.commanding import CommandContext, Payload, command
 from crmflow.aggregates.commands.fields import Currency, Money, Name, Owner, Reason
+from crmflow.aggregates.commands.lines import record_assets
 from crmflow.aggregates.opportunity import Opportunity
 
 OpenStage = Literal["prospecting", "qualification", "proposal", "negotiation"]
@@ -84,11 +85,12 @@ def advance_opportunity(ctx: CommandContext, p: AdvanceOpportunity) -> Opportuni
     return opportunity
 
 
-@command("opportunity.win", WinOpportunity, emits=("OpportunityWon",))
+@command("opportunity.win", WinOpportunity, emits=("OpportunityWon", "AccountAssetAcquired"))
 def win_opportunity(ctx: CommandContext, p: WinOpportunity) -> Opportunity:
-    """Close the opportunity as won (from any open stage)."""
+    """Close the opportunity as won (from any open stage); its lines become the account's assets."""
     opportunity = ctx.load(Opportunity, p.opportunity_id)
     opportunity.win(p.amount, ctx.at)
+    record_assets(ctx, opportunity)
     return opportunity
 
 

@@ -73,7 +73,11 @@ OTHER_FIELDS: dict[str, dict[str, Any]] = {
     "activity.log": {"kind": "call", "related_kind": "lead", "owner": "mallory", "subject": "S", "outcome": "o"},
     "activity.complete": {"outcome": "o"},
     "activity.cancel": {"reason": "r"},
+    "opportunity.add_line": {"product_code": "WIDGET", "quantity": "1"},
+    "opportunity.remove_line": {"line_id": "5f0c4a52-1d7e-4b59-a5a0-2d6f3b8f9e10"},
 }
+# UUID fields that name no record: a line is part of its opportunity, found on the one opportunity_id names.
+NOT_RECORDS = {("opportunity.remove_line", "line_id")}
 # A field naming a record of a kind other than its name says (lead.merge's target is a lead).
 KIND_OF_FIELD = {"into_lead_id": "lead"}
 
@@ -99,7 +103,7 @@ REFERENCES: list[tuple[str, str, str]] = sorted(
     (name, field_name, _kind(name, field_name))
     for name, spec in COMMANDS.items()
     for field_name, info in spec.payload.model_fields.items()
-    if _is_uuid(info.annotation) and not _chosen(info)
+    if _is_uuid(info.annotation) and not _chosen(info) and (name, field_name) not in NOT_RECORDS
 )
 # (command, field) of every create command that lets the caller choose the new record's id.
 CHOSEN: list[tuple[str, str]] = sorted(

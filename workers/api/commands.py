@@ -23,6 +23,7 @@ from crmflow.workers.api.errors import ApiError, error_responses
 from crmflow.workers.api.examples import COMMAND_EXAMPLE, PAYLOAD_EXAMPLES
 from crmflow.workers.api.services import Service
 from crmflow.workers.inbound_checks import Rejected, check_inbound, message_bytes_limit
+from crmflow.workers.inbound_references import check_references
 from crmflow.workers.metrics import timed_command
 
 log = structlog.get_logger("crmflow.api")
@@ -127,6 +128,8 @@ async def post_event(request: Request, caller: Caller, services: Service) -> dic
     event_tenant, document = _refused_as_the_intake_refuses(check_inbound, body, services.policy)
     if event_tenant != tenant:
         raise _wrong_tenant(event_tenant, tenant)
+    # Usage for another tenant's account (or an unknown product) is refused as the intake refuses it.
+    await run_in_threadpool(_refused_as_the_intake_refuses, check_references, services.app, tenant, document)
     (stored,) = await run_in_threadpool(services.app.accept_inbound, [(tenant, document)])
     log.info(
         "inbound_accepted",

@@ -46,19 +46,28 @@ class PayloadSchemas(GenerateJsonSchema):
 
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
         """Money (``Field(ge=0, max_digits=18, decimal_places=2)``): a decimal string such as "1500.10",
-        or a whole number.
+        or a whole number; so too a price, a quantity (above 0) and a percentage (0 to 100), with their places.
 
         Pydantic writes "a number, or any string": its constraints fall off the string, and
         ``multipleOf: 0.01`` cannot be checked on binary floats, so a generator sends ``""`` or ``"-1"`` as
         valid. A float with at most two places is accepted too, but no schema can say which floats those
         are."""
         digits, places, floor = schema.get("max_digits"), schema.get("decimal_places"), schema.get("ge")
-        if digits is None or places is None or floor != 0 or schema.get("le") is not None:
+        above, ceiling = schema.get("gt"), schema.get("le")
+        if digits is None or places is None:
             return super().decimal_schema(schema)
         whole = digits - places
-        pattern = rf"^\+?([0-9]{{1,{whole}}}(\.[0-9]{{0,{places}}})?|\.[0-9]{{1,{places}}})$"
-        return {"anyOf": [{"type": "string", "pattern": pattern}, {"type": "integer", "minimum": 0,
-                                                                     "maximum": 10**whole - 1}]}  # fmt: skip
+        number = rf"\+?([0-9]{{1,{whole}}}(\.[0-9]{{0,{places}}})?|\.[0-9]{{1,{places}}})"
+        if floor == 0 and above is None and ceiling is None:  # money, a price
+            return {"anyOf": [{"type": "string", "pattern": f"^{number}$"}, {"type": "integer", "minimum": 0,
+                                                                           "maximum": 10**whole - 1}]}  # fmt: skip
+        if above == 0 and floor is None and ceiling is None:  # a quantity: not 0, so some digit is not 0
+            return {"anyOf": [{"type": "string", "pattern": f"^{number}$", "allOf": [{"pattern": "[1-9]"}]},
+                              {"type": "integer", "minimum": 1, "maximum": 10**whole - 1}]}  # fmt: skip
+        if floor == 0 and ceiling == 100 and above is None:  # a percentage (a line's discount)
+            percent = rf"^\+?(100(\.0{{0,{places}}})?|[0-9]{{1,2}}(\.[0-9]{{0,{places}}})?|\.[0-9]{{1,{places}}})$"
+            return {"anyOf": [{"type": "string", "pattern": percent}, {"type": "integer", "minimum": 0, "maximum": 100}]}
+        return super().decimal_schema(schema)
 
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
         json_schema = super().str_schema(schema)

@@ -31,6 +31,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.workers.inbound_checks import InboundPolicy, Rejected, message_bytes_limit
+from crmflow.workers.inbound_references import check_references, needs_references
 from crmflow.workers.kafka.binding import check_record
 from crmflow.workers.kafka.clients import GroupMember, KafkaClients, KafkaError
 from crmflow.workers.kafka.deadletters import (
@@ -121,6 +122,7 @@ class Intake(GroupMember):
                 deliveries.append(self.dead_letter(record, rejected, type(error).__name__))
             else:
                 checked.append((record, tenant, document))
+        checked = self._referenced(checked, deliveries)
         if checked:
             try:
                 self.store([(tenant, document) for _, tenant, document in checked])
@@ -138,6 +140,30 @@ class Intake(GroupMember):
         if deliveries:
             self.kafka.producer.flush(timeout=30)
             self._settle(deliveries)
+
+    def _referenced(self, checked: list[tuple[Any, str, dict[str, Any]]],
+                    deliveries: list[Delivery]) -> list[tuple[Any, str, dict[str, Any]]]:  # fmt: skip
+        """The checked records whose named records are their tenant's (workers/inbound_references.py); the others
+        dead-lettered. Those checks read the store: a database outage is raised, to retry the batch."""
+        kept = []
+        for record, tenant, document in checked:
+            if not needs_references(document):
+                kept.append((record, tenant, document))
+                continue
+            try:
+                check_references(self.app, tenant, document)
+            except Rejected as rejected:
+                deliveries.append(self.dead_letter(record, rejected, "Rejected"))
+            except TRANSIENT:
+                raise
+            except Exception as error:  # noqa: BLE001 - a check that breaks on a record must not stop the intake
+                log.exception("inbound_check_failed", topic=record.topic, partition=record.partition,
+                              offset=record.offset)  # fmt: skip
+                rejected = Rejected("check_failed", f"the checks failed on this message: {error!r}")
+                deliveries.append(self.dead_letter(record, rejected, type(error).__name__))
+            else:
+                kept.append((record, tenant, document))
+        return kept
 
     def _settle(self, deliveries: list[Delivery]) -> None:
         """Return if every dead letter is acknowledged, or refused for good too often; else raise to retry."""
