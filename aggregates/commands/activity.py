@@ -27,24 +27,23 @@ RELATED: dict[str, type[TenantAggregate]] = {
 }  # fmt: skip
 
 
-class ScheduleActivity(Payload):
+class NewActivity(Payload):
+    """What scheduling and logging an activity both say: which, about what, whose."""
+
     activity_id: UUID | None = Field(None, description="choose the id (else one is made)")
     kind: ActivityKind
     related_kind: RelatedKind = Field(description="the kind of record it is about")
     related_id: UUID = Field(description="the record it is about, in the same tenant")
     owner: Owner
     subject: Name
+
+
+class ScheduleActivity(NewActivity):
     due_at: AwareDatetime = Field(description="when it is due (stored in UTC)")
     notes: Text | None = None
 
 
-class LogActivity(Payload):
-    activity_id: UUID | None = Field(None, description="choose the id (else one is made)")
-    kind: ActivityKind
-    related_kind: RelatedKind = Field(description="the kind of record it is about")
-    related_id: UUID = Field(description="the record it is about, in the same tenant")
-    owner: Owner
-    subject: Name
+class LogActivity(NewActivity):
     outcome: Reason = Field(description="what came of it")
     occurred_at: AwareDatetime | None = Field(None, description="when it happened (default: now; not later)")
     notes: Text | None = None

@@ -116,10 +116,7 @@ class Intake(GroupMember):
             except Rejected as rejected:
                 deliveries.append(self.dead_letter(record, rejected, "Rejected"))
             except Exception as error:  # noqa: BLE001 - a check that breaks on a record must not stop the intake
-                log.exception("inbound_check_failed", topic=record.topic, partition=record.partition,
-                              offset=record.offset)  # fmt: skip
-                rejected = Rejected("check_failed", f"the checks failed on this message: {error!r}")
-                deliveries.append(self.dead_letter(record, rejected, type(error).__name__))
+                deliveries.append(self._check_failed(record, error))
             else:
                 checked.append((record, tenant, document))
         checked = self._referenced(checked, deliveries)
@@ -157,13 +154,16 @@ class Intake(GroupMember):
             except TRANSIENT:
                 raise
             except Exception as error:  # noqa: BLE001 - a check that breaks on a record must not stop the intake
-                log.exception("inbound_check_failed", topic=record.topic, partition=record.partition,
-                              offset=record.offset)  # fmt: skip
-                rejected = Rejected("check_failed", f"the checks failed on this message: {error!r}")
-                deliveries.append(self.dead_letter(record, rejected, type(error).__name__))
+                deliveries.append(self._check_failed(record, error))
             else:
                 kept.append((record, tenant, document))
         return kept
+
+    def _check_failed(self, record: Any, error: Exception) -> Delivery:
+        """Dead-letter a record a check broke on (a bug, not a bad message), with the error as the reason."""
+        log.exception("inbound_check_failed", topic=record.topic, partition=record.partition, offset=record.offset)
+        rejected = Rejected("check_failed", f"the checks failed on this message: {error!r}")
+        return self.dead_letter(record, rejected, type(error).__name__)
 
     def _settle(self, deliveries: list[Delivery]) -> None:
         """Return if every dead letter is acknowledged, or refused for good too often; else raise to retry."""
