@@ -71,7 +71,7 @@ def test_the_demo_drives_a_realistic_workload_through_the_broker_and_prints_the_
 def test_the_demo_sells_from_a_price_list_makes_calls_merges_duplicates_and_answers_with_suggested_articles(
     demo_run: tuple[Path, str],
 ) -> None:
-    data, output = demo_run
+    data, _ = demo_run
     db = Database(str(data / "reports.db"))
     try:
         for tenant in ("acme", "globex"):

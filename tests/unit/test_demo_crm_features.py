@@ -113,21 +113,36 @@ def test_a_converted_deal_is_worth_the_sum_of_the_product_lines_put_on_it() -> N
 
 def test_billing_reports_each_accounts_use_of_the_subscriptions_it_owns() -> None:
     assets = [
-        {"account_id": "b-account", "product_code": "PLAT-SEAT", "quantity": "10", "start_date": "2026-03-03"},
+        {
+            "account_id": "b-account",
+            "product_code": "PLAT-SEAT",
+            "quantity": "10",
+            "start_date": "2026-03-03",
+        },
         {"account_id": "b-account", "product_code": "PLAT-SEAT", "quantity": "5", "start_date": "2026-03-04"},
         {"account_id": "a-account", "product_code": "ANALYTICS", "quantity": "2", "start_date": "2026-03-02"},
         # Won after the week being reported: nothing to report of it yet.
-        {"account_id": "a-account", "product_code": "SUPPORT-PLUS", "quantity": "1", "start_date": "2026-03-10"},
+        {
+            "account_id": "a-account",
+            "product_code": "SUPPORT-PLUS",
+            "quantity": "1",
+            "start_date": "2026-03-10",
+        },
     ]
     demo = workload(App(), ReadModels(assets=assets))
     demo.report_usage("acme", date(2026, 3, 2), date(2026, 3, 8))
     usage = [(e["data"]["account_id"], e["data"]["product_code"], int(e["data"]["quantity"]))
              for e in demo.outbox if e["type"] == "UsageReported"]  # fmt: skip
-    assert [(account, code) for account, code, _ in usage] == [("a-account", "ANALYTICS"), ("b-account", "PLAT-SEAT")]
+    assert [(account, code) for account, code, _ in usage] == [
+        ("a-account", "ANALYTICS"),
+        ("b-account", "PLAT-SEAT"),
+    ]
     by_product = {code: quantity for _, code, quantity in usage}
     assert 40 <= by_product["ANALYTICS"] <= 400  # 2 add-ons × 20 to 200 reports each
     assert 9 <= by_product["PLAT-SEAT"] <= 15  # 10 + 5 seats, 0.6 to 1 of them used
-    assert {(e["data"]["period_start"], e["data"]["period_end"]) for e in demo.outbox} == {("2026-03-02", "2026-03-08")}
+    assert {(e["data"]["period_start"], e["data"]["period_end"]) for e in demo.outbox} == {
+        ("2026-03-02", "2026-03-08")
+    }
 
 
 def test_a_rep_who_starts_working_a_lead_books_a_follow_up_call_due_the_next_working_day() -> None:
@@ -152,7 +167,9 @@ def test_a_lead_is_qualified_naming_the_call_that_was_made_about_it() -> None:
         demo.hour("acme", 9, first_hour_of_week=False)
     called = {call["related_id"]: call["activity_id"] for call in calls}
     qualified = app.sent("lead.qualify")
-    assert {q["lead_id"] for q in qualified} & called.keys() and {q["lead_id"] for q in qualified} - called.keys()
+    assert {q["lead_id"] for q in qualified} & called.keys() and {
+        q["lead_id"] for q in qualified
+    } - called.keys()
     for q in qualified:
         assert q["activity_id"] == called.get(q["lead_id"])  # no call made about it: qualified on its own
 

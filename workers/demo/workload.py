@@ -309,9 +309,9 @@ class Workload:
 
     def web_form(self, tenant: str) -> dict[str, Any]:
         """A contact form: a new person (half give a phone number), or one in four someone who filled one in
-        recently (an hour or more before), again: with the same e-mail, or (having given a phone) with another address
-        and the same phone. The intake's form-to-lead lead is then flagged (the tenant's default duplicate
-        rules: e-mail, phone) while the first one is open."""
+        recently (an hour or more before), again: with the same e-mail, or (having given a phone) with another
+        address and the same phone. The intake's form-to-lead lead is then flagged (the tenant's default
+        duplicate rules: e-mail, phone) while the first one is open."""
         now, people = self.clock(), self.form_people.setdefault(tenant, [])
         # Someone among the last few to write in (not this hour: see merge_duplicates), whose lead is likely open.
         earlier = [person for at, person in people if at < now][-RECENT_FORMS:]
@@ -373,7 +373,7 @@ class Workload:
                    ) -> None:  # fmt: skip
         if now.weekday() == 2 and now.hour == 14:  # the weekly webinar
             self.attend_webinar(tenant, [lead["lead_id"] for lead in leads if lead["source"] == "webinar"])
-        made = {call["related_id"]: call["activity_id"] for call in calls if call["status"] == "completed"}
+        called = {call["related_id"]: call["activity_id"] for call in calls if call["status"] == "completed"}
         for lead in leads:
             lead_id, owner = lead["lead_id"], lead["owner"] or "sales"
             if lead["status"] == "new" and lead["owner"]:
@@ -385,7 +385,7 @@ class Workload:
             elif lead["status"] == "working" and _age(now, lead["worked_at"]) > timedelta(days=1) and self.chance(0.2):
                 if self.chance(0.55):
                     # The call that was made justifies it (a forgotten call's lead is qualified on its own).
-                    self.command(tenant, "lead.qualify", owner, lead_id=lead_id, activity_id=made.get(lead_id))
+                    self.command(tenant, "lead.qualify", owner, lead_id=lead_id, activity_id=called.get(lead_id))
                 else:
                     self.command(tenant, "lead.disqualify", owner, lead_id=lead_id,
                                  reason=self.rng.choice(DISQUALIFY_REASONS))  # fmt: skip
@@ -395,7 +395,7 @@ class Workload:
     def convert(self, tenant: str, now: datetime, lead: dict[str, Any], owner: str) -> None:
         """Convert a qualified lead into a deal, then put its product lines on it: the deal is worth their sum
         (given on the conversion too, so the deal is never shown at another amount)."""
-        lines = deal_lines(self.rng, self.prices.get(tenant) or {o.code: o.list_price for o in PRICE_LIST})
+        lines = deal_lines(self.rng, self.prices[tenant])
         # A company that is already a customer keeps its one account, as in any CRM.
         known = self.accounts.setdefault(tenant, {}).get(lead["company"] or lead["name"])
         converted = self.command(tenant, "lead.convert", owner, lead_id=lead["lead_id"], account_id=known,
@@ -480,10 +480,11 @@ class Workload:
             if date.fromisoformat(str(asset["start_date"])[:10]) <= end:
                 key = (asset["account_id"], asset["product_code"])
                 owned[key] = owned.get(key, Decimal(0)) + Decimal(str(asset["quantity"]))
-        for (account_id, code), quantity in sorted(owned.items(), key=lambda kv: (self.ids.of(kv[0][0]), kv[0][1])):
+        for (account_id, code), quantity in sorted(owned.items(), key=lambda a: (self.ids.of(a[0][0]), a[0][1])):
+            used = weekly_usage(self.rng, code, quantity)
             self.inbound(tenant, "UsageReported", "/billing/usage", {
-                "account_id": account_id, "product_code": code, "quantity": str(weekly_usage(self.rng, code, quantity)),
-                "unit": OFFERS[code].unit, "period_start": start.isoformat(), "period_end": end.isoformat(),
+                "account_id": account_id, "product_code": code, "quantity": str(used), "unit": OFFERS[code].unit,
+                "period_start": start.isoformat(), "period_end": end.isoformat(),
             })  # fmt: skip
 
     def report_usage_to_date(self, tenant: str, now: datetime) -> None:
@@ -498,10 +499,11 @@ class Workload:
             return
         for _ in range(self.per_hour(self.size.cases_per_day, hours)):
             subject, category = self.rng.choice(CASE_SUBJECTS)
-            opened = self.create_result(tenant, "case.open", "customer", "case_id", account_id=self.rng.choice(accounts),
-                                        subject=subject,
-                         category=category, priority=self.next_priority(tenant),
-                         channel=self.rng.choice(("email", "phone", "web", "chat")), owner=self.rng.choice(AGENTS))  # fmt: skip
+            opened = self.create_result(tenant, "case.open", "customer", "case_id",
+                                        account_id=self.rng.choice(accounts), subject=subject, category=category,
+                                        priority=self.next_priority(tenant),
+                                        channel=self.rng.choice(("email", "phone", "web", "chat")),
+                                        owner=self.rng.choice(AGENTS))  # fmt: skip
             if opened is None:
                 continue
             # Quick replies: the articles that resolved most cases like it, as the case shows them to its agent.
