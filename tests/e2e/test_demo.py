@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,39 @@ def test_the_demo_drives_a_realistic_workload_through_the_broker_and_prints_the_
     assert all(row["cost"] > 0 for row in acme["campaigns"])
     assert {row["priority"] for row in acme["sla"]} == {"urgent", "high", "medium", "low"}
     assert sum(row["escalations"] for row in acme["sla"]) > 0
+
+
+def test_the_demo_sells_from_a_price_list_makes_calls_merges_duplicates_and_answers_with_suggested_articles(
+    demo_run: tuple[Path, str],
+) -> None:
+    data, _ = demo_run
+    db = Database(str(data / "reports.db"))
+    try:
+        for tenant in ("acme", "globex"):
+            # Every deal is worth the sum of its product lines (each line rounded to the cent on its own).
+            for deal in db.query(
+                "SELECT opportunity_id, amount FROM rm_opportunities WHERE tenant = %(t)s", {"t": tenant}):  # fmt: skip
+                lines = db.query("SELECT amount FROM rm_opportunity_lines WHERE opportunity_id = %(o)s",
+                                 {"o": deal["opportunity_id"]})  # fmt: skip
+                assert lines and Decimal(str(deal["amount"])) == sum(Decimal(str(x["amount"])) for x in lines)
+    finally:
+        db.close()
+    both = [reports_of(data / "reports.db", tenant) for tenant in ("acme", "globex")]
+    # The price list of five products; won lines became assets, and billing reported the subscriptions' usage.
+    assert all(len(reports["products"]) == 5 for reports in both)
+    products = [row for reports in both for row in reports["products"]]
+    assert sum(row["assets"] for row in products) > 0
+    assert any(row["last_usage_quantity"] is not None for row in products)
+    # Follow-up calls were made and named on qualifications; some were forgotten and are still open.
+    activities = [row for reports in both for row in reports["activities"]]
+    assert {row["kind"] for row in activities} == {"call"}
+    assert sum(row["completed"] for row in activities) > 0 and sum(row["open"] for row in activities) > 0
+    assert sum(row["qualified_leads"] for row in activities) > 0
+    # Repeated web forms were flagged as duplicates, and sales merged some of them.
+    duplicates = [row for reports in both for row in reports["duplicates"]]
+    assert sum(row["flagged"] for row in duplicates) > 0 and sum(row["merged"] for row in duplicates) > 0
+    # Agents answered some cases with the article the case was suggested.
+    assert sum(row["answered_with_suggestion"] for reports in both for row in reports["faq"]) > 0
 
 
 def test_the_demos_reports_equal_a_rebuild_from_the_event_store(demo_run: tuple[Path, str], crmflow: Crmflow,

@@ -19,7 +19,12 @@ from crmflow.workers.demo.workload import SIZES
 from crmflow.workers.logging import configure_logging
 
 RAW = argparse.RawDescriptionHelpFormatter
-SHOWN_REPORTS = ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "faq", "accounts", "instances")
+# What `crmflow demo` prints by default, in this order. A new report is shown by adding its name to the last
+# line (as products, activities and duplicates were); e.g. "profile", "profitability", "segments".
+SHOWN_REPORTS = (
+    "pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "faq", "accounts", "instances",
+    "products", "activities", "duplicates",
+)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -257,13 +257,15 @@ def _drive(options: DemoOptions, size: Size, settings: Settings, directory: Path
                 if on_hour:
                     on_hour(done, len(hours), moment, dict(workload.stats))
             # Deals won in the last hour reach the read models only after it, so billing would never see
-            # them: the billing system closes the books before the reports are printed.
-            status("closing the quarter and the books: invoicing the deals won in the last hour")
+            # them: the billing system closes the books before the reports are printed, and reports the
+            # subscriptions' usage of the week so far (Monday's reports covered the weeks before).
+            status("closing the quarter and the books: invoicing the deals won in the last hour, metering usage")
             for tenant in workload.tenants:
                 workload.close_quarter(tenant)
             settler.settle()
             for tenant in workload.tenants:
                 workload.bill_won_deals(tenant, clock())
+                workload.report_usage_to_date(tenant, clock())
             workload.send_inbound()
             kafka.producer.flush(timeout=30)
             settler.settle()
