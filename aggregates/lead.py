@@ -14,7 +14,7 @@ from eventsourcing.domain import event
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import IllegalTransitionError, LeadMergedError
 
-SOURCES = ("web", "webinar", "email", "event", "referral", "partner", "phone", "social", "other")
+SOURCES = ("web", "webinar", "email", "event", "referral", "partner", "phone", "social", "search", "other")
 
 
 class Lead(TenantAggregate):
