@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.processes.loader import parse_documents
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.db import Database
-from crmflow.projections.projector import apply_all
+from crmflow.projections.projector import apply_all, create_tables
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.history import stored_history
 from crmflow.workers.report_inputs import report_inputs
 from tests.conftest import Clock, Run
+from tests.integration.api_harness import start_api
 
 
 def project(app: CrmApplication, reports: Database) -> Database:
@@ -242,3 +246,34 @@ def test_the_profile_shows_usage_per_period_and_its_trend(
     # --since/--until choose the periods by their end: November's alone leaves no trend.
     (sub,) = [r for r in REPORTS["profile"].run(reports, "acme", since="2026-11-01") if r["product"] == "SUB-12"]
     assert (sub["usage_by_period"], sub["usage_trend"]) == ("2026-11-01..2026-11-30 1250.5", None)
+
+
+def test_over_http_the_profitability_counts_the_configured_cost_per_case_and_the_deployed_segmentation(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRMFLOW_COST_PER_CASE", "40.00")
+    app = CrmApplication(str(tmp_path / "events.db"), clock=clock)
+    reports = Database(str(tmp_path / "reports.db"))
+    create_tables(reports)
+    try:
+        api = start_api(app, reports)
+        DefinitionRegistry(app).deploy(parse_documents(SEGMENTATION, "acme-value.yaml"), "ana")
+        sales = api.user("acme", "sales")
+        account = sales.created("account.create", name="Initech")
+        sales.created("account.record_payment", account_id=account, invoice_id="i-1", amount="1000.00",
+                      paid_on="2026-02-01")  # fmt: skip
+        api.user("acme", "admin").created("case.open", account_id=account, subject="Login fails")
+        api.project()
+        answer = sales.get("/v1/reports/profitability")
+        assert answer.status_code == 200, answer.text
+        (row,) = answer.json()["rows"]
+        # 1 case × 40.00 (CRMFLOW_COST_PER_CASE); profit 1,000.00 − 40.00 = 960.00; acme's own document: big.
+        assert (row["case_cost"], row["profit"], row["segment"], row["why"]) == (
+            "40.00", "960.00", "big", "revenue 1000.00 ≥ 1000.00")
+        assert sales.get("/v1/reports/segments").status_code == 403, "segments is the analysts'"
+        segments = api.user("acme", "analyst").get("/v1/reports/segments").json()["rows"]
+        assert segments == [{"segment": "big", "usage_tier": "casual", "currency": "EUR", "accounts": 1,
+                             "revenue": "1000.00", "profit": "960.00"}]  # fmt: skip
+    finally:
+        reports.close()
+        app.close()
