@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 
 from crmflow.aggregates.application import CrmApplication
-from crmflow.processes.loader import parse_documents
+from crmflow.processes.loader import load_files, parse_documents
 from crmflow.processes.registry import DefinitionRegistry
+from crmflow.processes.runtime import ProcessRuntime
 from crmflow.projections.db import Database
 from crmflow.projections.projector import apply_all, create_tables
 from crmflow.projections.reports import REPORTS
 from crmflow.workers.history import stored_history
 from crmflow.workers.report_inputs import report_inputs
+from crmflow.workers.segments_apply import apply_segments
 from tests.conftest import Clock, Run
 from tests.integration.api_harness import start_api
 
@@ -277,3 +279,40 @@ def test_over_http_the_profitability_counts_the_configured_cost_per_case_and_the
     finally:
         reports.close()
         app.close()
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_an_account_that_turns_at_risk_is_segmented_once_and_its_owner_gets_a_call(
+    app: CrmApplication, run: Run, clock: Clock, reports: Database
+) -> None:
+    DefinitionRegistry(app).deploy(load_files([EXAMPLES / "at-risk-call.yaml"]), "ada")
+    runtime, handed = ProcessRuntime(app, clock), set[str]()
+
+    def catch_up() -> None:
+        new = [e for e in stored_history(app) if e["id"] not in handed and not e["type"].startswith("Process")]
+        handed.update(e["id"] for e in new)
+        runtime.handle(new)
+
+    initech = run("account.create", name="Initech", owner="maria").aggregate_id
+    run("account.record_payment", account_id=initech, invoice_id="i-1", amount="100.00", paid_on="2026-02-01")
+    # Profit 100.00, margin 1: long-tail (core wants a profit of 5,000.00). Applying twice records it once.
+    assert apply_segments(app, project(app, reports), "acme", now=clock()) == [
+        {"account": "Initech", "segment": "long-tail", "usage_tier": "light", "why": "no other segment fits"}]
+    assert apply_segments(app, project(app, reports), "acme", now=clock()) == []
+    catch_up()
+    # Onboarding cost 100.01: profit 100.00 − 100.01 = −0.01 < 0.00, at-risk.
+    run("account.record_cost", account_id=initech, amount="100.01", category="onboarding")
+    assert apply_segments(app, project(app, reports), "acme", now=clock()) == [
+        {"account": "Initech", "segment": "at-risk", "usage_tier": "light", "why": "profit -0.01 < 0.00"}]
+    catch_up()
+
+    segmented = [e["data"] for e in stored_history(app) if e["type"] == "AccountSegmented"]
+    assert [(d["segment"], d["previous_segment"], d["owner"]) for d in segmented] == [
+        ("long-tail", None, "maria"), ("at-risk", "long-tail", "maria")]
+    # The example process: a call for maria about Initech, due 48 hours after the placement.
+    (call,) = [e["data"] for e in stored_history(app) if e["type"] == "ActivityCreated"]
+    assert (call["activity_kind"], call["related_kind"], call["related_id"], call["owner"], call["subject"],
+            call["due_at"]) == ("call", "account", str(initech), "maria", "At risk: profit -0.01 < 0.00",
+                                "2026-03-04T09:00:00+00:00")  # fmt: skip
