@@ -33,7 +33,7 @@ from crmflow.projections.figures import iso, money, ratio, weighted
 from crmflow.projections.product_report import quantity
 from crmflow.projections.reports import OPEN, _between, report
 
-CLOSED_CASE = ("resolved", "closed")
+OPEN_CASE = "status NOT IN ('resolved', 'closed')"
 
 
 def _day(value: object) -> date | None:
@@ -125,7 +125,7 @@ def profile(
     for u in _usage_periods(db, tenant, since, until):
         usage.setdefault((u["account_id"], u["product_code"]), []).append(u)
     open_cases = _counts(db, tenant, "SELECT account_id, COUNT(*) AS n FROM rm_cases WHERE tenant = %(tenant)s "
-                                     f"AND status NOT IN {CLOSED_CASE} GROUP BY account_id")  # fmt: skip
+                                     f"AND {OPEN_CASE} GROUP BY account_id")  # fmt: skip
     contacts = _counts(db, tenant, "SELECT account_id, COUNT(*) AS n FROM rm_contacts WHERE tenant = %(tenant)s "
                                    "GROUP BY account_id")  # fmt: skip
     activity = _last_activity(db, tenant)

@@ -31,7 +31,9 @@ def report_inputs(
     inputs: dict[str, Any] = {}
     if "segmentation" in accepted:
         try:
-            inputs["segmentation"] = segmentation_for(tenant, documents() if documents else [])
+            if documents is None:
+                raise LookupError("no event store to read the deployed documents from")
+            inputs["segmentation"] = segmentation_for(tenant, documents())
         except Exception as error:  # noqa: BLE001 - an analyst may reach the read models but not the store
             log.warning("segmentation_unknown", report=report.name, error=str(error))
             inputs["segmentation"] = shipped_segmentation()
