@@ -1,5 +1,5 @@
-"""The arithmetic of an account's profitability, apart from SQL: renewals in the next 12 months, the share of a
-campaign's cost each customer it produced carries, the lifetime value (docs/reports.md, "Profitability").
+"""The arithmetic of an account's profitability, apart from SQL: renewals in the next 12 months, the share
+of a campaign's cost each customer it produced carries, the lifetime value (docs/reports.md, "Profitability").
 
 Every figure is a Decimal; money is rounded half up to the cent once, after adding (projections.figures).
 """
@@ -31,7 +31,9 @@ def renewals(renewal_date: date | None, term_months: int | None, today: date) ->
     end = add_months(today, HORIZON_MONTHS)
     count, k = 0, 0
     while True:
-        due = add_months(renewal_date, k * term_months)  # from the first date: 31 Jan + 1 month is 28 Feb, + 2: 31 Mar
+        due = add_months(
+            renewal_date, k * term_months
+        )  # from the first date: 31 Jan + 1 month is 28 Feb, + 2: 31 Mar
         if due >= end:
             return count
         if due >= today:
@@ -48,10 +50,12 @@ class Conversion:
 
 
 def acquisition_costs(
-    conversions: Iterable[Conversion], costs: dict[str, tuple[Decimal, str]], currencies: dict[str, str | None]
+    conversions: Iterable[Conversion],
+    costs: dict[str, tuple[Decimal, str]],
+    currencies: dict[str, str | None],
 ) -> tuple[dict[str, Decimal], dict[str, int]]:
-    """Each account's share of the campaigns that produced it, in its currency; and how many campaigns in another
-    currency were left out of it.
+    """Each account's share of the campaigns that produced it, in its currency; and how many campaigns in
+    another currency were left out of it.
 
     A campaign's actual cost is shared equally by the distinct accounts its converted leads became (two leads
     of one campaign converted into the same account make one customer). A campaign that produced no account
@@ -74,5 +78,6 @@ def acquisition_costs(
 
 
 def lifetime_value(revenue: Decimal, expected_revenue: Decimal, years: Decimal) -> Decimal:
-    """Revenue to date plus the next 12 months' expected revenue for each expected year of lifetime, in cents."""
+    """Revenue to date plus the next 12 months' expected revenue for each expected year of lifetime, in
+    cents."""
     return money(revenue + expected_revenue * years)

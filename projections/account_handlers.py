@@ -12,5 +12,14 @@ from crmflow.projections.handlers import _insert, on
 @on("ContactCreated")
 def contact_created(cur: Cursor, p: str, e: dict[str, Any]) -> None:
     d = e["data"]
-    _insert(cur, p, "contacts", {"tenant": e["tenantid"], "contact_id": e["subject"],
-                                 "account_id": str(d["account_id"]), "created_at": e["time"]})  # fmt: skip
+    _insert(
+        cur,
+        p,
+        "contacts",
+        {
+            "tenant": e["tenantid"],
+            "contact_id": e["subject"],
+            "account_id": str(d["account_id"]),
+            "created_at": e["time"],
+        },
+    )

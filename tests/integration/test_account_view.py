@@ -31,8 +31,14 @@ def project(app: CrmApplication, reports: Database) -> Database:
 
 def won(run: Run, account: Any, lines: dict[str, str], tenant: str = "acme") -> None:
     """A deal of the account won with these lines (product code → quantity): they become its assets."""
-    deal = run("opportunity.create", tenant=tenant, account_id=account, name="Deal", amount="1",
-               close_date="2026-04-30").aggregate_id  # fmt: skip
+    deal = run(
+        "opportunity.create",
+        tenant=tenant,
+        account_id=account,
+        name="Deal",
+        amount="1",
+        close_date="2026-04-30",
+    ).aggregate_id
     for code, quantity in lines.items():
         run("opportunity.add_line", tenant=tenant, opportunity_id=deal, product_code=code, quantity=quantity)
     run("opportunity.win", tenant=tenant, opportunity_id=deal)
@@ -40,26 +46,57 @@ def won(run: Run, account: Any, lines: dict[str, str], tenant: str = "acme") -> 
 
 def converted(run: Run, campaign: Any, account: Any, name: str) -> None:
     """A lead of the campaign, qualified and converted into the (existing) account."""
-    lead = run("lead.create", name=name, email=f"{name.lower()}@example.com", campaign_id=campaign).aggregate_id
+    lead = run(
+        "lead.create", name=name, email=f"{name.lower()}@example.com", campaign_id=campaign
+    ).aggregate_id
     run("lead.work", lead_id=lead)
     run("lead.qualify", lead_id=lead)
     run("lead.convert", lead_id=lead, account_id=account)
 
 
-def usage(app: CrmApplication, account: Any, event_id: str, code: str, quantity: str, start: str, end: str) -> None:
-    document = {"specversion": "1.0", "id": event_id, "source": "/billing/metering", "type": "UsageReported",
-                "tenantid": "acme", "time": "2026-12-01T06:00:00Z",
-                "data": {"account_id": str(account), "product_code": code, "quantity": quantity,
-                         "period_start": start, "period_end": end}}  # fmt: skip
+def usage(
+    app: CrmApplication, account: Any, event_id: str, code: str, quantity: str, start: str, end: str
+) -> None:
+    document = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "/billing/metering",
+        "type": "UsageReported",
+        "tenantid": "acme",
+        "time": "2026-12-01T06:00:00Z",
+        "data": {
+            "account_id": str(account),
+            "product_code": code,
+            "quantity": quantity,
+            "period_start": start,
+            "period_end": end,
+        },
+    }
     assert app.accept_inbound([("acme", json.loads(json.dumps(document)))]) == [True]
 
 
 def test_an_accounts_profitability_adds_revenue_expected_renewals_and_weighted_pipeline_less_acquisition_and_service_costs(
     app: CrmApplication, run: Run, clock: Clock, reports: Database
 ) -> None:
-    run("product.create", code="SUP-1", name="Monthly support", list_price="33.335", recurring=True, term_months=1)
-    run("product.create", code="SUB-12", name="Yearly licence", list_price="100.00", recurring=True, term_months=12)
-    initech, umbrella, hooli = (run("account.create", name=n).aggregate_id for n in ("Initech", "Umbrella", "Hooli"))
+    run(
+        "product.create",
+        code="SUP-1",
+        name="Monthly support",
+        list_price="33.335",
+        recurring=True,
+        term_months=1,
+    )
+    run(
+        "product.create",
+        code="SUB-12",
+        name="Yearly licence",
+        list_price="100.00",
+        recurring=True,
+        term_months=12,
+    )
+    initech, umbrella, hooli = (
+        run("account.create", name=n).aggregate_id for n in ("Initech", "Umbrella", "Hooli")
+    )
     # The webinar cost 100.00 and produced three customers (Initech twice: one customer): 33.333… each.
     webinar = run("campaign.create", name="Webinar", channel="webinar", budget="150").aggregate_id
     run("campaign.record_cost", campaign_id=webinar, amount="100.00")
@@ -70,7 +107,9 @@ def test_an_accounts_profitability_adds_revenue_expected_renewals_and_weighted_p
     run("campaign.record_cost", campaign_id=fair, amount="500.00")
     run("lead.create", name="Eve", email="eve@example.com", campaign_id=fair)
 
-    run("account.record_payment", account_id=initech, invoice_id="i-1", amount="1000.00", paid_on="2026-02-01")
+    run(
+        "account.record_payment", account_id=initech, invoice_id="i-1", amount="1000.00", paid_on="2026-02-01"
+    )
     run("account.record_payment", account_id=initech, invoice_id="i-2", amount="234.56", paid_on="2026-02-15")
     run("account.record_cost", account_id=initech, amount="100.10", category="onboarding")
     for subject in ("Login fails", "Invoice wrong"):
@@ -79,15 +118,18 @@ def test_an_accounts_profitability_adds_revenue_expected_renewals_and_weighted_p
     won(run, initech, {"SUP-1": "3", "SUB-12": "1"})
     # Open: 1,000.00 in prospecting (10%) and 333.33 in qualification (20%).
     run("opportunity.create", account_id=initech, name="Expansion", amount="1000.00", close_date="2026-06-30")
-    upsell = run("opportunity.create", account_id=initech, name="Upsell", amount="333.33",
-                 close_date="2026-06-30").aggregate_id  # fmt: skip
+    upsell = run(
+        "opportunity.create", account_id=initech, name="Upsell", amount="333.33", close_date="2026-06-30"
+    ).aggregate_id
     run("opportunity.advance", opportunity_id=upsell, stage="qualification")
 
-    rows = REPORTS["profitability"].run(project(app, reports), "acme", now=clock(), cost_per_case=D("12.50"),
-                                        lifetime_years=D("2"))  # fmt: skip
+    rows = REPORTS["profitability"].run(
+        project(app, reports), "acme", now=clock(), cost_per_case=D("12.50"), lifetime_years=D("2")
+    )
     by_name = {r["account"]: r for r in rows}
     assert by_name["Initech"] == {
-        "account": "Initech", "currency": "EUR",
+        "account": "Initech",
+        "currency": "EUR",
         "revenue": D("1234.56"),  # 1,000.00 + 234.56 paid
         # SUP-1 renews 2 Apr 2026 … 2 Feb 2027: 11 times in [2 Mar 2026, 2 Mar 2027); SUB-12's 2 Mar 2027 is
         # just outside. 11 × 3 × 33.335 = 1,100.055 → 1,100.06.
@@ -96,19 +138,26 @@ def test_an_accounts_profitability_adds_revenue_expected_renewals_and_weighted_p
         "weighted_pipeline": D("166.67"),
         "expected_revenue": D("1266.73"),  # 1,100.06 + 166.67
         "acquisition_cost": D("33.33"),  # 100.00 / 3 accounts = 33.333… → 33.33
-        "recorded_costs": D("100.10"), "cases": 2,
+        "recorded_costs": D("100.10"),
+        "cases": 2,
         "case_cost": D("25.00"),  # 2 cases × 12.50
         "cost_to_serve": D("125.10"),  # 100.10 + 25.00
         "profit": D("1076.13"),  # 1,234.56 − 33.33 − 125.10
         "margin": D("0.8717"),  # 1,076.13 / 1,234.56 = 0.87167… → 0.8717
         "lifetime_value": D("3768.02"),  # 1,234.56 + 2 years × 1,266.73
-        "usage": None, "segment": "long-tail", "usage_tier": "light", "why": "no other segment fits",
+        "usage": None,
+        "segment": "long-tail",
+        "usage_tier": "light",
+        "why": "no other segment fits",
         "not_in_currency": 0,
-    }  # fmt: skip
+    }
     # Umbrella has paid nothing yet: its profit is its share of the webinar, negative; no margin of nothing.
     umbrella_row = by_name["Umbrella"]
     assert (umbrella_row["revenue"], umbrella_row["acquisition_cost"], umbrella_row["profit"]) == (
-        D("0.00"), D("33.33"), D("-33.33"))
+        D("0.00"),
+        D("33.33"),
+        D("-33.33"),
+    )
     assert umbrella_row["margin"] is None
     assert (umbrella_row["segment"], umbrella_row["why"]) == ("at-risk", "profit -33.33 < 0.00")
     # The most profitable first; the webinar's 100.00 is shared out whole but for the rounding: 3 × 33.33.
@@ -136,16 +185,35 @@ usage_tiers:
 def test_accounts_are_segmented_by_the_tenants_own_segmentation(
     app: CrmApplication, run: Run, reports: Database
 ) -> None:
-    run("product.create", code="SUB-12", name="Yearly licence", list_price="100.00", recurring=True, term_months=12)
+    run(
+        "product.create",
+        code="SUB-12",
+        name="Yearly licence",
+        list_price="100.00",
+        recurring=True,
+        term_months=12,
+    )
     DefinitionRegistry(app).deploy(parse_documents(SEGMENTATION, "acme-value.yaml"), "ana")
     initechs = {}
     for tenant in ("acme", "globex"):
         initech = initechs[tenant] = run("account.create", tenant=tenant, name="Initech").aggregate_id
         umbrella = run("account.create", tenant=tenant, name="Umbrella").aggregate_id
-        run("account.record_payment", tenant=tenant, account_id=initech, invoice_id="i-1", amount="1000.00",
-            paid_on="2026-02-01")  # fmt: skip
-        run("account.record_payment", tenant=tenant, account_id=umbrella, invoice_id="u-1", amount="999.99",
-            paid_on="2026-02-01")  # fmt: skip
+        run(
+            "account.record_payment",
+            tenant=tenant,
+            account_id=initech,
+            invoice_id="i-1",
+            amount="1000.00",
+            paid_on="2026-02-01",
+        )
+        run(
+            "account.record_payment",
+            tenant=tenant,
+            account_id=umbrella,
+            invoice_id="u-1",
+            amount="999.99",
+            paid_on="2026-02-01",
+        )
     # Initech's latest period: 600 (October's 20 is older); Umbrella reported none.
     usage(app, initechs["acme"], "u-1", "SUB-12", "20", "2026-10-01", "2026-10-31")
     usage(app, initechs["acme"], "u-2", "SUB-12", "600", "2026-11-01", "2026-11-30")
@@ -158,21 +226,43 @@ def test_accounts_are_segmented_by_the_tenants_own_segmentation(
 
     # acme's own document: revenue 1,000.00 ≥ 1,000.00 is big, 999.99 is not; 600 ≥ 500 is power, none is 0.
     assert segments("acme") == [
-        {"segment": "big", "usage_tier": "power", "currency": "EUR", "accounts": 1, "revenue": D("1000.00"),
-         "profit": D("1000.00")},
-        {"segment": "rest", "usage_tier": "casual", "currency": "EUR", "accounts": 1, "revenue": D("999.99"),
-         "profit": D("999.99")},
-    ]  # fmt: skip
+        {
+            "segment": "big",
+            "usage_tier": "power",
+            "currency": "EUR",
+            "accounts": 1,
+            "revenue": D("1000.00"),
+            "profit": D("1000.00"),
+        },
+        {
+            "segment": "rest",
+            "usage_tier": "casual",
+            "currency": "EUR",
+            "accounts": 1,
+            "revenue": D("999.99"),
+            "profit": D("999.99"),
+        },
+    ]
     report = REPORTS["profitability"]
-    placed = {r["account"]: (r["segment"], r["why"], r["usage"]) for r in
-              report.run(db, "acme", **report_inputs(report, "acme", None, registry.documents))}  # fmt: skip
-    assert placed == {"Initech": ("big", "revenue 1000.00 ≥ 1000.00", D("600")),
-                      "Umbrella": ("rest", "no other segment fits", None)}  # fmt: skip
+    placed = {
+        r["account"]: (r["segment"], r["why"], r["usage"])
+        for r in report.run(db, "acme", **report_inputs(report, "acme", None, registry.documents))
+    }
+    assert placed == {
+        "Initech": ("big", "revenue 1000.00 ≥ 1000.00", D("600")),
+        "Umbrella": ("rest", "no other segment fits", None),
+    }
     # globex deployed none: the shipped value-and-usage places both in its catch-all, light users.
     assert segments("globex") == [
-        {"segment": "long-tail", "usage_tier": "light", "currency": "EUR", "accounts": 2, "revenue": D("1999.99"),
-         "profit": D("1999.99")},
-    ]  # fmt: skip
+        {
+            "segment": "long-tail",
+            "usage_tier": "light",
+            "currency": "EUR",
+            "accounts": 2,
+            "revenue": D("1999.99"),
+            "profit": D("1999.99"),
+        },
+    ]
 
 
 def test_cross_sell_names_the_accounts_that_own_one_product_and_not_the_other(
@@ -180,8 +270,13 @@ def test_cross_sell_names_the_accounts_that_own_one_product_and_not_the_other(
 ) -> None:
     for code in ("WIDGET", "SUB-12", "TRAINING"):
         run("product.create", code=code, name=code.title(), list_price="10")
-    owners = {"Initech": {"WIDGET": "1", "SUB-12": "1"}, "Umbrella": {"WIDGET": "2", "SUB-12": "1"},
-              "Hooli": {"WIDGET": "1"}, "Globo": {"SUB-12": "1", "TRAINING": "1"}, "Stark": {}}  # fmt: skip
+    owners = {
+        "Initech": {"WIDGET": "1", "SUB-12": "1"},
+        "Umbrella": {"WIDGET": "2", "SUB-12": "1"},
+        "Hooli": {"WIDGET": "1"},
+        "Globo": {"SUB-12": "1", "TRAINING": "1"},
+        "Stark": {},
+    }
     for name, lines in owners.items():
         account = run("account.create", name=name).aggregate_id
         if lines:
@@ -189,28 +284,64 @@ def test_cross_sell_names_the_accounts_that_own_one_product_and_not_the_other(
     # globex's Initech owns WIDGET and TRAINING: none of acme's figures.
     run("product.create", tenant="globex", code="WIDGET", name="Theirs", list_price="1")
     run("product.create", tenant="globex", code="TRAINING", name="Theirs", list_price="1")
-    won(run, run("account.create", tenant="globex", name="Initech").aggregate_id, {"WIDGET": "1", "TRAINING": "1"},
-        tenant="globex")  # fmt: skip
+    won(
+        run,
+        run("account.create", tenant="globex", name="Initech").aggregate_id,
+        {"WIDGET": "1", "TRAINING": "1"},
+        tenant="globex",
+    )
 
     rows = REPORTS["cross-sell"].run(project(app, reports), "acme")
     assert rows == [
         # SUB-12 is owned by Initech, Umbrella, Globo; 2 of them own WIDGET too: confidence 2/3, support 2/5.
-        {"product": "SUB-12", "also_product": "WIDGET", "owners": 3, "both": 2, "support": D("0.4000"),
-         "confidence": D("0.6667"), "candidates": 1, "accounts": "Globo"},
+        {
+            "product": "SUB-12",
+            "also_product": "WIDGET",
+            "owners": 3,
+            "both": 2,
+            "support": D("0.4000"),
+            "confidence": D("0.6667"),
+            "candidates": 1,
+            "accounts": "Globo",
+        },
         # WIDGET: Initech, Umbrella, Hooli; 2 own SUB-12: 2/3 and 2/5 again; the tie goes by product code.
-        {"product": "WIDGET", "also_product": "SUB-12", "owners": 3, "both": 2, "support": D("0.4000"),
-         "confidence": D("0.6667"), "candidates": 1, "accounts": "Hooli"},
+        {
+            "product": "WIDGET",
+            "also_product": "SUB-12",
+            "owners": 3,
+            "both": 2,
+            "support": D("0.4000"),
+            "confidence": D("0.6667"),
+            "candidates": 1,
+            "accounts": "Hooli",
+        },
         # SUB-12 → TRAINING: only Globo owns both, 1/3; support 1/5.
-        {"product": "SUB-12", "also_product": "TRAINING", "owners": 3, "both": 1, "support": D("0.2000"),
-         "confidence": D("0.3333"), "candidates": 2, "accounts": "Initech, Umbrella"},
-    ]  # fmt: skip
-    # Left out: TRAINING → SUB-12 (its one owner has SUB-12: nobody to sell to), WIDGET ↔ TRAINING (never together).
+        {
+            "product": "SUB-12",
+            "also_product": "TRAINING",
+            "owners": 3,
+            "both": 1,
+            "support": D("0.2000"),
+            "confidence": D("0.3333"),
+            "candidates": 2,
+            "accounts": "Initech, Umbrella",
+        },
+    ]
+    # Left out: TRAINING → SUB-12 (its one owner has SUB-12: nobody to sell to), WIDGET ↔ TRAINING (never
+    # together).
 
 
 def test_the_profile_shows_usage_per_period_and_its_trend(
     app: CrmApplication, run: Run, clock: Clock, reports: Database
 ) -> None:
-    run("product.create", code="SUB-12", name="Yearly licence", list_price="100.00", recurring=True, term_months=12)
+    run(
+        "product.create",
+        code="SUB-12",
+        name="Yearly licence",
+        list_price="100.00",
+        recurring=True,
+        term_months=12,
+    )
     run("product.create", code="WIDGET", name="Widget", list_price="10")
     initech = run("account.create", name="Initech", owner="maria").aggregate_id
     run("account.create", name="Umbrella")
@@ -227,26 +358,67 @@ def test_the_profile_shows_usage_per_period_and_its_trend(
     usage(app, initech, "u-4", "WIDGET", "10", "2026-11-01", "2026-11-30")  # used, not owned
     # Three days later a call about the open case is scheduled: the latest thing that happened to Initech.
     called = clock.advance(days=3)
-    run("activity.schedule", kind="call", related_kind="case", related_id=cases[1], owner="maria",
-        subject="Check it is faster", due_at="2026-03-06T10:00:00+00:00")  # fmt: skip
+    run(
+        "activity.schedule",
+        kind="call",
+        related_kind="case",
+        related_id=cases[1],
+        owner="maria",
+        subject="Check it is faster",
+        due_at="2026-03-06T10:00:00+00:00",
+    )
 
     rows = REPORTS["profile"].run(project(app, reports), "acme")
-    common = {"account": "Initech", "owner": "maria", "last_activity_at": called.isoformat(), "open_cases": 1,
-              "contacts": 2}  # fmt: skip
+    common = {
+        "account": "Initech",
+        "owner": "maria",
+        "last_activity_at": called.isoformat(),
+        "open_cases": 1,
+        "contacts": 2,
+    }
     assert rows == [
-        {**common, "product": "SUB-12", "quantity": D("2"), "renewal_date": "2027-03-02",
-         "usage_by_period": "2026-10-01..2026-10-31 300; 2026-11-01..2026-11-30 1250.5",
-         "latest_period": "2026-11-01..2026-11-30", "latest_usage": D("1250.5"), "previous_usage": D("300"),
-         "usage_trend": D("4.1683")},  # 1,250.5 / 300 = 4.168333… → 4.1683
-        {**common, "product": "WIDGET", "quantity": None, "renewal_date": None,
-         "usage_by_period": "2026-11-01..2026-11-30 10", "latest_period": "2026-11-01..2026-11-30",
-         "latest_usage": D("10"), "previous_usage": None, "usage_trend": None},  # one period: no trend
-        {"account": "Umbrella", "owner": None, "last_activity_at": "2026-03-02T09:00:00+00:00", "open_cases": 0,
-         "contacts": 0, "product": None, "quantity": None, "renewal_date": None, "usage_by_period": None,
-         "latest_period": None, "latest_usage": None, "previous_usage": None, "usage_trend": None},
-    ]  # fmt: skip
+        {
+            **common,
+            "product": "SUB-12",
+            "quantity": D("2"),
+            "renewal_date": "2027-03-02",
+            "usage_by_period": "2026-10-01..2026-10-31 300; 2026-11-01..2026-11-30 1250.5",
+            "latest_period": "2026-11-01..2026-11-30",
+            "latest_usage": D("1250.5"),
+            "previous_usage": D("300"),
+            "usage_trend": D("4.1683"),
+        },  # 1,250.5 / 300 = 4.168333… → 4.1683
+        {
+            **common,
+            "product": "WIDGET",
+            "quantity": None,
+            "renewal_date": None,
+            "usage_by_period": "2026-11-01..2026-11-30 10",
+            "latest_period": "2026-11-01..2026-11-30",
+            "latest_usage": D("10"),
+            "previous_usage": None,
+            "usage_trend": None,
+        },  # one period: no trend
+        {
+            "account": "Umbrella",
+            "owner": None,
+            "last_activity_at": "2026-03-02T09:00:00+00:00",
+            "open_cases": 0,
+            "contacts": 0,
+            "product": None,
+            "quantity": None,
+            "renewal_date": None,
+            "usage_by_period": None,
+            "latest_period": None,
+            "latest_usage": None,
+            "previous_usage": None,
+            "usage_trend": None,
+        },
+    ]
     # --since/--until choose the periods by their end: November's alone leaves no trend.
-    (sub,) = [r for r in REPORTS["profile"].run(reports, "acme", since="2026-11-01") if r["product"] == "SUB-12"]
+    (sub,) = [
+        r for r in REPORTS["profile"].run(reports, "acme", since="2026-11-01") if r["product"] == "SUB-12"
+    ]
     assert (sub["usage_by_period"], sub["usage_trend"]) == ("2026-11-01..2026-11-30 1250.5", None)
 
 
@@ -262,8 +434,13 @@ def test_over_http_the_profitability_counts_the_configured_cost_per_case_and_the
         DefinitionRegistry(app).deploy(parse_documents(SEGMENTATION, "acme-value.yaml"), "ana")
         sales = api.user("acme", "sales")
         account = sales.created("account.create", name="Initech")
-        sales.created("account.record_payment", account_id=account, invoice_id="i-1", amount="1000.00",
-                      paid_on="2026-02-01")  # fmt: skip
+        sales.created(
+            "account.record_payment",
+            account_id=account,
+            invoice_id="i-1",
+            amount="1000.00",
+            paid_on="2026-02-01",
+        )
         api.user("acme", "admin").created("case.open", account_id=account, subject="Login fails")
         api.project()
         answer = sales.get("/v1/reports/profitability")
@@ -271,11 +448,23 @@ def test_over_http_the_profitability_counts_the_configured_cost_per_case_and_the
         (row,) = answer.json()["rows"]
         # 1 case × 40.00 (CRMFLOW_COST_PER_CASE); profit 1,000.00 − 40.00 = 960.00; acme's own document: big.
         assert (row["case_cost"], row["profit"], row["segment"], row["why"]) == (
-            "40.00", "960.00", "big", "revenue 1000.00 ≥ 1000.00")
+            "40.00",
+            "960.00",
+            "big",
+            "revenue 1000.00 ≥ 1000.00",
+        )
         assert sales.get("/v1/reports/segments").status_code == 403, "segments is the analysts'"
         segments = api.user("acme", "analyst").get("/v1/reports/segments").json()["rows"]
-        assert segments == [{"segment": "big", "usage_tier": "casual", "currency": "EUR", "accounts": 1,
-                             "revenue": "1000.00", "profit": "960.00"}]  # fmt: skip
+        assert segments == [
+            {
+                "segment": "big",
+                "usage_tier": "casual",
+                "currency": "EUR",
+                "accounts": 1,
+                "revenue": "1000.00",
+                "profit": "960.00",
+            }
+        ]
     finally:
         reports.close()
         app.close()
@@ -291,7 +480,9 @@ def test_an_account_that_turns_at_risk_is_segmented_once_and_its_owner_gets_a_ca
     runtime, handed = ProcessRuntime(app, clock), set[str]()
 
     def catch_up() -> None:
-        new = [e for e in stored_history(app) if e["id"] not in handed and not e["type"].startswith("Process")]
+        new = [
+            e for e in stored_history(app) if e["id"] not in handed and not e["type"].startswith("Process")
+        ]
         handed.update(e["id"] for e in new)
         runtime.handle(new)
 
@@ -299,20 +490,36 @@ def test_an_account_that_turns_at_risk_is_segmented_once_and_its_owner_gets_a_ca
     run("account.record_payment", account_id=initech, invoice_id="i-1", amount="100.00", paid_on="2026-02-01")
     # Profit 100.00, margin 1: long-tail (core wants a profit of 5,000.00). Applying twice records it once.
     assert apply_segments(app, project(app, reports), "acme", now=clock()) == [
-        {"account": "Initech", "segment": "long-tail", "usage_tier": "light", "why": "no other segment fits"}]
+        {"account": "Initech", "segment": "long-tail", "usage_tier": "light", "why": "no other segment fits"}
+    ]
     assert apply_segments(app, project(app, reports), "acme", now=clock()) == []
     catch_up()
     # Onboarding cost 100.01: profit 100.00 − 100.01 = −0.01 < 0.00, at-risk.
     run("account.record_cost", account_id=initech, amount="100.01", category="onboarding")
     assert apply_segments(app, project(app, reports), "acme", now=clock()) == [
-        {"account": "Initech", "segment": "at-risk", "usage_tier": "light", "why": "profit -0.01 < 0.00"}]
+        {"account": "Initech", "segment": "at-risk", "usage_tier": "light", "why": "profit -0.01 < 0.00"}
+    ]
     catch_up()
 
     segmented = [e["data"] for e in stored_history(app) if e["type"] == "AccountSegmented"]
     assert [(d["segment"], d["previous_segment"], d["owner"]) for d in segmented] == [
-        ("long-tail", None, "maria"), ("at-risk", "long-tail", "maria")]
+        ("long-tail", None, "maria"),
+        ("at-risk", "long-tail", "maria"),
+    ]
     # The example process: a call for maria about Initech, due 48 hours after the placement.
     (call,) = [e["data"] for e in stored_history(app) if e["type"] == "ActivityCreated"]
-    assert (call["activity_kind"], call["related_kind"], call["related_id"], call["owner"], call["subject"],
-            call["due_at"]) == ("call", "account", str(initech), "maria", "At risk: profit -0.01 < 0.00",
-                                "2026-03-04T09:00:00+00:00")  # fmt: skip
+    assert (
+        call["activity_kind"],
+        call["related_kind"],
+        call["related_id"],
+        call["owner"],
+        call["subject"],
+        call["due_at"],
+    ) == (
+        "call",
+        "account",
+        str(initech),
+        "maria",
+        "At risk: profit -0.01 < 0.00",
+        "2026-03-04T09:00:00+00:00",
+    )

@@ -1,4 +1,4 @@
-"""The arithmetic of profitability: renewals in the next 12 months and campaigns' costs shared by customers."""
+"""The arithmetic of profitability: renewals in the next 12 months, campaigns' costs shared by customers."""
 
 from __future__ import annotations
 
@@ -27,11 +27,21 @@ def test_a_month_end_renewal_keeps_its_day_where_the_month_has_it() -> None:
     assert renewals(date(2026, 1, 31), 1, date(2026, 4, 1)) == 12  # 30 Apr 2026 … 31 Mar 2027
 
 
-def test_a_campaigns_cost_is_shared_by_the_distinct_accounts_it_produced_and_a_campaign_without_one_by_none() -> None:
-    conversions = [Conversion("web", "a"), Conversion("web", "a"), Conversion("web", "b"), Conversion("web", "c"),
-                   Conversion("fair", "a"), Conversion("usd", "b")]  # fmt: skip
-    costs = {"web": (D("100.00"), "EUR"), "fair": (D("0.01"), "EUR"), "usd": (D("50.00"), "USD"),
-             "empty": (D("999.00"), "EUR")}  # fmt: skip
+def test_a_campaigns_cost_is_shared_by_the_accounts_it_produced_and_a_campaign_without_one_by_none() -> None:
+    conversions = [
+        Conversion("web", "a"),
+        Conversion("web", "a"),
+        Conversion("web", "b"),
+        Conversion("web", "c"),
+        Conversion("fair", "a"),
+        Conversion("usd", "b"),
+    ]
+    costs = {
+        "web": (D("100.00"), "EUR"),
+        "fair": (D("0.01"), "EUR"),
+        "usd": (D("50.00"), "USD"),
+        "empty": (D("999.00"), "EUR"),
+    }
     shares, other = acquisition_costs(conversions, costs, {"a": "EUR", "b": "EUR", "c": "EUR"})
     # a: 100.00 / 3 + 0.01 = 33.343… → 33.34 (added, then rounded once); b, c: 33.333… → 33.33.
     assert shares == {"a": D("33.34"), "b": D("33.33"), "c": D("33.33")}

@@ -1,4 +1,4 @@
-"""crmflow segments apply: record the accounts whose segment or usage tier changed (workers.segments_apply)."""
+"""crmflow segments apply: record the accounts whose segment or usage tier changed; workers.segments_apply."""
 
 from __future__ import annotations
 
@@ -14,14 +14,18 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     segments = sub.add_parser(
-        "segments", help="place accounts in the tenant's segments and record the placements that changed",
-        formatter_class=RAW, epilog="example:\n  crmflow segments apply --tenant acme",
-    )  # fmt: skip
+        "segments",
+        help="place accounts in the tenant's segments and record the placements that changed",
+        formatter_class=RAW,
+        epilog="example:\n  crmflow segments apply --tenant acme",
+    )
     actions = segments.add_subparsers(dest="action", required=True, metavar="ACTION")
     apply = actions.add_parser(
-        "apply", help="issue account.segment for each account whose placement changed (again: nothing)",
-        formatter_class=RAW, epilog="example:\n  crmflow segments apply --tenant acme --format json",
-    )  # fmt: skip
+        "apply",
+        help="issue account.segment for each account whose placement changed (again: nothing)",
+        formatter_class=RAW,
+        epilog="example:\n  crmflow segments apply --tenant acme --format json",
+    )
     apply.add_argument("--tenant", required=True)
     apply.add_argument("--format", choices=FORMATS, default="table")
     apply.set_defaults(run=run_apply)
