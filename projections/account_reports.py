@@ -165,10 +165,13 @@ def profile(
         "SELECT account_id, COUNT(*) AS n FROM rm_contacts WHERE tenant = %(tenant)s GROUP BY account_id",
     )
     activity = _last_activity(db, tenant)
+    codes_of: dict[str, set[str]] = {}  # indexed once: not a scan of every asset for every account
+    for aid, code in [*assets, *usage]:
+        codes_of.setdefault(aid, set()).add(code)
     out = []
     for account in _accounts(db, tenant, None, None):
         aid = account["account_id"]
-        codes = sorted({code for a, code in assets if a == aid} | {code for a, code in usage if a == aid})
+        codes = sorted(codes_of.get(aid, ()))
         last = max(filter(None, (iso(account["last_activity_at"]), activity.get(aid))), default=None)
         common = {
             "account": account["name"],
