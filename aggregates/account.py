@@ -87,6 +87,16 @@ class Account(TenantAggregate):
     def assign(self, owner: str) -> None:
         self._assign(owner=owner, previous_owner=self.owner)
 
+    # Segmentation that drives action (aggregates/commands/segments.py): the account's placement.
+
+    def place_in_segment(self, segment: str, usage_tier: str | None, why: str) -> bool:
+        """Record the account's segment and usage tier; False (nothing recorded) when they are what it has."""
+        if (getattr(self, "segment", None), getattr(self, "usage_tier", None)) == (segment, usage_tier):
+            return False
+        self._segment(segment=segment, usage_tier=usage_tier, why=why, owner=self.owner,
+                      previous_segment=getattr(self, "segment", None))  # fmt: skip
+        return True
+
     @event("AccountPaymentRecorded")
     def _record_payment(self, invoice_id: str, amount: Decimal, currency: str, paid_on: date) -> None:
         self.currency = self.currency or currency
@@ -111,3 +121,11 @@ class Account(TenantAggregate):
     @event("AccountAssigned")
     def _assign(self, owner: str, previous_owner: str | None) -> None:
         self.owner = owner
+
+    @event("AccountSegmented")
+    def _segment(
+        self, segment: str, usage_tier: str | None, why: str, owner: str | None, previous_segment: str | None
+    ) -> None:
+        # owner: who looks after the account now, so that a process reacting to the placement can ask them.
+        self.segment = segment
+        self.usage_tier = usage_tier

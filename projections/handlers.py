@@ -447,7 +447,9 @@ def lead_absorbed(cur: Cursor, p: str, e: dict[str, Any]) -> None:
 
 # Activities: their handlers are in a module of their own; importing it registers them.
 # Products, line items, assets and usage: their own module, registered here.
+# The account view (profile, profitability): contacts per account, in a module of its own.
 from crmflow.projections import (
+    account_handlers,  # noqa: E402, F401
     activity_handlers,  # noqa: E402, F401
     product_handlers,  # noqa: E402, F401
 )

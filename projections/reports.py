@@ -68,6 +68,11 @@ READS = {
     # Activities.
     "activities": ("activities", "lead_qualifications"),
     "products": ("products", "opportunity_lines", "opportunities", "assets", "usage"),
+    # The customer view (projections.account_reports).
+    "profile": ("accounts", "assets", "usage", "cases", "contacts", "activities", "opportunities"),
+    "profitability": ("accounts", "assets", "products", "opportunities", "campaigns", "leads", "cases", "usage"),
+    "segments": ("accounts", "assets", "products", "opportunities", "campaigns", "leads", "cases", "usage"),
+    "cross-sell": ("accounts", "assets"),
 }
 
 
@@ -442,4 +447,8 @@ def activities(
 
 
 # The products report: its own module, registered here (after REPORTS and report() exist).
-from crmflow.projections import product_report  # noqa: E402, F401
+# The customer view (profile, profitability, segments, cross-sell): its own module, registered here too.
+from crmflow.projections import (
+    account_reports,  # noqa: E402, F401
+    product_report,  # noqa: E402, F401
+)

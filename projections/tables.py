@@ -20,8 +20,9 @@ from __future__ import annotations
 
 # Raised whenever a column's type or meaning changes: read models of an older
 # schema are rebuilt from the event store when a worker opens them (workers.bootstrap).
-SCHEMA_VERSION = 4  # 3: rm_cases.first_response_verdict and resolution_verdict; 4: rm_cases quick-reply
-# columns, rm_duplicates and merged leads, rm_activities and rm_lead_qualifications, products, lines, assets, usage
+SCHEMA_VERSION = 5  # 3: rm_cases.first_response_verdict and resolution_verdict; 4: rm_cases quick-reply
+# columns, rm_duplicates and merged leads, rm_activities and rm_lead_qualifications, products, lines, assets, usage;
+# 5: rm_contacts (the account view: profile and profitability reports)
 
 TABLES: dict[str, str] = {
     "positions": "consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, "
@@ -73,6 +74,8 @@ TABLES: dict[str, str] = {
     "usage": "tenant TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL, account_id TEXT, product_code TEXT, "
              "quantity {decimal}, period_start {date}, period_end {date}, reported_time TEXT, "
              "PRIMARY KEY (tenant, source, event_id)",
+    # The account view (projections.account_handlers): each account's contacts, for the profile report.
+    "contacts": "tenant TEXT NOT NULL, contact_id TEXT PRIMARY KEY, account_id TEXT, created_at {time}",
 }
 # Rebuilt from the event store; positions are the live projector's own and are not.
 MODEL_TABLES = [name for name in TABLES if name != "positions"]

@@ -25,6 +25,10 @@ CRMFLOW_API_RATE_PER_S, CRMFLOW_API_BURST  HTTP requests per second and at once,
                           (default 200, 1000; rate 0: unlimited)
 CRMFLOW_INTAKE_RATE_PER_S, CRMFLOW_INTAKE_BURST  inbound messages per second and at once, per tenant,
                           taken in by each intake copy (default 2000, 50000; rate 0: unlimited)
+CRMFLOW_COST_PER_CASE     what serving one case costs, in the account's currency, in the profitability,
+                          segments reports (default 25.00)
+CRMFLOW_EXPECTED_LIFETIME_YEARS  how many more years of the next 12 months' expected revenue an account's
+                          lifetime value counts (default 3)
 
 Any other CRMFLOW_* variable is refused (a typo would otherwise be ignored and its default used), naming
 the nearest setting: `CRMFLOW_PARTITION: unknown setting; did you mean CRMFLOW_PARTITIONS?`. The few
@@ -36,6 +40,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -43,6 +48,7 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, Validation
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from crmflow.projections.account_figures import COST_PER_CASE, LIFETIME_YEARS
 from crmflow.workers.rate_limits import Rate
 
 if TYPE_CHECKING:
@@ -114,6 +120,10 @@ class Settings(BaseSettings):
     # How long the CLI's checks wait for the store, the read models and the broker before saying which is
     # not there (crmflow.workers.preflight); libpq rounds up to whole seconds, at least 2.
     connect_timeout_s: float = Field(3.0, gt=0, le=300, allow_inf_nan=False)
+    # The customer view's reports (projections.account_reports; docs/reports.md, "Profitability"): exact
+    # decimals, as money is; the defaults are projections.account_figures'.
+    cost_per_case: Decimal = Field(COST_PER_CASE, ge=0, decimal_places=2, allow_inf_nan=False)
+    expected_lifetime_years: Decimal = Field(LIFETIME_YEARS, ge=0, le=100, allow_inf_nan=False)
 
     @field_validator("api_secret")
     @classmethod

@@ -11,7 +11,8 @@ from crmflow.aggregates.commands import (
     lines,
     opportunity,
     product,
+    segments,  # account.segment: segmentation that drives action
 )
 
 __all__ = ["account", "article", "campaign", "case", "lead", "opportunity", "duplicates", "activity", "lines",
-           "product"]  # fmt: skip
+           "product", "segments"]  # fmt: skip

@@ -27,6 +27,7 @@ OTHER_FIELDS: dict[str, dict[str, Any]] = {
     "account.record_payment": {"invoice_id": "INV-1", "amount": "10", "paid_on": "2026-03-01"},
     "account.record_cost": {"amount": "10"},
     "account.assign": {"owner": "mallory"},
+    "account.segment": {"segment": "at-risk", "why": "mallory says so"},
     "contact.create": {"name": "Mallory"},
     "contact.update": {"email": "mallory@evil.example"},
     "article.create": {"title": "T", "body": "B", "category": "c"},

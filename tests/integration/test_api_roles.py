@@ -30,10 +30,15 @@ EVERY_REPORT = {
     "accounts",
     "instances",
     "activities",
+    # The customer view.
+    "profile",
+    "profitability",
+    "segments",
+    "cross-sell",
 }
 REPORTS_OF = {
     "marketing": {"funnel", "campaigns"},
-    "sales": {"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities"},
+    "sales": {"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities", "profile", "profitability"},
     "service": {"sla", "faq", "activities"},
     "analyst": EVERY_REPORT,
     "admin": EVERY_REPORT,

@@ -61,10 +61,10 @@ def test_the_catalogue_names_records_by_id_in_these_commands() -> None:
     # Guards the tables below: a new command naming a record must be covered too.
     # lead 6 + merge's two + convert's account and contact + create's campaign = 11; opportunity 8 (add_line
     # and remove_line among them) + create's account and campaign = 10; case 9 + open's account and contact +
-    # resolve's and respond's article = 13; account 3 + contact 2 = 5; article 3; campaign 3; activity:
-    # schedule's and log's related record, complete and cancel, and qualify's activity = 5:
-    # 11 + 10 + 13 + 5 + 3 + 3 + 5 = 50. (product.* name a product by its code, not an id.)
-    assert len(REFERENCES) == 50 and {kind for _, _, kind in REFERENCES} == set(KINDS)
+    # resolve's and respond's article = 13; account 4 (account.segment among them) + contact 2 = 6; article 3;
+    # campaign 3; activity: schedule's and log's related record, complete and cancel, and qualify's activity = 5:
+    # 11 + 10 + 13 + 6 + 3 + 3 + 5 = 51. (product.* name a product by its code, not an id.)
+    assert len(REFERENCES) == 51 and {kind for _, _, kind in REFERENCES} == set(KINDS)
     assert ("lead.merge", "into_lead_id", "lead") in REFERENCES
     assert ("lead.create", "campaign_id", "campaign") in REFERENCES
     assert ("opportunity.create", "campaign_id", "campaign") in REFERENCES

@@ -73,7 +73,7 @@ def create_app(
         title="crmflow", version=_version(), description=DESCRIPTION, openapi_tags=TAGS, lifespan=lifespan
     )
     api.state.services = Services(
-        app, reports_db, inbound_policy(settings), settings.api_secret.get_secret_value()
+        app, reports_db, inbound_policy(settings), settings.api_secret.get_secret_value(), settings=settings
     )
     api.state.rate_limit = TenantBuckets(settings.api_rate())
     install_error_handlers(api)

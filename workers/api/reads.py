@@ -17,6 +17,7 @@ from crmflow.workers.api.errors import ApiError, error_responses
 from crmflow.workers.api.examples import AGGREGATE_EXAMPLE, REPORT_EXAMPLE
 from crmflow.workers.api.services import Service
 from crmflow.workers.explanation import explain
+from crmflow.workers.report_inputs import report_inputs
 
 router = APIRouter(tags=["reads"])
 MOMENT = "ISO 8601 date or time, compared with the report's own date column"
@@ -61,7 +62,8 @@ def get_report(
     caller.require_report(name)
     _check_moment("since", since)
     _check_moment("until", until)
-    rows = services.read_models(report.run, tenant, since=since, until=until)
+    inputs = report_inputs(report, tenant, services.settings, services.registry.documents)
+    rows = services.read_models(report.run, tenant, since=since, until=until, **inputs)
     # Figures as decimal strings ("1500.10"), as amounts are in events: JSON numbers become floats in most clients.
     return {"report": name, "tenant": tenant, "columns": list(report.columns), "rows": jsonable(rows)}
 

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from crmflow.aggregates.application import CrmApplication
 from crmflow.processes.registry import DefinitionRegistry
 from crmflow.projections.db import Database
+from crmflow.workers.config import Settings
 from crmflow.workers.inbound_checks import InboundPolicy
 
 T = TypeVar("T")
@@ -29,6 +30,7 @@ class Services:
     policy: InboundPolicy
     secret: str
     registry: DefinitionRegistry = field(init=False)
+    settings: Settings | None = None  # what reports are figured with (workers.report_inputs); None: defaults
     _reports_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ The role table (``ROLES``; the README shows it too):
 
 - marketing: lead.* and campaign.* commands and records; reports funnel, campaigns; inbound events.
 - sales: lead.*, opportunity.*, account.*, contact.*, activity.*; reports pipeline, forecast, win-rate,
-  funnel, accounts, activities; inbound events.
+  funnel, accounts, activities, profile, profitability; inbound events.
 - service: case.*, article.* and activity.*; reports sla, faq, activities; inbound events.
 - analyst: no commands, no records; every report, process instances.
 - admin: every command and record, every report, inbound events, process definitions and instances,
@@ -66,7 +66,9 @@ ROLES: dict[str, Role] = {
             "sales",
             "leads, accounts, contacts and the pipeline",
             areas=frozenset({"lead", "opportunity", "account", "contact", "activity"}),
-            reports=frozenset({"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities"}),
+            reports=frozenset({"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities",
+                               # The customer view: what an account owns and uses, and what it is worth.
+                               "profile", "profitability"}),
         ),
         Role(
             "service",

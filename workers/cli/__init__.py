@@ -34,6 +34,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "run the HTTP API (commands, events, reports, histories, process definitions)"),
     "token": ("serve", "issue bearer tokens for the HTTP API"),
     "store": ("store", "look after the event store: migrate what an older release wrote"),
+    "segments": ("segments", "place accounts in the tenant's segments and record the placements that changed"),
 }
 MODULES = tuple(dict.fromkeys(module for module, _ in VERBS.values()))
 # Options of the top-level parser that take a value: the verb is the first other word.

@@ -53,6 +53,7 @@ VERBS: dict[tuple[str, ...], Needs] = {
     ("process", "whatif"): STORE_READ,
     ("store", "migrate"): STORE_READ,  # rewrites a store that must be there
     ("serve",): Needs(store="write", reports="write", long_running=True),
+    ("segments", "apply"): Needs(store="write", reports="read"),
 }
 # Verbs that write a store take --create (a SQLite file's folder that does not exist yet is made).
 CREATING = [verb for verb, needs in VERBS.items() if "write" in (needs.store, needs.reports)] + [("worker",)]

@@ -54,18 +54,28 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
     import structlog
 
     from crmflow.aggregates.application import CrmApplication
+    from crmflow.processes.registry import DefinitionRegistry
     from crmflow.workers.read_model_lag import lag_line, read_model_lag
+    from crmflow.workers.report_inputs import report_inputs
 
     report = REPORTS[args.name]
     db = _read_models_or_none_yet(settings)
     if isinstance(db, str):
         return fail(db, code=2)
-    rows = report.run(db, args.tenant, since=args.since, until=args.until)
+    # Not build_application: the store serves courtesies here (the lag, the deployed segmentation), worth
+    # waiting seconds for, not eventsourcing's 30.
+    store: CrmApplication | None = None
+    try:
+        store = CrmApplication(settings.database_url, env={"POSTGRES_CONNECT_TIMEOUT": "3"})
+    except Exception as error:  # noqa: BLE001 - an analyst may reach the read models but not the store
+        structlog.get_logger("crmflow.query").debug("store_unavailable", error=str(error))
+    documents = (lambda: DefinitionRegistry(store).documents()) if store is not None else None
+    inputs = report_inputs(report, args.tenant, settings, documents)
+    rows = report.run(db, args.tenant, since=args.since, until=args.until, **inputs)
     print_rows(rows, report.columns, args.format, title=f"{report.name} · {args.tenant}")
     # An empty or old report looks like a quiet business: say on stderr when the read models are behind.
     try:
-        # Not build_application: the figure is a courtesy, worth waiting seconds for, not eventsourcing's 30.
-        lag = read_model_lag(CrmApplication(settings.database_url, env={"POSTGRES_CONNECT_TIMEOUT": "3"}), db)
+        lag = read_model_lag(store, db) if store is not None else None
     except Exception as error:  # noqa: BLE001 - an analyst may reach the read models but not the store
         structlog.get_logger("crmflow.query").debug("read_model_lag_unknown", error=str(error))
         lag = None
