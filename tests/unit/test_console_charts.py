@@ -28,3 +28,20 @@ def test_the_duplicates_chart_shows_each_rules_figures_as_reported() -> None:
     drawn = series_of(option("duplicates", rows))
     assert drawn["flagged"] == {"lead email": 3, "contact phone": 1}
     assert drawn["open_flags"] == {"lead email": 2, "contact phone": 1}
+
+
+def test_the_segments_chart_adds_accounts_of_every_currency_per_segment_and_usage_tier() -> None:
+    rows = [{"segment": "core", "usage_tier": "heavy", "currency": "EUR", "accounts": 2, "revenue": "10.00", "profit": "1.00"},
+            {"segment": "core", "usage_tier": "heavy", "currency": "USD", "accounts": 1, "revenue": "5.00", "profit": "1.00"},
+            {"segment": "at-risk", "usage_tier": "light", "currency": "EUR", "accounts": 4, "revenue": "0.00", "profit": "-9.00"}]  # fmt: skip
+    drawn = series_of(option("segments", rows))
+    # core/heavy: 2 EUR accounts + 1 USD account = 3 accounts; no money is added across currencies.
+    assert drawn == {"heavy": {"core": 3, "at-risk": None}, "light": {"core": None, "at-risk": 4}}
+
+
+def test_the_profitability_chart_keeps_each_currencys_figures_apart() -> None:
+    rows = [{"account": "Acme", "currency": "EUR", "profit": "100.50", "expected_revenue": "900.00"},
+            {"account": "Initech", "currency": "USD", "profit": "-20.00", "expected_revenue": "0.00"}]
+    drawn = series_of(option("profitability", rows))
+    assert drawn["profit (EUR)"] == {"Acme": "100.50", "Initech": None}
+    assert drawn["expected revenue (USD)"] == {"Acme": None, "Initech": "0.00"}

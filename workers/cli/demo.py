@@ -23,7 +23,7 @@ RAW = argparse.RawDescriptionHelpFormatter
 # line (as products, activities and duplicates were); e.g. "profile", "profitability", "segments".
 SHOWN_REPORTS = (
     "pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "faq", "accounts", "instances",
-    "products", "activities", "duplicates",
+    "products", "activities", "duplicates", "profile", "profitability", "segments", "cross-sell",
 )  # fmt: skip
 
 

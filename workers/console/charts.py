@@ -11,7 +11,8 @@ from typing import Any
 
 Rows = list[dict[str, Any]]
 
-CHARTED = ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts", "activities", "duplicates")
+CHARTED = ("pipeline", "forecast", "win-rate", "funnel", "campaigns", "sla", "accounts", "activities", "duplicates",
+           "products", "profitability", "segments")  # fmt: skip
 TITLES = {
     "pipeline": "Pipeline: open amount by stage and owner",
     "forecast": "Forecast by close month: weighted and best case",
@@ -22,6 +23,9 @@ TITLES = {
     "accounts": "Accounts: profit",
     "activities": "Activities per owner: open, overdue, completed, cancelled",
     "duplicates": "Duplicates per rule: flagged, merged, open flags",
+    "products": "Products: open pipeline amount",
+    "profitability": "Profitability per account: profit and expected revenue",
+    "segments": "Segments: accounts per usage tier",
 }
 
 
@@ -116,6 +120,20 @@ def option(report: str, rows: Rows) -> dict[str, Any] | None:
         rules = [f"{r['record']} {r['rule']}" for r in rows]
         return _bars(rules, {c: {f"{r['record']} {r['rule']}": r[c] for r in rows}
                              for c in ("flagged", "merged", "open_flags")})  # fmt: skip
+    if report == "products":
+        return _bars(_categories(rows, "code"), _by(rows, "code", lambda r: f"open amount ({r['currency']})", "open_amount"))
+    if report == "profitability":
+        accounts = _categories(rows, "account")
+        return _bars(accounts, {
+            **_by(rows, "account", lambda r: f"profit ({r['currency']})", "profit"),
+            **_by(rows, "account", lambda r: f"expected revenue ({r['currency']})", "expected_revenue"),
+        })  # fmt: skip
+    if report == "segments":
+        # Accounts are counts: a segment's accounts of every currency are added up, per usage tier.
+        segments = _categories(rows, "segment")
+        tiers = _categories(rows, "usage_tier")
+        return _bars(segments, {t: _counts_by([r for r in rows if str(r["usage_tier"]) == t], "segment", "accounts")
+                                for t in tiers}, stack=True)  # fmt: skip
     return None
 
 
