@@ -116,7 +116,7 @@ def test_a_sales_user_sees_only_the_reports_of_sales_and_is_told_so_for_the_othe
         for n in CHARTED
         if console.api(token, f"/v1/reports/{n}").status_code == 200
     }
-    assert shown == api_allowed == {"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities"}
+    assert shown == api_allowed == {"pipeline", "forecast", "win-rate", "funnel", "accounts", "activities", "profitability"}
     response = tab.goto(f"{console.base}/console/reports/sla")
     assert response.status == 403
     assert (
