@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal as D
 from typing import Any
 
@@ -23,10 +24,12 @@ from crmflow.projections.projector import apply_all
 from crmflow.projections.reports import REPORTS, pipeline
 from crmflow.workers.history import stored_history
 from crmflow.workers.inbound_checks import InboundPolicy
+from crmflow.workers.kafka import deadletters
+from crmflow.workers.kafka.clients import KafkaClients
 from crmflow.workers.kafka.intake import Intake
 from tests.conftest import Clock, Run
 from tests.integration.api_harness import Api
-from tests.unit.test_intake_failures import FakeConsumer, FakeKafka, Record
+from tests.integration.test_intake import drain, publish
 
 
 def stored(app: CrmApplication) -> int:
@@ -214,28 +217,42 @@ def usage(tenant: str, account: Any, event_id: str, quantity: str = "1250.5", co
     }).encode()  # fmt: skip
 
 
+@pytest.fixture
+def intake(app: CrmApplication, kafka: KafkaClients) -> Iterator[Intake]:
+    """The intake as deployed, on a real broker (the bundled one and Apache Kafka: tests/conftest.py)."""
+    worker = Intake(app, kafka, InboundPolicy())
+    yield worker
+    worker.close()
+
+
 def test_usage_reported_by_billing_lands_in_the_usage_table(
-    app: CrmApplication, run: Run, reports: Database, deal: dict[str, Any]
+    app: CrmApplication, run: Run, reports: Database, deal: dict[str, Any], kafka: KafkaClients, intake: Intake
 ) -> None:
     run("account.create", tenant="globex", name="Hooli")
-    kafka, consumer = FakeKafka(), FakeConsumer([
-        Record(usage("acme", deal["account"], "m-1"), 1),
+    # One key, so one partition: the four arrive in the order sent, the repeat after the first.
+    publish(
+        kafka,
+        usage("acme", deal["account"], "m-1"),
         # globex's billing names acme's account: refused exactly as an account nobody has.
-        Record(usage("globex", deal["account"], "m-2"), 2),
+        usage("globex", deal["account"], "m-2"),
         # acme's billing names a product code acme does not sell.
-        Record(usage("acme", deal["account"], "m-3", code="SUB-21"), 3),
-        Record(usage("acme", deal["account"], "m-1"), 4),  # the first one delivered again: a duplicate
-    ])  # fmt: skip
-    intake = Intake(app, kafka, InboundPolicy())  # type: ignore[arg-type]
-    intake._consumer = consumer
+        usage("acme", deal["account"], "m-3", code="SUB-21"),
+        usage("acme", deal["account"], "m-1"),  # the first one delivered again: a duplicate
+    )
 
-    assert intake.poll_once() == 4
+    drain(intake, handled=4)
+
     assert (intake.counts["accepted"], intake.counts["duplicate"], intake.counts["unknown_reference"]) == (1, 1, 2)
-    reasons = [dict(letter["headers"])["crmflow-reason"].decode() for letter in kafka.producer.sent]
-    assert reasons == [
-        f"account {deal['account']} not found in tenant globex",
-        "product code 'SUB-21' not found in tenant acme; did you mean 'SUB-12'?",
-    ]
+    # Both refusals are on the dead-letter topic, as sent, with the one-line reason.
+    dead = deadletters.list_dead_letters(kafka)
+    letters = {json.loads(letter.value)["id"]: letter for letter in dead}
+    assert len(dead) == 2 and sorted(letters) == ["m-2", "m-3"]
+    assert {k: (v.error, v.headers["crmflow-reason"]) for k, v in letters.items()} == {
+        "m-2": ("unknown_reference", f"account {deal['account']} not found in tenant globex"),
+        "m-3": ("unknown_reference", "product code 'SUB-21' not found in tenant acme; did you mean 'SUB-12'?"),
+    }
+    assert letters["m-2"].value == usage("globex", deal["account"], "m-2")
+    assert letters["m-2"].headers["crmflow-original-topic"] == kafka.topics.inbound
     rows = project(app, reports).query("SELECT * FROM rm_usage")
     assert [(r["tenant"], r["event_id"], r["account_id"], r["product_code"], D(str(r["quantity"])),
              str(r["period_start"]), str(r["period_end"])) for r in rows] == [
@@ -303,15 +320,14 @@ def test_the_products_report_shows_the_open_pipeline_the_assets_and_the_last_per
 
 
 def test_usage_naming_an_account_by_the_id_the_tenant_chose_is_filed_under_the_stored_id(
-    app: CrmApplication, run: Run, reports: Database
+    app: CrmApplication, run: Run, reports: Database, kafka: KafkaClients, intake: Intake
 ) -> None:
     price_list(run)
     chosen = "0b5e3c7a-6a4f-4f7e-9d0c-3a1b2c3d4e5f"
     stored_id = str(run("account.create", account_id=chosen, name="Initech").aggregate_id)
     assert stored_id != chosen  # stored per tenant (aggregates/ids.py)
-    kafka, consumer = FakeKafka(), FakeConsumer([Record(usage("acme", chosen, "c-1"), 1)])
-    intake = Intake(app, kafka, InboundPolicy())  # type: ignore[arg-type]
-    intake._consumer = consumer
-    assert intake.poll_once() == 1 and intake.counts["accepted"] == 1
+    publish(kafka, usage("acme", chosen, "c-1"))
+    drain(intake, handled=1)
+    assert intake.counts["accepted"] == 1
     rows = project(app, reports).query("SELECT account_id FROM rm_usage")
     assert rows == [{"account_id": stored_id}], "joins rm_accounts like every other row of the account"
