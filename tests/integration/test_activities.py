@@ -242,7 +242,7 @@ def test_an_activity_moves_only_from_open_and_says_how(app: CrmApplication, run:
 def test_a_new_lead_gets_a_follow_up_call_and_one_left_open_past_its_due_time_is_escalated(
     app: CrmApplication, run: Run, clock: Clock, reports: Database
 ) -> None:
-    DefinitionRegistry(app).deploy(load_files([DEFINITIONS / "lead-follow-up-activity.yaml"]), "ada")
+    DefinitionRegistry(app).deploy(load_files([DEFINITIONS / "optional" / "lead-follow-up-activity.yaml"]), "ada")
     runtime, handed = ProcessRuntime(app, clock), set[str]()
 
     def catch_up() -> None:

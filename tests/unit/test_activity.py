@@ -18,7 +18,7 @@ from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.expressions import ExpressionError
 from crmflow.processes.loader import load_files
 
-SHIPPED = Path(__file__).parents[2] / "processes" / "definitions" / "lead-follow-up-activity.yaml"
+SHIPPED = Path(__file__).parents[2] / "processes" / "definitions" / "optional" / "lead-follow-up-activity.yaml"
 MONDAY = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
 LEAD = uuid.uuid4()
 

@@ -104,14 +104,9 @@ def run_report(report: Any, reports: Any, tenant: str, end: datetime) -> list[di
     return report.run(reports, tenant)
 
 
-# Shipped, but not deployed by the demo: the demo's reports and its pinned set of running definitions
-# (tests/e2e/test_demo.py) stay as they were. Deploy it yourself: crmflow process deploy <file>.
-NOT_IN_DEMO = frozenset({"lead-follow-up-activity.yaml"})
-
-
 def shipped_definition_files() -> list[Path]:
-    files = sorted(p for p in SHIPPED_DEFINITIONS.glob("*.yaml")
-                   if not p.name.endswith(".test.yaml") and p.name not in NOT_IN_DEMO)  # fmt: skip
+    # definitions/optional/ (shipped, deployed by whoever wants them) is not globbed here.
+    files = sorted(p for p in SHIPPED_DEFINITIONS.glob("*.yaml") if not p.name.endswith(".test.yaml"))
     if not files:
         raise DemoError(f"no shipped process definitions found in {SHIPPED_DEFINITIONS}")
     return files
