@@ -94,9 +94,11 @@ def test_workers_survive_a_broker_that_lost_its_data_replay_from_the_earliest_of
                 )
                 return rejoined and bool(fleet.of("projection").records("consumer_offsets_out_of_range"))
 
+            # Each worker first has to find its broker gone and the new one empty (its session, a metadata
+            # refresh, a rejoin): on a loaded machine that alone has taken most of a minute.
             wait_until(
                 both_rejoined_and_the_projection_replays,
-                60,
+                120,
                 interval_s=0.25,
                 what="both workers back in their groups, the projection replaying from the start",
             )
