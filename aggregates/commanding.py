@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.application import Repository
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.errors import AggregateExistsError, AggregateNotFoundError
 from crmflow.aggregates.ids import scoped_id, stored_candidates
+from crmflow.aggregates.reading import find
 
 A = TypeVar("A", bound=TenantAggregate)
 P = TypeVar("P", bound="Payload")
@@ -163,10 +163,7 @@ class CommandContext:
         )
 
     def _stored(self, aggregate_id: UUID, version: int | None = None) -> TenantAggregate | None:
-        try:
-            return self.repository.get(aggregate_id, version=version)  # type: ignore[no-any-return]
-        except StoreNotFound:
-            return None
+        return find(self.repository, aggregate_id, version)  # type: ignore[no-any-return]
 
     def claim_id(self, cls: type[TenantAggregate], chosen: UUID | None) -> UUID | None:
         """The stored id for a caller-chosen id of a new aggregate (crmflow.aggregates.ids), or None.

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.domain import event
 
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.commanding import CommandContext
 from crmflow.aggregates.errors import InvalidValueError
 from crmflow.aggregates.matching import Rule, is_known_region
+from crmflow.aggregates.reading import find
 
 DUPLICATE_RULES_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/duplicate-rules")
 
@@ -117,9 +117,8 @@ def tenant_rules(ctx: CommandContext) -> TenantRules:
     record_id = duplicate_rules_id(ctx.tenant)
     record = ctx.loaded.get(record_id)
     if record is None:
-        try:
-            record = ctx.repository.get(record_id)
-        except StoreNotFound:
+        record = find(ctx.repository, record_id)
+        if record is None:
             return DEFAULTS
     assert isinstance(record, DuplicateRules) and record.tenant_id == ctx.tenant
     return record.rules

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.domain import event
 
 from crmflow.aggregates.base import TenantAggregate
@@ -34,6 +33,7 @@ from crmflow.aggregates.contact import Contact
 from crmflow.aggregates.duplicate_rules import tenant_rules
 from crmflow.aggregates.lead import MERGE_TARGETS, Lead
 from crmflow.aggregates.matching import Rule, normalised_keys
+from crmflow.aggregates.reading import find
 
 DUPLICATE_KEY_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/duplicate-keys")
 MERGE_HOPS = 20  # how far a chain of merges is followed (each merge target was open, so chains are short)
@@ -152,10 +152,7 @@ def detect_contact_duplicates(ctx: CommandContext, contact: Contact, account_nam
 def _held_or_stored(ctx: CommandContext, record_id: UUID) -> DuplicateKey | None:
     record = ctx.loaded.get(record_id)
     if record is None:
-        try:
-            record = ctx.repository.get(record_id)
-        except StoreNotFound:
-            return None
+        record = find(ctx.repository, record_id)
     return record if isinstance(record, DuplicateKey) and record.tenant_id == ctx.tenant else None
 
 

@@ -29,7 +29,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from pydantic import ValidationError
 
 from crmflow.aggregates.base import TenantAggregate
@@ -47,6 +46,7 @@ from crmflow.aggregates.idempotency import IdempotencyRecord, idempotency_record
 from crmflow.aggregates.json_text import lone_surrogate_at
 from crmflow.aggregates.limits import LimitExceeded, check_json_value
 from crmflow.aggregates.metadata import event_metadata
+from crmflow.aggregates.reading import find
 from crmflow.aggregates.tenants import check_tenant
 
 if TYPE_CHECKING:
@@ -264,9 +264,8 @@ def recorded_result(app: CrmApplication, command: CheckedCommand) -> CommandResu
     """The first result of a keyed request, if the key was used before; refused if for another request."""
     request = command.request
     assert request.idempotency_key
-    try:
-        record = app.repository.get(idempotency_record_id(request.tenant, request.idempotency_key))
-    except StoreNotFound:
+    record = find(app.repository, idempotency_record_id(request.tenant, request.idempotency_key))
+    if record is None:
         return None
     assert isinstance(record, IdempotencyRecord)
     if record.command != request.name or record.request_hash != command.request_hash:

@@ -16,7 +16,6 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.domain import event
 from eventsourcing.persistence import IntegrityError
 
@@ -24,6 +23,7 @@ from crmflow.aggregates.application import CrmApplication
 from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.clock import pinned_event_time
 from crmflow.aggregates.errors import ConcurrencyConflictError, DomainError
+from crmflow.aggregates.reading import find
 from crmflow.processes.loader import Document, DocumentsInvalid, parse_documents
 
 log = structlog.get_logger("crmflow.processes")
@@ -219,7 +219,4 @@ class DefinitionRegistry:
         return found if isinstance(found, DefinitionIndex) else None
 
     def _get(self, aggregate_id: UUID) -> Any:
-        try:
-            return self.app.repository.get(aggregate_id)
-        except StoreNotFound:
-            return None
+        return find(self.app.repository, aggregate_id)

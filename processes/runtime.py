@@ -32,12 +32,12 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError as StoreNotFound
 from eventsourcing.persistence import IntegrityError
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
 from crmflow.aggregates.clock import pinned_event_time
 from crmflow.aggregates.metadata import event_metadata
+from crmflow.aggregates.reading import find
 from crmflow.aggregates.unit_of_work import UnitOfWork, UnitSpoiledError
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
@@ -260,10 +260,8 @@ class StoredRotations(Rotations):
         return self.positions[rotation]
 
     def _stored_slot(self, tenant: str, process: str, step: str, instance: str) -> int | None:
-        try:
-            return int(self.app.repository.get(rotation_slot_id(tenant, process, step, instance)).slot)
-        except StoreNotFound:
-            return None
+        slot = find(self.app.repository, rotation_slot_id(tenant, process, step, instance))
+        return None if slot is None else int(slot.slot)
 
 
 class RotationsInUnit(Rotations):
@@ -550,10 +548,7 @@ class ProcessRuntime:
         elif self._fresh(instance.id):
             record = None  # new by construction: stored as new, and a collision says otherwise
         else:
-            try:
-                record = self.app.repository.get(UUID(instance.id))
-            except StoreNotFound:
-                record = None
+            record = find(self.app.repository, UUID(instance.id))
         if (record.version if record is not None else None) != expected:
             raise InstanceConflictError(f"instance {instance.id} moved on since it was read")
         state = instance.to_dict()
