@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -168,6 +168,14 @@ class UnitOfWork:
     def add(self, record: Any) -> None:
         """Another aggregate to store with the commands (a round-robin choice, say)."""
         self.records.append(record)
+
+    def hold(self, aggregates: Iterable[TenantAggregate]) -> None:
+        """Aggregates read ahead (the process worker reads a batch's leads in one query): the unit's
+        commands load them from here, as if an earlier command of the unit had loaded them. Only
+        what a command changes is stored; one a refused command changed spoils the unit, as any
+        aggregate held by the unit does."""
+        for aggregate in aggregates:
+            self.loaded.setdefault(aggregate.tenant_id, {}).setdefault(aggregate.id, aggregate)
 
     def commit(self, *also: Any) -> None:
         """Store every accepted command's events, the added records and ``also``: all, or none.

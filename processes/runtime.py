@@ -35,9 +35,10 @@ import structlog
 from eventsourcing.persistence import IntegrityError
 
 from crmflow.aggregates.application import CommandRequest, CrmApplication
+from crmflow.aggregates.base import TenantAggregate
 from crmflow.aggregates.clock import pinned_event_time
 from crmflow.aggregates.metadata import event_metadata
-from crmflow.aggregates.reading import find
+from crmflow.aggregates.reading import find, find_many
 from crmflow.aggregates.unit_of_work import UnitOfWork, UnitSpoiledError
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.compiled import CompiledProcess
@@ -344,6 +345,8 @@ class ProcessRuntime:
         # Holds the deployed processes; each batch works on a copy bound to its own ports (``_batch``).
         self.engine = Engine([], self.instances, command_port(app, timed), self.emits, self.rotations)
         self.revision = -1
+        # Event types that start some deployed process: their subjects are read ahead, one query a batch.
+        self.trigger_types: frozenset[str] = frozenset()
 
     def refresh(self) -> int:
         """New definition versions and instance changes, before each batch; return the states read."""
@@ -360,6 +363,8 @@ class ProcessRuntime:
                         log.warning("definition_refused", definition=document.file, reason=str(error))
                         continue
                     self.engine.deploy(compiled)
+            self.trigger_types = frozenset(t for d in documents if d.kind == "Process"
+                                           for t in d.model.trigger.on)  # type: ignore[attr-defined]  # fmt: skip
             log.info("definitions_loaded", revision=revision, versions=len(self.engine.versions))
             self.revision = revision
         return self.instances.refresh()
@@ -468,6 +473,8 @@ class ProcessRuntime:
     ) -> tuple[list[Effect], list[dict[str, Any]]]:
         effects: list[Effect] = []
         idle = []
+        if batch.unit is not None:
+            batch.unit.hold(self._read_ahead(events))
         with pinned_event_time(batch.now):
             for event in events:
                 # Every log line about this event names its tenant, id and correlation id.
@@ -483,6 +490,19 @@ class ProcessRuntime:
                     idle.append(event)
         self.save(effects, batch.unit)
         return effects, idle
+
+    def _read_ahead(self, events: list[dict[str, Any]]) -> list[TenantAggregate]:
+        """The stored subjects of the events that may start a process, in one query: the commands a
+        process issues are mostly about its trigger's subject (a new lead's assignment), and reading
+        them one by one as each command loads its aggregate is a query per event."""
+        ids = set()
+        for event in events:
+            if event["type"] in self.trigger_types and isinstance(subject := event.get("subject"), str):
+                try:
+                    ids.add(UUID(subject))
+                except ValueError:
+                    continue  # not a record's id (an inbound event's own subject): nothing to read
+        return [a for a in find_many(self.app, ids).values() if isinstance(a, TenantAggregate)]
 
     def _fire_due(self, batch: Batch) -> list[Effect]:
         # Due by the wall clock; each timer's steps run at its own due time (the engine's When). What its
