@@ -33,6 +33,7 @@ class CompiledProcess:
         self.key = compile_expression(d.trigger.key)
         self.vars = {name: compile_expression(source) for name, source in d.vars.items()}
         self.index = {step.id: i for i, step in enumerate(d.steps)}
+        self._durations: dict[str, timedelta] = {}
         # Every CEL string of every step, compiled now: a broken one fails at load, not at 3 a.m.
         self.expressions: dict[str, Expression] = {}
         self.round_robin_steps: set[str] = set()
@@ -80,8 +81,15 @@ class CompiledProcess:
 
     def due(self, start: datetime, timeout: str | BusinessTime) -> datetime:
         if isinstance(timeout, str):
-            return start + parse_duration(timeout)
-        return self._calendar(timeout).add(start, parse_duration(timeout.business))
+            return start + self._duration(timeout)
+        return self._calendar(timeout).add(start, self._duration(timeout.business))
+
+    def _duration(self, text: str) -> timedelta:
+        """Parsed once per definition: every instance reaching a timeout asks again."""
+        found = self._durations.get(text)
+        if found is None:
+            found = self._durations[text] = parse_duration(text)
+        return found
 
     def remaining(self, now: datetime, due: datetime, timeout: str | BusinessTime) -> timedelta:
         """How much of a timeout is left at ``now`` (in business time when it is business time)."""

@@ -139,3 +139,16 @@ def test_random_definitions_and_events_give_the_same_effects_with_and_without_th
         indexed = run(Engine, definitions, stream)
         assert indexed == run(EveryTrigger, definitions, stream)
         assert any(f.kind == "started" for f in indexed) and any(f.kind == "skipped" for f in indexed)
+
+
+def test_variables_bound_to_a_scope_are_converted_only_when_an_expression_reads_them() -> None:
+    from crmflow.processes.expressions import Scope, compile_expression
+
+    scope = Scope(event(1, {"score": 70}), START, "acme", {"lead": "a"})
+    scope.with_vars({"lead": "b"})
+    # 70 ≥ 50 needs no vars: they stay unconverted; vars.lead then sees "b", not the "a" the scope began with.
+    assert compile_expression("event.data.score >= 50").evaluate(scope) is True and scope.vars_unbound
+    assert compile_expression("vars.lead").evaluate(scope) == "b" and not scope.vars_unbound
+    # A macro binding that shadows vars still binds them first (harmless, and never stale).
+    scope.with_vars({"lead": "c"})
+    assert compile_expression("[1].exists(vars, vars > 0)").evaluate(scope) is True and not scope.vars_unbound
