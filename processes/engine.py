@@ -55,7 +55,7 @@ from crmflow.processes.business_time import business_add
 from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
 from crmflow.processes.event_time import occurred_at
 from crmflow.processes.expressions import ExpressionError, Scope
-from crmflow.processes.instance import Instance, Waiting, instance_id
+from crmflow.processes.instance import Instance, Waiting, instance_id, uuid5_text
 from crmflow.processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
 
 EMIT_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-emits")
@@ -633,7 +633,7 @@ class Engine:
         event = scope.event
         return {
             "specversion": "1.0",
-            "id": str(uuid5(EMIT_NAMESPACE, f"{instance.id}/{event_type}/{cause}")),
+            "id": uuid5_text(EMIT_NAMESPACE, f"{instance.id}/{event_type}/{cause}"),
             "source": f"/crmflow/{instance.tenant}/process/{process.name}",
             "type": event_type,
             "subject": instance.key,
@@ -668,4 +668,4 @@ class Engine:
 
 
 def _timer(instance: Instance, step: str, cause: str) -> str:
-    return str(uuid5(EMIT_NAMESPACE, f"timer/{instance.id}/{step}/{cause}"))
+    return uuid5_text(EMIT_NAMESPACE, f"timer/{instance.id}/{step}/{cause}")

@@ -152,3 +152,16 @@ def test_variables_bound_to_a_scope_are_converted_only_when_an_expression_reads_
     # A macro binding that shadows vars still binds them first (harmless, and never stale).
     scope.with_vars({"lead": "c"})
     assert compile_expression("[1].exists(vars, vars > 0)").evaluate(scope) is True and not scope.vars_unbound
+
+
+def test_the_fast_uuid5_gives_the_standard_library_s_ids_so_stored_instances_and_timers_keep_theirs() -> None:
+    from uuid import NAMESPACE_URL, uuid5
+
+    from crmflow.processes.instance import INSTANCE_NAMESPACE, uuid5_text
+
+    rng = random.Random(3)
+    names = ["", "acme\nwelcome\nlead-1", "timer/x/wait/e-1/1", "Zoë ✓ 🚀"]
+    names += ["".join(chr(rng.randint(32, 0x2FFF)) for _ in range(rng.randint(1, 40))) for _ in range(200)]
+    for namespace in (INSTANCE_NAMESPACE, NAMESPACE_URL):
+        for name in names:
+            assert uuid5_text(namespace, name) == str(uuid5(namespace, name)), name
