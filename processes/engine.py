@@ -55,7 +55,7 @@ from crmflow.processes.business_time import business_add
 from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
 from crmflow.processes.event_time import occurred_at
 from crmflow.processes.expressions import ExpressionError, Scope
-from crmflow.processes.instance import Instance, Waiting, instance_id
+from crmflow.processes.instance import Instance, Waiting, instance_id, uuid5_text
 from crmflow.processes.schema import ChoiceStep, DoStep, EmitStep, SetStep, WaitForStep, WaitStep
 
 EMIT_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-emits")
@@ -196,6 +196,51 @@ class Rotations:
         return self.given[key] % size
 
 
+class TriggerIndex:
+    """The definitions one (tenant, event type) triggers, found by what their conditions require.
+
+    A definition whose trigger condition starts with ``event.data.X == "c"`` or
+    ``event.data.X in [...]`` (CompiledProcess.when_guard) cannot start on an
+    event whose X holds another string: it is not evaluated. Any other X (missing,
+    a number, a list) and it is, as are definitions without such a guard, so
+    errors are reported as before. Candidates keep their deployed order.
+    """
+
+    def __init__(self, processes: list[CompiledProcess]) -> None:
+        self.processes = processes
+        self.always: list[int] = []
+        # path → (value → positions, every position guarded on that path)
+        self.guarded: dict[tuple[str, ...], tuple[dict[str, list[int]], list[int]]] = {}
+        for position, process in enumerate(processes):
+            guard = process.when_guard
+            if guard is None:
+                self.always.append(position)
+                continue
+            by_value, every = self.guarded.setdefault(guard[0], ({}, []))
+            every.append(position)
+            for value in guard[1]:
+                by_value.setdefault(value, []).append(position)
+
+    def candidates(self, event: dict[str, Any]) -> list[CompiledProcess]:
+        if not self.guarded:
+            return self.processes
+        data = event.get("data")
+        positions = list(self.always)
+        for path, (by_value, every) in self.guarded.items():
+            value = _at(data, path)
+            positions += by_value.get(value, ()) if type(value) is str else every
+        return [self.processes[i] for i in sorted(positions)]
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in the event's data, or None when something on the way is not a map."""
+    for name in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(name)
+    return data
+
+
 class Engine:
     def __init__(self, processes: Iterable[CompiledProcess], instances: InstanceStore,
                  commands: CommandPort, emits: EmitPort, rotations: Rotations | None = None, *,
@@ -213,6 +258,7 @@ class Engine:
         self.versions: dict[tuple[str, int], CompiledProcess] = {}
         # (tenant or "*", event type) → the latest version of each process it triggers.
         self.triggers: dict[tuple[str, str], list[CompiledProcess]] = defaultdict(list)
+        self._indexes: dict[tuple[str, str], TriggerIndex] = {}  # built from triggers when first needed
         self._waited: set[str] = set()
         for process in processes:
             self.deploy(process)
@@ -230,12 +276,22 @@ class Engine:
             if isinstance(step, WaitForStep):
                 self._waited.update(step.wait_for.on, step.pause_on, step.resume_on)
         for event_type in process.definition.trigger.on:
+            self._indexes.pop((process.definition.tenant, event_type), None)
             slot = self.triggers[(process.definition.tenant, event_type)]
             current = next((p for p in slot if p.name == process.name), None)
             if current is None:
                 slot.append(process)
             elif process.version > current.version:
                 slot[slot.index(current)] = process
+
+    def _candidates(self, slot: tuple[str, str], event: dict[str, Any]) -> list[CompiledProcess]:
+        """The processes of this slot whose trigger condition could be true for this event."""
+        if slot not in self.triggers:
+            return []
+        index = self._indexes.get(slot)
+        if index is None:
+            index = self._indexes[slot] = TriggerIndex(self.triggers[slot])
+        return index.candidates(event)
 
     def waited_types(self) -> set[str]:
         """Event types some step of some deployed definition waits for."""
@@ -253,7 +309,7 @@ class Engine:
         waiting = self.instances.waiting_for(
             tenant, event_type, str(subject) if subject is not None else None
         )
-        candidates = self.triggers.get((tenant, event_type), []) + self.triggers.get(("*", event_type), [])
+        candidates = self._candidates((tenant, event_type), event) + self._candidates(("*", event_type), event)
         if not waiting and not candidates:
             # Most events concern no definition (the engine's own instance events, for
             # one): skip them before paying for their CEL context.
@@ -413,7 +469,10 @@ class Engine:
             instance.step = step_id
             visits[step_id] += 1
             effects.append(self._effect("entered", instance, step_id))
-            scope.with_vars(instance.vars)
+            if scope.vars is not instance.vars:
+                # Converting vars costs more than most steps: only when another instance's were bound since.
+                # The steps that change vars (set) rebind them themselves.
+                scope.with_vars(instance.vars)
             try:
                 next_step = self._execute(
                     process, instance, step, scope, f"{cause}/{visits[step_id]}", when, effects
@@ -574,7 +633,7 @@ class Engine:
         event = scope.event
         return {
             "specversion": "1.0",
-            "id": str(uuid5(EMIT_NAMESPACE, f"{instance.id}/{event_type}/{cause}")),
+            "id": uuid5_text(EMIT_NAMESPACE, f"{instance.id}/{event_type}/{cause}"),
             "source": f"/crmflow/{instance.tenant}/process/{process.name}",
             "type": event_type,
             "subject": instance.key,
@@ -609,4 +668,4 @@ class Engine:
 
 
 def _timer(instance: Instance, step: str, cause: str) -> str:
-    return str(uuid5(EMIT_NAMESPACE, f"timer/{instance.id}/{step}/{cause}"))
+    return uuid5_text(EMIT_NAMESPACE, f"timer/{instance.id}/{step}/{cause}")

@@ -47,9 +47,15 @@ class Expression:
     cost: int = 1  # worst-case cost units (processes/cost.py)
     iterates: bool = False  # has a comprehension: its inputs must be within MAX_COMPREHENSION_ITEMS
     event_reads: tuple[FieldRead, ...] = ()  # the event.data fields it reads (processes/field_paths.py)
+    reads_vars: bool = True  # names vars anywhere (a macro binding named vars too): the scope binds them first
 
     def evaluate(self, scope: Scope | cel.Context) -> Any:
-        context = scope.context if isinstance(scope, Scope) else scope
+        if isinstance(scope, Scope):
+            if self.reads_vars and scope.vars_unbound:
+                scope.bind_vars()
+            context = scope.context
+        else:
+            context = scope
         if self.iterates and isinstance(scope, Scope):
             where, size = scope.largest_list()
             if size > MAX_COMPREHENSION_ITEMS:
@@ -100,6 +106,7 @@ def compile_expression(source: str) -> Expression:
         cost=worst.cost,
         iterates=worst.nesting > 0,
         event_reads=event_data_reads(tree) if tree is not None else (),
+        reads_vars="vars" in program.variables(),
     )
 
 
@@ -126,13 +133,18 @@ class Scope:
             variables={"event": event, "now": now, "tenant": tenant, "vars": self.vars}
         )
         self._largest: dict[str, tuple[str, int]] = {}
+        self.vars_unbound = False  # self.vars changed since the context last converted them
 
     def with_vars(self, vars: dict[str, Any]) -> Scope:
-        """The same event, another instance's variables (only the variables are converted)."""
-        self.context.add_variable("vars", vars)
+        """The same event, another instance's variables (converted when an expression reading vars runs)."""
         self.vars = vars
+        self.vars_unbound = True
         self._largest.pop("vars", None)
         return self
+
+    def bind_vars(self) -> None:
+        self.context.add_variable("vars", self.vars)
+        self.vars_unbound = False
 
     def largest_list(self) -> tuple[str, int]:
         """Where the longest list or map in the event and the variables is, and its length."""

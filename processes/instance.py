@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from hashlib import sha1
 from typing import Any
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 INSTANCE_NAMESPACE = uuid5(NAMESPACE_URL, "https://crmflow.dev/process-instances")
 
 
 def instance_id(tenant: str, definition: str, key: str) -> str:
-    return str(uuid5(INSTANCE_NAMESPACE, f"{tenant}\n{definition}\n{key}"))
+    return uuid5_text(INSTANCE_NAMESPACE, f"{tenant}\n{definition}\n{key}")
+
+
+def uuid5_text(namespace: UUID, name: str) -> str:
+    """``str(uuid5(namespace, name))`` without building the UUID object: every start and timer makes some."""
+    digest = bytearray(sha1(namespace.bytes + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass
