@@ -99,6 +99,51 @@ def _finish_joins_that_completed_between_polls() -> None:
 _finish_joins_that_completed_between_polls()
 
 
+def _tell_listeners_of_rebalances_that_added_nothing() -> None:
+    """Java parity for cooperative rebalances in kafka-python 3.0.
+
+    Kafka's Java consumer calls ``onPartitionsAssigned`` at the end of every
+    successful rebalance, with the partitions it added, possibly none.
+    kafka-python's cooperative path calls it only when some were added, so a
+    member that rejoined and kept what it held (a broker that lost its data but
+    took the member back with its old id, a topic left with fewer partitions)
+    told crmflow nothing: no line saying it is back in its group, and its kept
+    positions were not compared with partitions that may now be new and empty.
+    Here a cooperative join that applied its assignment and added nothing calls
+    the listener with an empty set, as Java does.
+    """
+    try:
+        from kafka.coordinator.assignors.abstract import RebalanceProtocol
+        from kafka.coordinator.consumer import ConsumerCoordinator
+        from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+    except ImportError:  # pragma: no cover - a kafka-python without these modules
+        return
+    join_complete = getattr(ConsumerCoordinator, "_on_join_complete_async", None)
+    if join_complete is None or getattr(join_complete, "crmflow_patched", False):
+        return
+
+    async def patched_join_complete(self: Any, generation: Any, member_id: Any, protocol: Any,
+                                    assignment_bytes: Any) -> None:  # fmt: skip
+        before = set(self._subscription.assigned_partitions())
+        await join_complete(self, generation, member_id, protocol, assignment_bytes)
+        listener = self._subscription.rebalance_listener
+        if self._rebalance_protocol != RebalanceProtocol.COOPERATIVE or not listener:
+            return
+        held = set(self._subscription.assigned_partitions())
+        applied = held == set(ConsumerProtocolAssignment.decode(assignment_bytes).partitions())
+        if applied and not held - before:  # some added: the library has called the listener itself
+            try:
+                await self._invoke_rebalance_listener_async("on_partitions_assigned", set())
+            except Exception as error:
+                raise KafkaError("User rebalance callback throws an error") from error
+
+    patched_join_complete.crmflow_patched = True  # type: ignore[attr-defined]
+    ConsumerCoordinator._on_join_complete_async = patched_join_complete  # type: ignore[method-assign]
+
+
+_tell_listeners_of_rebalances_that_added_nothing()
+
+
 ASSIGNORS = {"cooperative-sticky": CooperativeStickyAssignor, "sticky": StickyPartitionAssignor,
              "range": RangePartitionAssignor}
 
@@ -577,9 +622,10 @@ class _AssignmentListener(ConsumerRebalanceListener):
                      partitions=self._held())  # fmt: skip
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        # Compared with the partitions' ends after this poll, outside the callback: the client's
-        # own calls must not run inside its rebalance.
-        self.member._unchecked |= set(assigned)
+        # Every partition held after a rebalance (kept ones too: a broker that lost its data may have taken
+        # the member back with them) is compared with the partitions' ends after this poll, outside the
+        # callback: the client's own calls must not run inside its rebalance.
+        self.member._unchecked |= set(assigned) | set(self.member.consumer.assignment())
         self.member.on_assigned(list(assigned))
         log.info("partitions_assigned", group=self.member.group_kind, added=sorted(tp.partition for tp in assigned),
                  partitions=self._held())  # fmt: skip
