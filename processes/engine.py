@@ -260,6 +260,7 @@ class Engine:
         self.triggers: dict[tuple[str, str], list[CompiledProcess]] = defaultdict(list)
         self._indexes: dict[tuple[str, str], TriggerIndex] = {}  # built from triggers when first needed
         self._waited: set[str] = set()
+        self._triggered: set[str] = set()
         for process in processes:
             self.deploy(process)
 
@@ -275,6 +276,7 @@ class Engine:
         for step in process.definition.steps:
             if isinstance(step, WaitForStep):
                 self._waited.update(step.wait_for.on, step.pause_on, step.resume_on)
+        self._triggered.update(process.definition.trigger.on)
         for event_type in process.definition.trigger.on:
             self._indexes.pop((process.definition.tenant, event_type), None)
             slot = self.triggers[(process.definition.tenant, event_type)]
@@ -296,6 +298,10 @@ class Engine:
     def waited_types(self) -> set[str]:
         """Event types some step of some deployed definition waits for."""
         return self._waited
+
+    def triggered_types(self) -> set[str]:
+        """Event types that start some deployed definition."""
+        return self._triggered
 
     # Inputs.
 

@@ -345,8 +345,6 @@ class ProcessRuntime:
         # Holds the deployed processes; each batch works on a copy bound to its own ports (``_batch``).
         self.engine = Engine([], self.instances, command_port(app, timed), self.emits, self.rotations)
         self.revision = -1
-        # Event types that start some deployed process: their subjects are read ahead, one query a batch.
-        self.trigger_types: frozenset[str] = frozenset()
 
     def refresh(self) -> int:
         """New definition versions and instance changes, before each batch; return the states read."""
@@ -363,8 +361,6 @@ class ProcessRuntime:
                         log.warning("definition_refused", definition=document.file, reason=str(error))
                         continue
                     self.engine.deploy(compiled)
-            self.trigger_types = frozenset(t for d in documents if d.kind == "Process"
-                                           for t in d.model.trigger.on)  # type: ignore[attr-defined]  # fmt: skip
             log.info("definitions_loaded", revision=revision, versions=len(self.engine.versions))
             self.revision = revision
         return self.instances.refresh()
@@ -495,9 +491,9 @@ class ProcessRuntime:
         """The stored subjects of the events that may start a process, in one query: the commands a
         process issues are mostly about its trigger's subject (a new lead's assignment), and reading
         them one by one as each command loads its aggregate is a query per event."""
-        ids = set()
+        ids, triggered = set(), self.engine.triggered_types()
         for event in events:
-            if event["type"] in self.trigger_types and isinstance(subject := event.get("subject"), str):
+            if event["type"] in triggered and isinstance(subject := event.get("subject"), str):
                 try:
                     ids.add(UUID(subject))
                 except ValueError:
