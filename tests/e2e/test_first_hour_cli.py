@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.databases import POSTGRES_ADMIN_URL, fresh_postgres_database, postgres_available
+from tests.waiting import wait_until
 
 LEAD = ("command", "lead.create", "--tenant", "acme", "--data", '{"name": "Ada"}')
 AN_ID = "3f2a9c1e-0b7d-4c55-9a4e-2f1d7c0b9e11"
@@ -145,20 +146,25 @@ def test_a_demo_on_a_kafka_cluster_that_is_not_there_is_answered_in_one_line(tmp
 
 def test_a_worker_told_to_wait_for_its_broker_waits_says_why_and_stops_when_asked(tmp_path: Path) -> None:
     port = free_port()
-    worker = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "process", "--wait-for-dependencies"],
-                              cwd=tmp_path, env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    log = tmp_path / "worker.log"
+    with log.open("w") as stderr:
+        worker = subprocess.Popen([sys.executable, "-m", "crmflow", "worker", "process", "--wait-for-dependencies"],
+                                  cwd=tmp_path, env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"},
+                                  stdout=subprocess.DEVNULL, stderr=stderr, text=True)  # fmt: skip
     try:
-        with pytest.raises(subprocess.TimeoutExpired):
-            worker.wait(timeout=3)  # still there, waiting (a refusal exits 2 at once)
+        # Still there and saying why (a refusal would exit 2 at once): wait for its first retry line.
+        wait_until(lambda: worker.poll() is not None or '"worker_retrying"' in log.read_text(), 60,
+                   interval_s=0.1, what="the worker's first retry line")  # fmt: skip
+        assert worker.poll() is None, log.read_text()
         worker.terminate()
-        _, stderr = worker.communicate(timeout=15)
+        worker.wait(timeout=15)
     finally:
         if worker.poll() is None:
             worker.kill()
-            worker.communicate(timeout=15)
-    assert worker.returncode == 0, stderr
-    retries = [json.loads(line) for line in stderr.splitlines() if '"worker_retrying"' in line]
+            worker.wait(timeout=15)
+    stderr_text = log.read_text()
+    assert worker.returncode == 0, stderr_text
+    retries = [json.loads(line) for line in stderr_text.splitlines() if '"worker_retrying"' in line]
     assert retries and f"no Kafka broker at 127.0.0.1:{port}" in retries[0]["error"]
 
 

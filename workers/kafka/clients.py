@@ -26,6 +26,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import (
     CommitFailedError,
+    IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
     NoError,
@@ -552,6 +553,10 @@ class GroupMember:
                 positions[tp] = consumer.position(tp)
             except NoOffsetForPartitionError:
                 consumer.seek_to_beginning(tp)
+            except (KeyError, IllegalStateError):
+                # ``position`` asks the coordinator first; a membership lost meanwhile (the broker went
+                # away) takes the partition from the assignment. The next assignment is checked anew.
+                continue
         if positions:
             ends = consumer.end_offsets(list(positions))
             begins = consumer.beginning_offsets(list(positions))
