@@ -42,6 +42,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m 'not slow'`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A module's ``SLOW_VARIANTS`` (parameter ids, such as "bundled-postgres") run only with ``-m slow``.
+
+    For the longest crash stories: each still runs by default on every broker and on every store, just not in
+    every pairing of the two.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.id in getattr(item.module, "SLOW_VARIANTS", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--require-services",

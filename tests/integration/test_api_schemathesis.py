@@ -3,8 +3,8 @@
 Its engine runs as ``schemathesis run`` does (its phases, its default checks), over ASGI with no network:
 no 5xx, every status, content type, header and body as documented, data the document allows accepted,
 data it forbids refused, 405 with every allowed method, auth not ignored. A few examples per operation keep
-it to well under a minute; ``-m slow`` tries many more. (Its pytest plugin's lazy fixtures do not run on
-pytest 9, so the engine is driven directly and every failed check is listed.)
+it to well under a minute; ``-m slow`` tries many more, and adds the coverage phase. (Its pytest plugin's
+lazy fixtures do not run on pytest 9, so the engine is driven directly and every failed check is listed.)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.integration.api_harness import Api
 CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
 
 
-def failed_checks(api: Api, examples: int, *, deterministic: bool = True) -> list[str]:
+def failed_checks(api: Api, examples: int, *, deterministic: bool = True, phases: list[str] | None = None) -> list[str]:
     """Every check schemathesis failed, one line each: the operation, the check and what it saw."""
     # Thousands of requests in seconds: a tenant's rate limit would answer most of them 429 and test nothing.
     api.client.app.state.rate_limit = TenantBuckets(Rate(per_s=1e9, burst=10**9))
@@ -34,6 +34,8 @@ def failed_checks(api: Api, examples: int, *, deterministic: bool = True) -> lis
     schema.config.generation.update(
         max_examples=examples, with_security_parameters=False, deterministic=deterministic
     )
+    if phases is not None:
+        schema.config.phases.update(phases=phases)
     failures: list[str] = []
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, events.FatalError):
@@ -65,11 +67,13 @@ def _exchange(interaction: Any) -> str:
 
 
 def test_every_operation_answers_as_its_openapi_document_says_to_a_tool_nobody_here_wrote(api: Api) -> None:
-    assert failed_checks(api, examples=3) == []
+    # The coverage phase (every boundary and every invalid value of every field, thousands of requests) takes
+    # over a minute on its own: it runs in the slow story below.
+    assert failed_checks(api, examples=3, phases=["examples", "fuzzing"]) == []
 
 
 @pytest.mark.slow
-def test_many_more_generated_requests_find_nothing_either(api: Api) -> None:
-    assert failed_checks(api, examples=50, deterministic=False) == []  # new data each run
+def test_many_more_generated_requests_and_every_boundary_of_every_field_find_nothing_either(api: Api) -> None:
+    assert failed_checks(api, examples=50, deterministic=False) == []  # every phase; new data each run
 
 

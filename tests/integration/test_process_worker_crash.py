@@ -28,6 +28,8 @@ from tests.waiting import wait_until
 from tests.worker_processes import WorkerProcess, worker_env
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
+# With -m slow only (tests/conftest.py): the bundled broker on SQLite, and Apache Kafka on both stores, run by default.
+SLOW_VARIANTS = ("bundled-postgres",)
 
 
 def start_worker(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:

@@ -21,6 +21,9 @@ from crmflow.workers.shutdown import StopSignal
 from tests.waiting import wait_until
 from tests.worker_processes import worker_env
 
+# With -m slow only (tests/conftest.py): the bundled broker on SQLite, and Apache Kafka on both stores, run by default.
+SLOW_VARIANTS = ("bundled-postgres",)
+
 
 def started(log: Path) -> int:
     return log.read_text(errors="replace").count("projection_worker_started") if log.exists() else 0

@@ -17,6 +17,9 @@ from crmflow.workers.kafka.clients import KafkaClients, KafkaSettings
 from tests.waiting import read_topic, wait_until
 from tests.worker_processes import worker_env
 
+# With -m slow only (tests/conftest.py): the bundled broker on SQLite, and Apache Kafka on both stores, run by default.
+SLOW_VARIANTS = ("bundled-postgres",)
+
 
 def start_relay(database_url: str, settings: KafkaSettings, log: Path) -> subprocess.Popen[bytes]:
     env = worker_env(database_url, settings)

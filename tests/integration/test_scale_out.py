@@ -34,6 +34,8 @@ from tests.worker_processes import WorkerProcess, worker_env
 log = structlog.get_logger("tests.scale_out")
 
 DEFINITIONS = Path(__file__).parents[2] / "processes" / "definitions"
+# With -m slow only (tests/conftest.py): the bundled broker on SQLite, and Apache Kafka on both stores, run by default.
+SLOW_VARIANTS = ("bundled-postgres",)
 TENANT = "acme"
 PROCESS = "web-lead-follow-up"  # one LeadAssigned per web lead, round-robin
 LEAD_ASSIGNED = get_topic(Lead.LeadAssigned)

@@ -187,6 +187,9 @@ class KafkaSettings(BaseModel):
     group_instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
     retries: int = Field(5, ge=0)
     retry_backoff_s: float = 0.2
+    # The longest wait between two attempts to reach a broker that went away. Kafka's Java clients wait at most
+    # 1 s; kafka-python's 30 s default would leave a worker idle for up to half a minute after its broker is back.
+    reconnect_backoff_max_ms: int = Field(1_000, ge=50)
     idempotent_producer: bool = True
 
 
@@ -232,6 +235,7 @@ def producer_config(s: KafkaSettings, *, client_id: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bootstrap_servers": s.bootstrap_servers, "client_id": client_id, "acks": "all", "linger_ms": 5,
         "batch_size": 256 * 1024, "request_timeout_ms": s.request_timeout_ms, "retries": s.retries,
+        "reconnect_backoff_max_ms": s.reconnect_backoff_max_ms,
         # crmflow creates its topics with their partition count (ensure_topics); a broker's auto-creation
         # would make them with its own default.
         "allow_auto_create_topics": False,
@@ -252,6 +256,7 @@ def consumer_config(s: KafkaSettings, *, client_id: str, group_id: str | None) -
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "allow_auto_create_topics": False,  # as for producers
+        "reconnect_backoff_max_ms": s.reconnect_backoff_max_ms,
         "session_timeout_ms": s.session_timeout_ms,
         # Kafka's rule of thumb: at least three heartbeats per session.
         "heartbeat_interval_ms": min(s.heartbeat_interval_ms, s.session_timeout_ms // 3),
@@ -364,7 +369,8 @@ class KafkaClients:
         s = self.settings
         return retrying(
             "admin_connect",
-            lambda: KafkaAdminClient(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-admin"),
+            lambda: KafkaAdminClient(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-admin",
+                                     reconnect_backoff_max_ms=s.reconnect_backoff_max_ms),
             attempts=s.retries, backoff_s=s.retry_backoff_s, servers=s.bootstrap_servers,
         )  # fmt: skip
 
