@@ -129,6 +129,8 @@ def check_json_value(value: Any, *, where: str = "") -> None:
 
 
 def _within_limits(value: Any) -> bool:
+    if type(value) is str:  # most values checked are one string (a process variable, an argument)
+        return len(value) <= MAX_STRING_CHARS and "\x00" not in value
     stack: list[tuple[Any, int]] = [(value, 0)]
     pop, push = stack.pop, stack.append
     while stack:

@@ -10,6 +10,7 @@ from typing import Any
 from crmflow.processes.calendar import BusinessCalendar
 from crmflow.processes.cel_syntax import CelSyntaxError, parse, tokens
 from crmflow.processes.durations import parse_duration
+from crmflow.processes.event_reads import NOTHING, EventReads
 from crmflow.processes.expressions import Expression, Scope, compile_expression
 from crmflow.processes.graph import END, successors
 from crmflow.processes.schema import BusinessTime, ProcessDefinition, Step, WaitForStep, step_expressions
@@ -45,6 +46,10 @@ class CompiledProcess:
                     self.round_robin_steps.add(step.id)
                 if "business_add(" in source:
                     self.business_add_steps.add(step.id)
+        self.event_fields: EventReads = NOTHING  # what of an event any of its expressions reads
+        for expression in (self.when, self.key, *self.vars.values(), *self.expressions.values()):
+            if expression is not None:
+                self.event_fields |= expression.event_fields
 
     @property
     def name(self) -> str:

@@ -53,6 +53,7 @@ from crmflow.aggregates.limits import (
 from crmflow.processes.business_time import NAME as BUSINESS_ADD
 from crmflow.processes.business_time import business_add
 from crmflow.processes.compiled import CompiledProcess, MissingCalendarError
+from crmflow.processes.event_reads import NOTHING, EventReads
 from crmflow.processes.event_time import occurred_at
 from crmflow.processes.expressions import ExpressionError, Scope
 from crmflow.processes.instance import Instance, Waiting, instance_id, uuid5_text
@@ -261,6 +262,8 @@ class Engine:
         self._indexes: dict[tuple[str, str], TriggerIndex] = {}  # built from triggers when first needed
         self._waited: set[str] = set()
         self._triggered: set[str] = set()
+        # Event type → what of such an event the versions it starts or wakes read (processes/event_reads.py).
+        self.event_fields: dict[str, EventReads] = {}
         for process in processes:
             self.deploy(process)
 
@@ -273,9 +276,13 @@ class Engine:
     def deploy(self, process: CompiledProcess) -> None:
         """Add a version: new instances start on the latest; running ones keep theirs."""
         self.versions[(process.name, process.version)] = process
+        acted_on = set(process.definition.trigger.on)
         for step in process.definition.steps:
             if isinstance(step, WaitForStep):
+                acted_on.update(step.wait_for.on, step.pause_on, step.resume_on)
                 self._waited.update(step.wait_for.on, step.pause_on, step.resume_on)
+        for event_type in acted_on:
+            self.event_fields[event_type] = self.event_fields.get(event_type, NOTHING) | process.event_fields
         self._triggered.update(process.definition.trigger.on)
         for event_type in process.definition.trigger.on:
             self._indexes.pop((process.definition.tenant, event_type), None)
@@ -326,7 +333,7 @@ class Engine:
             )
             return [Effect("skipped", "", "", 0, None, {"error": f"not acted on: {limit}"})]
         when = When(occurred_at(event, now), now)
-        scope = Scope(event, when.at, tenant)
+        scope = Scope(event, when.at, tenant, reads=self.event_fields.get(event_type, NOTHING))
         effects: list[Effect] = []
         self._event_started = self.monotonic()
         for instance in waiting:
@@ -376,7 +383,7 @@ class Engine:
                        "time": waiting.due.isoformat(), "correlationid": instance.correlation(),
                        "data": {"step": waiting.step, "reason": waiting.reason}}  # fmt: skip
         when = When(waiting.due, now)
-        scope = Scope(timer_event, when.at, instance.tenant, instance.vars)
+        scope = Scope(timer_event, when.at, instance.tenant, instance.vars, reads=process.event_fields)
         instance.waiting = None
         step = process.step(waiting.step)
         if waiting.reason == "retry":

@@ -25,6 +25,7 @@ import cel
 from crmflow.aggregates.limits import MAX_COMPREHENSION_ITEMS, MAX_EXPRESSION_COST, LimitExceeded
 from crmflow.processes.cel_syntax import CelSyntaxError, check_shape, parse
 from crmflow.processes.cost import estimate
+from crmflow.processes.event_reads import EVERYTHING, EventReads, event_reads
 from crmflow.processes.field_paths import FieldRead, event_data_reads, missing_field
 
 VARIABLES = frozenset({"event", "vars", "now", "tenant"})
@@ -32,6 +33,15 @@ VARIABLES = frozenset({"event", "vars", "now", "tenant"})
 MACRO_BINDING = re.compile(r"\.(?:map|filter|all|exists|exists_one)\(\s*([A-Za-z_]\w*)\s*,")
 VARS_FIELD = re.compile(r"\bvars\.([A-Za-z_]\w*)")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+# Expressions that need no CEL run: a plain literal, or a field path into the event or the vars.
+PLAIN_STRING = re.compile(r'"([^"\\\n]*)"|\'([^\'\\\n]*)\'')
+INTEGER = re.compile(r"-?[0-9]{1,18}")
+FIELD_PATH = re.compile(r"(event|vars)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+LITERALS = {"true": True, "false": False, "null": None}
+# What CEL hands back unchanged from a Python value (a larger int comes back a double; maps and lists
+# are converted): a path ending on another value is left to CEL.
+PLAIN_TYPES = (str, bool, int, float, type(None))
+INT64 = range(-(2**63), 2**63)
 
 
 class ExpressionError(ValueError):
@@ -48,9 +58,15 @@ class Expression:
     iterates: bool = False  # has a comprehension: its inputs must be within MAX_COMPREHENSION_ITEMS
     event_reads: tuple[FieldRead, ...] = ()  # the event.data fields it reads (processes/field_paths.py)
     reads_vars: bool = True  # names vars anywhere (a macro binding named vars too): the scope binds them first
+    shortcut: Shortcut | None = None  # a literal or a field path, answered without running CEL
+    event_fields: EventReads = EVERYTHING  # what of the event it reads (processes/event_reads.py)
 
     def evaluate(self, scope: Scope | cel.Context) -> Any:
         if isinstance(scope, Scope):
+            if self.shortcut is not None:
+                found, value = self.shortcut.read(scope)
+                if found:
+                    return value
             if self.reads_vars and scope.vars_unbound:
                 scope.bind_vars()
             context = scope.context
@@ -107,7 +123,51 @@ def compile_expression(source: str) -> Expression:
         iterates=worst.nesting > 0,
         event_reads=event_data_reads(tree) if tree is not None else (),
         reads_vars="vars" in program.variables(),
+        shortcut=shortcut(source),
+        event_fields=event_reads(tree) if tree is not None else EVERYTHING,
     )
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """What a literal or a field path evaluates to, read in Python: the same value CEL would give.
+
+    Most expressions in a definition are of these two kinds (a step's
+    arguments, the trigger's key, vars taken from the event), and running them
+    through CEL costs a call into the runtime and, for vars, converting every
+    variable of the instance first. A path that is missing, crosses something
+    that is not a map, or ends on a value CEL would convert is not answered
+    here: CEL evaluates it, so its value and its error are CEL's own.
+    """
+
+    constant: Any = None
+    root: str | None = None  # "event" or "vars" for a path; None for a constant
+    names: tuple[str, ...] = ()
+
+    def read(self, scope: Scope) -> tuple[bool, Any]:
+        if self.root is None:
+            return True, self.constant
+        value: Any = scope.event if self.root == "event" else scope.vars
+        for name in self.names:
+            if type(value) is not dict or name not in value:
+                return False, None
+            value = value[name]
+        if type(value) is int and value not in INT64 or not isinstance(value, PLAIN_TYPES):
+            return False, None
+        return True, value
+
+
+def shortcut(source: str) -> Shortcut | None:
+    text = source.strip()
+    if text in LITERALS:
+        return Shortcut(constant=LITERALS[text])
+    if INTEGER.fullmatch(text):
+        return Shortcut(constant=int(text))
+    if quoted := PLAIN_STRING.fullmatch(text):
+        return Shortcut(constant=quoted.group(1) if quoted.group(1) is not None else quoted.group(2))
+    if path := FIELD_PATH.fullmatch(text):
+        return Shortcut(root=path.group(1), names=tuple(path.group(2)[1:].split(".")))
+    return None
 
 
 def _shown(source: str, keep: int = 80) -> str:
@@ -125,12 +185,14 @@ class Scope:
     """The variables one evaluation sees: event, vars, now, tenant."""
 
     def __init__(
-        self, event: dict[str, Any], now: datetime, tenant: str, vars: dict[str, Any] | None = None
+        self, event: dict[str, Any], now: datetime, tenant: str, vars: dict[str, Any] | None = None,
+        reads: EventReads = EVERYTHING,
     ) -> None:
         self.event = event  # the Python dict too: reading it back from CEL would convert it again
         self.vars = vars or {}
+        # Only what the expressions to be evaluated read is converted (the caller says what that is).
         self.context = cel.Context(
-            variables={"event": event, "now": now, "tenant": tenant, "vars": self.vars}
+            variables={"event": reads.view(event), "now": now, "tenant": tenant, "vars": self.vars}
         )
         self._largest: dict[str, tuple[str, int]] = {}
         self.vars_unbound = False  # self.vars changed since the context last converted them

@@ -148,7 +148,8 @@ def test_variables_bound_to_a_scope_are_converted_only_when_an_expression_reads_
     scope.with_vars({"lead": "b"})
     # 70 ≥ 50 needs no vars: they stay unconverted; vars.lead then sees "b", not the "a" the scope began with.
     assert compile_expression("event.data.score >= 50").evaluate(scope) is True and scope.vars_unbound
-    assert compile_expression("vars.lead").evaluate(scope) == "b" and not scope.vars_unbound
+    # (A bare vars.lead is read without CEL, tests/unit/processes/test_expression_shortcuts.py; this one runs.)
+    assert compile_expression('vars.lead + ""').evaluate(scope) == "b" and not scope.vars_unbound
     # A macro binding that shadows vars still binds them first (harmless, and never stale).
     scope.with_vars({"lead": "c"})
     assert compile_expression("[1].exists(vars, vars > 0)").evaluate(scope) is True and not scope.vars_unbound
