@@ -37,6 +37,9 @@ from tests.hostile import BINARY_FAMILY, TENANTS, hostile_body, hostile_path_val
 from tests.integration.api_harness import SECRET, Api, start_api
 from tests.waiting import run_in_background, wait_until
 
+# With -m slow only (tests/conftest.py): the bundled broker on SQLite, and Apache Kafka on both stores, run by default.
+SLOW_VARIANTS = ("bundled-postgres",)
+
 HOSTILE_MESSAGES = 5_000
 VALID_PER_TENANT = 100
 HOSTILE_REQUESTS = 2_000

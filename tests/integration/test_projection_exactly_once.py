@@ -18,6 +18,9 @@ from crmflow.workers.run.projection_worker import ProjectionWorker, stored_posit
 from crmflow.workers.shutdown import StopSignal
 from tests.waiting import wait_until
 
+# With -m slow only (tests/conftest.py): the bundled broker on SQLite, and Apache Kafka on both stores, run by default.
+SLOW_VARIANTS = ("bundled-postgres",)
+
 
 def sales(app: CrmApplication, deals: int = 30) -> None:
     account = str(app.execute(CommandRequest("account.create", "acme", {"name": "Globex"})).aggregate_id)

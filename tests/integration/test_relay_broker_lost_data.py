@@ -20,6 +20,9 @@ from crmflow.workers.shutdown import StopSignal
 from tests.conftest import Broker
 from tests.waiting import read_topic, wait_until
 
+# With -m slow only (tests/conftest.py): the bundled broker on SQLite, and Apache Kafka on both stores, run by default.
+SLOW_VARIANTS = ("bundled-postgres",)
+
 
 class Cluster:
     """The broker under test and a way to make it lose the events topic: the bundled broker is a private
