@@ -129,8 +129,11 @@ def check_json_value(value: Any, *, where: str = "") -> None:
 
 
 def _within_limits(value: Any) -> bool:
-    if type(value) is str:  # most values checked are one string (a process variable, an argument)
+    kind = type(value)  # most values checked are one scalar (a process variable, an argument)
+    if kind is str:
         return len(value) <= MAX_STRING_CHARS and "\x00" not in value
+    if kind is bool or value is None:
+        return True
     stack: list[tuple[Any, int]] = [(value, 0)]
     pop, push = stack.pop, stack.append
     while stack:

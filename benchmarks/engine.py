@@ -23,7 +23,8 @@ from rich.console import Console
 
 from crmflow.processes.compiled import CompiledProcess
 from crmflow.processes.engine import Engine, MemoryInstances
-from crmflow.processes.expressions import Scope
+from crmflow.processes.event_reads import NOTHING, EventReads
+from crmflow.processes.expressions import Scope, compile_expression
 from crmflow.processes.schema import ProcessDefinition
 from crmflow.processes.simulation import RecordingCommands, RecordingEmits
 
@@ -85,14 +86,18 @@ def engine_run(definitions: list[ProcessDefinition], stream: list[dict[str, Any]
                                          "instances": len(engine.instances.instances)})  # type: ignore[attr-defined]
 
 def bare_run(definitions: list[ProcessDefinition], stream: list[dict[str, Any]]) -> Run:
-    """Only the CEL work: one context per event, every trigger condition indexed for it evaluated."""
+    """Only the CEL work: one context per event (of the fields the conditions read), every trigger condition
+    indexed for it evaluated."""
     index: dict[tuple[str, str], list[Any]] = {}
+    reads: dict[str, EventReads] = {}
     for d in definitions:
         for event_type in d.trigger.on:
             index.setdefault((d.tenant, event_type), []).append(cel.compile(d.trigger.when or "true"))
+            reads[event_type] = reads.get(event_type, NOTHING) | compile_expression(d.trigger.when or "true").event_fields
     clock = Clock()
     for i, event in enumerate(stream):
-        context = Scope(event, START + timedelta(seconds=i), event["tenantid"]).context
+        view = reads.get(event["type"], NOTHING)
+        context = Scope(event, START + timedelta(seconds=i), event["tenantid"], reads=view).context
         for program in index.get((event["tenantid"], event["type"]), []) + index.get(("*", event["type"]), []):
             program.execute(context)
     return clock.run(len(stream))

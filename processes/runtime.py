@@ -22,6 +22,7 @@ time (docs/process-language.md, Time); the timer worker fires by the clock.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -311,7 +312,12 @@ NOTEWORTHY_EFFECTS = frozenset({"command", "refused", "emitted", "timeout", "com
 
 def log_effects(effects: list[Effect], stories: dict[str, tuple[str, str]] | None = None) -> None:
     """One line per effect; ``stories``: instance id → (tenant, correlation id), where no event is bound."""
+    # Most effects are debug lines: when those are off, their arguments are not even built.
+    is_enabled_for = getattr(log, "is_enabled_for", None)
+    debug = is_enabled_for is None or is_enabled_for(logging.DEBUG)
     for effect in effects:
+        if not debug and effect.kind not in NOTEWORTHY_EFFECTS and effect.kind != "skipped":
+            continue
         story = (stories or {}).get(effect.instance)
         context = {"tenant": story[0], "correlation_id": story[1]} if story else {}
         if effect.kind in ("failed", "skipped"):  # an incident: say why
